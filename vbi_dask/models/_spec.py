@@ -1,0 +1,140 @@
+"""ModelSpec: a neural-mass model described once, as data plus scalar equations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["State", "Param", "Equations", "ModelSpec", "no_jit"]
+
+
+def no_jit(fn):
+    """The identity decorator: equations' helpers as plain Python (references, docs)."""
+    return fn
+
+
+@dataclass(frozen=True)
+class State:
+    """A state variable: random initial range, hard bounds, default noise amplitude."""
+
+    name: str
+    initial: tuple[float, float]
+    unit: str = ""
+    doc: str = ""
+    bounds: tuple[float | None, float | None] = (None, None)
+    noise: float = 0.0  # sigma of the additive noise sigma dW, (state unit) / sqrt(ms)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A model parameter: default with its literature source, typical prior range, unit."""
+
+    name: str
+    default: float
+    range: tuple[float, float]
+    unit: str = ""
+    doc: str = ""
+
+    def __post_init__(self):
+        lo, hi = self.range
+        if not lo <= self.default <= hi:
+            raise ValueError(f"parameter {self.name}: default {self.default} outside range {self.range}")
+
+
+class Equations(NamedTuple):
+    """Scalar functions of one node, built for a float type.
+
+    ``drift(*states, *coupling_inputs, *params) -> tuple of d(state)/dt``
+    ``efferent(*states, *params) -> tuple`` (signals sent through the connectome)
+    ``observe(*states, *params) -> tuple`` (signals seen by monitors)
+    """
+
+    drift: Callable
+    efferent: Callable
+    observe: Callable
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole-brain node model.
+
+    ``equations(ftype, jit)`` returns :class:`Equations` whose constants are of float type
+    ``ftype`` (``np.float32`` or ``np.float64``) and whose helper functions are compiled
+    with ``jit`` (``numba.njit(inline="always")``, ``cuda.jit(device=True)``, or the
+    identity for plain Python): the same source serves every precision, the CPU shell,
+    the CUDA shell and the NumPy reference.
+    """
+
+    name: str
+    states: tuple[State, ...]
+    params: tuple[Param, ...]
+    equations: Callable[[type, Callable], Equations]
+    coupled: tuple[str, ...]
+    observed: tuple[str, ...]
+    coupling: str
+    G: Param
+    time_unit: str = "ms"
+    reference: str = ""
+    doc: str = field(default="", repr=False)
+
+    def __post_init__(self):
+        names = self.state_names + self.param_names + ("G",)
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"model {self.name}: duplicated names {sorted(dupes)}")
+        if self.G.name != "G":
+            raise ValueError(f"model {self.name}: the coupling strength must be named 'G'")
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        """Model parameters followed by the global coupling strength G."""
+        return self.params + (self.G,)
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {p.name: p.default for p in self.all_params}
+
+    def param(self, name: str) -> Param:
+        for p in self.all_params:
+            if p.name == name:
+                return p
+        raise KeyError(self.unknown_param_message(name))
+
+    def unknown_param_message(self, name: str) -> str:
+        valid = ", ".join(p.name for p in self.all_params)
+        return f"unknown parameter {name!r} for model {self.name}; valid parameters: {valid}"
+
+    def check_param_names(self, names) -> None:
+        valid = set(self.param_names) | {"G"}
+        for name in names:
+            if name not in valid:
+                raise KeyError(self.unknown_param_message(name))
+
+    def noise_defaults(self) -> dict[str, float]:
+        return {s.name: s.noise for s in self.states}
+
+    def table(self) -> str:
+        """A Markdown table of parameters (derived, never typed twice)."""
+        rows = ["| parameter | default | range | unit | meaning |", "|---|---|---|---|---|"]
+        for p in self.all_params:
+            rows.append(f"| {p.name} | {p.default:g} | [{p.range[0]:g}, {p.range[1]:g}] | {p.unit} | {p.doc} |")
+        return "\n".join(rows)
+
+    def drift_at(self, values: dict[str, float] | None = None, coupling=None, ftype=np.float64):
+        """Evaluate the drift of one node in Python (no compilation), for checks and docs."""
+        values = {**{s.name: float(np.mean(s.initial)) for s in self.states}, **self.defaults, **(values or {})}
+        coupling = (0.0,) * len(self.coupled) if coupling is None else tuple(coupling)
+        eq = self.equations(ftype, no_jit)
+        args = [ftype(values[n]) for n in self.state_names] + [ftype(c) for c in coupling]
+        args += [ftype(values[n]) for n in self.param_names]
+        return eq.drift(*args)

@@ -1,0 +1,356 @@
+"""Simulation: a model on a connectome, with coupling, integrator, noise, delays and monitors.
+
+>>> sim = Simulation("mpr", duration_ms=2000.0, monitors=(Bold(tr_ms=500.0),))
+>>> ds = sim.run({"G": np.linspace(0.2, 0.8, 16), "eta": -4.6}, seed=1)
+
+A simulation's output depends only on (configuration, seed, global simulation index):
+the kernel's noise and initial conditions are counter-based, keyed by ``first_sim + k``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Mapping
+
+import numba
+import numpy as np
+import xarray as xr
+
+from .connectome import Connectome, default_connectome
+from .kernels import cpu as _cpu
+from .kernels import rng as _rng
+from .kernels.bold import balloon_constants
+from .kernels.coupling import COUPLINGS
+from .models import ModelSpec, get_model
+from .monitors import EEG, MEG, Bold, Monitor, Raw, TemporalAverage, eeg_leadfield_sphere
+from ._params import param_array, resolve_n_sims
+
+__all__ = ["Simulation", "simulate"]
+
+MS_PER_UNIT = {"ms": 1.0, "s": 1000.0}
+
+
+def _steps(name: str, value_ms: float, dt_ms: float) -> int:
+    ratio = value_ms / dt_ms
+    k = int(round(ratio))
+    if k < 1 or abs(ratio - k) > 1e-6 * max(1.0, ratio):
+        raise ValueError(f"{name} ({value_ms} ms) must be a positive multiple of dt ({dt_ms} ms)")
+    return k
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A whole-brain simulation configuration (immutable, validated on construction).
+
+    Parameters
+    ----------
+    model : registered model name or :class:`ModelSpec`.
+    connectome : structural connectome; default: the embedded 84-region connectome with
+        weights divided by their maximum.
+    dt_ms : integration step, ms (models in seconds are integrated with dt_ms / 1000 s).
+    duration_ms : simulated time, ms.
+    integrator : "heun" (stochastic Heun), "euler" (Euler-Maruyama) or "rk4" (deterministic).
+    coupling : "linear", "difference" or "sine"; default: the model's.
+    noise : per-state additive noise amplitude sigma (dx = f dt + sigma dW, state units per
+        sqrt(model time unit)); states not named keep the model's default; 0 disables.
+    speed_mm_per_ms : conduction speed (m/s == mm/ms); None: no delays.
+    monitors : Raw / TemporalAverage / EEG / MEG (at most one of these) and/or Bold.
+    t_cut_ms : initial transient not recorded, ms.
+    dtype : "float32" (default) or "float64".
+    initial_state : per-state initial values (scalar or per node) replacing the random
+        initial conditions drawn uniformly in the model's initial ranges.
+    """
+
+    model: ModelSpec | str
+    connectome: Connectome | None = None
+    dt_ms: float = 0.01
+    duration_ms: float = 1000.0
+    integrator: str = "heun"
+    coupling: str | None = None
+    noise: Mapping[str, float] | None = None
+    speed_mm_per_ms: float | None = None
+    monitors: tuple[Monitor, ...] = (TemporalAverage(1.0),)
+    t_cut_ms: float = 0.0
+    dtype: str = "float32"
+    initial_state: Mapping[str, float] | None = field(default=None)
+
+    def __post_init__(self):
+        model = get_model(self.model)
+        object.__setattr__(self, "model", model)
+        if self.connectome is None:
+            object.__setattr__(self, "connectome", default_connectome().normalised("max"))
+        if not isinstance(self.connectome, Connectome):
+            raise TypeError(f"connectome must be a Connectome, got {type(self.connectome).__name__}")
+        if not (np.isfinite(self.dt_ms) and self.dt_ms > 0):
+            raise ValueError(f"dt_ms must be positive, got {self.dt_ms}")
+        if not self.duration_ms >= self.dt_ms:
+            raise ValueError(f"duration_ms ({self.duration_ms}) must be at least dt_ms ({self.dt_ms})")
+        if not 0 <= self.t_cut_ms < self.duration_ms:
+            raise ValueError(f"t_cut_ms must be in [0, duration_ms), got {self.t_cut_ms}")
+        if self.integrator not in _cpu.INTEGRATORS:
+            raise ValueError(f"unknown integrator {self.integrator!r}; valid: {list(_cpu.INTEGRATORS)}")
+        coupling = self.coupling or model.coupling
+        if coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {coupling!r}; valid: {list(COUPLINGS)}")
+        object.__setattr__(self, "coupling", coupling)
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        noise = dict(model.noise_defaults())
+        for name, sigma in (self.noise or {}).items():
+            if name not in noise:
+                raise KeyError(f"unknown state {name!r} in noise for model {model.name}; states: {', '.join(noise)}")
+            if not (np.isfinite(sigma) and sigma >= 0):
+                raise ValueError(f"noise for {name!r} must be a non-negative number, got {sigma}")
+            noise[name] = float(sigma)
+        object.__setattr__(self, "noise", noise)
+        if self.integrator == "rk4" and any(noise.values()):
+            noisy = [k for k, v in noise.items() if v]
+            raise ValueError(f"rk4 is deterministic: set the noise of {noisy} to 0 or use 'heun'/'euler'")
+        if self.speed_mm_per_ms is not None:
+            if self.integrator == "rk4":
+                raise ValueError("rk4 is delay-free; use 'heun' or 'euler' with delays")
+            if self.connectome.tract_lengths_mm is None:
+                raise ValueError("delays need tract lengths: the connectome has no tract_lengths_mm")
+            self.connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)  # validates speed
+        for name in self.initial_state or {}:
+            if name not in model.state_names:
+                raise KeyError(f"unknown state {name!r} in initial_state; states: {', '.join(model.state_names)}")
+        object.__setattr__(self, "monitors", tuple(self.monitors))
+        self._check_monitors()
+
+    # ------------------------------------------------------------------ layout
+    def _check_monitors(self):
+        sampled = [m for m in self.monitors if isinstance(m, (Raw, TemporalAverage, EEG, MEG))]
+        bolds = [m for m in self.monitors if isinstance(m, Bold)]
+        other = [m for m in self.monitors if not isinstance(m, (Raw, TemporalAverage, EEG, MEG, Bold))]
+        if other:
+            raise TypeError(f"unsupported monitor(s): {other}")
+        if len(sampled) > 1 or len(bolds) > 1:
+            raise ValueError("at most one sampled monitor (Raw, TemporalAverage, EEG, MEG) and one Bold per simulation")
+        observed = self.model.observed
+        for m in self.monitors:
+            var = getattr(m, "variable", None)
+            if var is not None and var not in observed:
+                raise KeyError(f"unknown observable {var!r}; model {self.model.name} observes {', '.join(observed)}")
+        n_steps, n_cut = self.n_steps, self.n_cut
+        if sampled:
+            decim = _steps(f"{type(sampled[0]).__name__}.period_ms", sampled[0].period_ms, self.dt_ms)
+            if (n_steps - n_cut) // decim < 1:
+                raise ValueError("the recorded time is shorter than one monitor period")
+        if bolds:
+            b = bolds[0]
+            period = _steps("Bold.dt_ms", b.dt_ms, self.dt_ms) * _steps("Bold.tr_ms", b.tr_ms, b.dt_ms)
+            if n_steps // period - n_cut // period < 1:
+                raise ValueError(f"duration_ms - t_cut_ms is shorter than one BOLD TR ({b.tr_ms} ms)")
+        if sampled and isinstance(sampled[0], MEG) and sampled[0].gain is None:
+            raise ValueError("MEG needs a gain matrix (see meg_leadfield_sphere)")
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.duration_ms / self.dt_ms))
+
+    @property
+    def n_cut(self) -> int:
+        return int(round(self.t_cut_ms / self.dt_ms))
+
+    @property
+    def sampled_monitor(self) -> Monitor | None:
+        return next((m for m in self.monitors if isinstance(m, (Raw, TemporalAverage, EEG, MEG))), None)
+
+    @property
+    def bold_monitor(self) -> Bold | None:
+        return next((m for m in self.monitors if isinstance(m, Bold)), None)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.model.all_params)
+
+    @property
+    def lanes(self) -> int:
+        return _cpu.lanes_for(np.dtype(self.dtype))
+
+    def padded(self, n_sims: int) -> int:
+        return -(-n_sims // self.lanes) * self.lanes
+
+    @cached_property
+    def _graph(self):
+        """CSR of the connectome (afferent rows) and integer delays."""
+        w = self.connectome.weights
+        rows, cols = np.nonzero(w)
+        indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        indptr = np.cumsum(indptr)
+        if self.speed_mm_per_ms is None:
+            delays = np.zeros(rows.size, dtype=np.int64)
+        else:
+            delays = self.connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)[rows, cols].astype(np.int64)
+        return indptr, cols.astype(np.int64), w[rows, cols], delays, w.sum(axis=1)
+
+    @property
+    def max_delay_steps(self) -> int:
+        delays = self._graph[3]
+        return int(delays.max()) if delays.size else 0
+
+    def kernel_config(self) -> _cpu.KernelConfig:
+        model, sampled, bold = self.model, self.sampled_monitor, self.bold_monitor
+        kind = COUPLINGS[self.coupling]
+        if sampled is None:
+            monitor = _cpu.MONITOR_NONE
+        elif isinstance(sampled, Raw):
+            monitor = _cpu.MONITOR_RAW
+        else:
+            monitor = _cpu.MONITOR_TAVG
+        bold_var = (bold.variable or model.observed[0]) if bold else model.observed[0]
+        return _cpu.KernelConfig(
+            equations=model.equations,
+            pre=kind.pre,
+            post=kind.post,
+            n_states=len(model.states),
+            n_params=len(model.params),
+            n_coupled=len(model.coupled),
+            n_pre=kind.n_pre,
+            n_obs=len(model.observed),
+            bold_obs=model.observed.index(bold_var),
+            noisy=tuple(k for k, s in enumerate(model.state_names) if self.noise[s] > 0),
+            bounds=tuple(s.bounds for s in model.states),
+            integrator=self.integrator,
+            delays=self.speed_mm_per_ms is not None,
+            monitor=monitor,
+            bold=bold is not None,
+            dtype=self.dtype,
+        )
+
+    # ------------------------------------------------------------------ running
+    def initial_conditions(self, n_sims: int, *, seed: int, first_sim: int = 0) -> np.ndarray:
+        """Initial states (state, node, sim) float64: uniform in each state's initial range,
+        keyed by (seed, node, global sim index, state), or ``initial_state`` where given."""
+        model, n = self.model, self.connectome.n_nodes
+        sims = first_sim + np.arange(n_sims, dtype=np.uint64)
+        nodes = np.arange(n, dtype=np.uint64)
+        x0 = np.empty((len(model.states), n, n_sims))
+        for word in range((len(model.states) + 3) // 4):
+            u = _rng.uniforms_numpy(seed, 0, nodes[:, None], sims[None, :], _rng.STREAM_INIT, word)
+            for s in range(4 * word, min(4 * word + 4, len(model.states))):
+                lo, hi = model.states[s].initial
+                x0[s] = lo + (hi - lo) * u[..., s % 4]
+        for name, value in (self.initial_state or {}).items():
+            s = model.state_names.index(name)
+            x0[s] = np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1, 1) if np.ndim(value) else value, (n, n_sims))
+        return x0
+
+    def run_arrays(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
+                   first_sim: int = 0, threads: int | None = None) -> dict[str, np.ndarray]:
+        """Run and return raw arrays: ``sampled`` (time, obs, node, sim) and ``bold`` (time, node, sim)."""
+        params = dict(params or {})
+        n_sims = resolve_n_sims(params, n_sims)
+        if first_sim < 0:
+            raise ValueError(f"first_sim must be >= 0, got {first_sim}")
+        dtype = np.dtype(self.dtype)
+        n, bp = self.connectome.n_nodes, self.padded(n_sims)
+        P = param_array(self.model, params, n, n_sims, bp, dtype)
+        x0 = np.empty((len(self.model.states), n, bp), dtype=dtype)
+        x0[:, :, :n_sims] = self.initial_conditions(n_sims, seed=seed, first_sim=first_sim)
+        x0[:, :, n_sims:] = x0[:, :, :1]
+        indptr, indices, weights, delays, rowsum = self._graph
+        unit = MS_PER_UNIT[self.model.time_unit]
+        dt = dtype.type(self.dt_ms / unit)
+        sigma = np.array([self.noise[s] for s in self.model.state_names], dtype=dtype)
+        n_steps, n_cut = self.n_steps, self.n_cut
+        sampled, bold = self.sampled_monitor, self.bold_monitor
+        decim = _steps("period", sampled.period_ms, self.dt_ms) if sampled else 1
+        n_t = (n_steps - n_cut) // decim if sampled else 0
+        out_mon = np.full((max(n_t, 1), len(self.model.observed), n, bp), np.nan, dtype=dtype)
+        if bold:
+            bold_decim = _steps("Bold.dt_ms", bold.dt_ms, self.dt_ms)
+            tr_decim = _steps("Bold.tr_ms", bold.tr_ms, bold.dt_ms)
+            q_cut = n_cut // (bold_decim * tr_decim)
+            n_q = n_steps // (bold_decim * tr_decim) - q_cut
+            bc = balloon_constants(dtype, scale=bold.scale, **bold.constants)
+        else:
+            bold_decim, tr_decim, q_cut, n_q, bc = 1, 1, 0, 0, balloon_constants(dtype)
+        out_bold = np.full((max(n_q, 1), n, bp), np.nan, dtype=dtype)
+        kernel = _cpu.build_kernel(self.kernel_config())
+        seed_lo, seed_hi = _rng.split_seed(seed)
+        with _threads(threads):
+            kernel(
+                x0, P, indptr, indices, weights.astype(dtype), delays, rowsum.astype(dtype), sigma, dt,
+                n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
+                bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold,
+                self.max_delay_steps + 2,
+            )
+        return {"sampled": out_mon[:n_t, :, :, :n_sims], "bold": out_bold[:n_q, :, :n_sims]}
+
+    def run(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
+            first_sim: int = 0, threads: int | None = None) -> xr.Dataset:
+        """Simulate a batch; parameters default to the model's (see :func:`broadcast_param`).
+
+        Returns an ``xarray.Dataset`` with one variable per observable (sim, time, node),
+        ``bold`` (sim, time_bold, node) and ``eeg``/``meg`` (sim, time, sensor) as monitored.
+        """
+        arrays = self.run_arrays(params, n_sims=n_sims, seed=seed, first_sim=first_sim, threads=threads)
+        return self.to_dataset(arrays, first_sim=first_sim)
+
+    def to_dataset(self, arrays: Mapping[str, np.ndarray], *, first_sim: int = 0) -> xr.Dataset:
+        model, c = self.model, self.connectome
+        sampled, bold = self.sampled_monitor, self.bold_monitor
+        n_sims = arrays["sampled"].shape[-1] if sampled else arrays["bold"].shape[-1] if bold else 0
+        coords = {"sim": first_sim + np.arange(n_sims), "node": np.array(c.labels, dtype=object)}
+        data = {}
+        if sampled is not None:
+            x = np.moveaxis(arrays["sampled"], -1, 0)  # (sim, time, obs, node)
+            decim = _steps("period", sampled.period_ms, self.dt_ms)
+            coords["time"] = ("time", self.t_cut_ms + decim * self.dt_ms * np.arange(1, x.shape[1] + 1),
+                              {"units": "ms"})
+            if isinstance(sampled, (EEG, MEG)):
+                k = model.observed.index(sampled.variable or model.observed[0])
+                gain = sampled.gain
+                if gain is None:
+                    if c.centres_mm is None:
+                        raise ValueError("EEG without a gain matrix needs region centres in the connectome")
+                    gain = eeg_leadfield_sphere(c.centres_mm)
+                if gain.shape[1] != c.n_nodes:
+                    raise ValueError(f"{type(sampled).__name__} gain has {gain.shape[1]} columns, the connectome {c.n_nodes} nodes")
+                name = type(sampled).__name__.lower()
+                data[name] = (("sim", "time", "sensor"), sampled.project(x[:, :, k, :].astype(np.float64), gain),
+                              {"units": "V" if name == "eeg" else "T"})
+            else:
+                for k, obs in enumerate(model.observed):
+                    unit = next((s.unit for s in model.states if s.name == obs), "")
+                    data[obs] = (("sim", "time", "node"), x[:, :, k, :], {"units": unit})
+        if bold is not None:
+            b = np.moveaxis(arrays["bold"], -1, 0)
+            tr_ms = bold.tr_ms
+            q_cut = self.n_cut // int(round(tr_ms / self.dt_ms))
+            coords["time_bold"] = ("time_bold", tr_ms * (q_cut + np.arange(1, b.shape[1] + 1)), {"units": "ms"})
+            data["bold"] = (("sim", "time_bold", "node"), b, {"units": "fractional signal change"})
+        attrs = {
+            "model": model.name,
+            "dt_ms": self.dt_ms,
+            "integrator": self.integrator,
+            "coupling": self.coupling,
+            "connectome": c.name,
+            "connectome_hash": c.hash(),
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None):
+    if threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def simulate(model: ModelSpec | str, params: Mapping | None = None, *, seed: int = 0, n_sims: int | None = None,
+             **config) -> xr.Dataset:
+    """One-call simulation: ``Simulation(model, **config).run(params, seed=seed)``."""
+    return Simulation(model, **config).run(params, n_sims=n_sims, seed=seed)
