@@ -14,6 +14,7 @@ Blocks run in parallel (``prange``). Nothing is allocated inside the time loop.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from dataclasses import dataclass
@@ -66,6 +67,13 @@ class KernelConfig:
     def lanes(self) -> int:
         return lanes_for(np.dtype(self.dtype))
 
+    @property
+    def arity(self) -> tuple[int, int]:
+        """Parameters taken by (efferent, observe): after the states, as many parameters as
+        their signatures name (``efferent(r, v)`` takes none)."""
+        eq = self.equations(np.float64, lambda fn: fn)
+        return tuple(len(inspect.signature(fn).parameters) - self.n_states for fn in (eq.efferent, eq.observe))
+
 
 def _csv(items) -> str:
     return ", ".join(items)
@@ -99,7 +107,7 @@ def _shell_source(cfg: KernelConfig) -> str:
     S, P, K, C, O = cfg.n_states, cfg.n_params, cfg.n_coupled, cfg.n_pre, cfg.n_obs
     NCH = K * C
     states = lambda X: [f"{X}[{s}, i, l]" for s in range(S)]  # noqa: E731
-    params = [f"Pb[{p}, i, l]" for p in range(P)]
+    params = [f"Pb[{p}, i, l]" for p in range(cfg.arity[1])]
     g = _Gen()
     g("def integrate(x0, P, indptr, indices, weights, delays, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
@@ -168,7 +176,7 @@ def _emit_pre(g: _Gen, cfg: KernelConfig, X: str, target: str, keep_efferent: bo
     """Efferent signals of node i, lane l, and their pre channels into ``target``."""
     S, P, K, C = cfg.n_states, cfg.n_params, cfg.n_coupled, cfg.n_pre
     e_names = [f"e{k}" for k in range(K)]
-    args = [f"{X}[{s}, i, l]" for s in range(S)] + [f"Pb[{p}, i, l]" for p in range(P)]
+    args = [f"{X}[{s}, i, l]" for s in range(S)] + [f"Pb[{p}, i, l]" for p in range(cfg.arity[0])]
     g(f"{_tuple_lhs(e_names)} = efferent({_csv(args)})")
     for k in range(K):
         q_names = [f"q{k}_{c}" for c in range(C)]

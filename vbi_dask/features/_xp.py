@@ -48,21 +48,25 @@ class Signal(NamedTuple):
     xp: ModuleType
 
 
-def _dt_from_time_coord(time: xr.DataArray) -> float | None:
-    """Uniform sampling period (ms) of a ``time`` coordinate, or None if it is absent."""
-    values = np.asarray(time.values, dtype=np.float64)
-    if values.size < 2:
+def _dt_from_time_coord(time: xr.DataArray) -> tuple[float, float] | None:
+    """(sampling period in ms, its tolerance) of a ``time`` coordinate; None if too short."""
+    if time.size < 2:
         return None
     units = str(time.attrs.get("units", "ms")).strip().lower()
     if units not in ("ms", "msec", "millisecond", "milliseconds"):
         raise ValueError(f"the time coordinate must be in ms; its units attribute says {units!r}")
+    if time.dtype.kind not in "iuf":
+        raise ValueError(f"the time coordinate must hold numbers of ms; got dtype {time.dtype}")
+    values = np.asarray(time.values, dtype=np.float64)
     steps = np.diff(values)
     dt_ms = float(np.mean(steps))
-    # A uniform grid stored in float64 is uniform to a few ulps of its largest value.
-    tolerance = 64 * np.finfo(np.float64).eps * max(abs(values[0]), abs(values[-1]), abs(dt_ms))
+    # A uniform grid stored in floats is uniform to a few ulps (of its own dtype) of its
+    # largest value; 64 ulps leaves room for grids built by repeated addition.
+    eps = np.finfo(time.dtype if time.dtype.kind == "f" else np.float64).eps
+    tolerance = 64 * eps * max(abs(values[0]), abs(values[-1]), abs(dt_ms))
     if dt_ms <= 0 or np.max(np.abs(steps - dt_ms)) > tolerance:
         raise ValueError("the time coordinate must be increasing and uniformly spaced (ms)")
-    return dt_ms
+    return dt_ms, tolerance
 
 
 def as_signal(x: Any, dt_ms: float | None = None) -> Signal:
@@ -115,9 +119,10 @@ def as_signal(x: Any, dt_ms: float | None = None) -> Signal:
         dt_ms = float(dt_ms)
         if not (math.isfinite(dt_ms) and dt_ms > 0):
             raise ValueError(f"dt_ms must be a positive number of ms; got {dt_ms}")
-        if coord_dt is not None and abs(dt_ms - coord_dt) > 1e-9 * coord_dt:
-            raise ValueError(f"dt_ms={dt_ms} disagrees with the time coordinate's spacing {coord_dt} ms")
-    return Signal(data, dt_ms if dt_ms is not None else coord_dt, xp)
+        if coord_dt is not None and abs(dt_ms - coord_dt[0]) > coord_dt[1]:
+            raise ValueError(f"dt_ms={dt_ms} disagrees with the time coordinate's spacing {coord_dt[0]} ms")
+        return Signal(data, dt_ms, xp)
+    return Signal(data, None if coord_dt is None else coord_dt[0], xp)
 
 
 def require_dt(dt_ms: float | None, feature: str) -> float:

@@ -93,7 +93,8 @@ def _empirical_upper(empirical_fc: Any, n_nodes: int, xp) -> Array:
     bad = ~np.isfinite(upper)
     if bad.any():
         where = [f"[{i},{j}]" for i, j in zip(rows[bad][:5].tolist(), cols[bad][:5].tolist())]
-        raise ValueError(f"empirical_fc has {int(bad.sum())} non-finite upper-triangle entries, e.g. {', '.join(where)}")
+        count = int(bad.sum())
+        raise ValueError(f"empirical_fc has {count} non-finite upper-triangle entries, e.g. {', '.join(where)}")
     return xp.asarray(upper)
 
 
@@ -119,7 +120,8 @@ def fc_corr(x: Any, *, empirical_fc: Any) -> tuple[Array, list[str]]:
     Returns
     -------
     values : array, shape (sim, 1)
-        Correlation in [-1, 1] (NaN if a simulated node is constant).
+        Correlation in [-1, 1]; NaN if a simulated node is constant or the empirical
+        upper triangle is constant.
     names : list of str
         ``["fc_corr"]``.
 
@@ -180,7 +182,9 @@ def _pairs_array(pairs: Any, n_nodes: int) -> np.ndarray:
         return np.stack([np.arange(half), np.arange(half, n_nodes)], axis=1)
     array = np.asarray(pairs)
     if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0 or array.dtype.kind not in "iu":
-        raise ValueError(f"pairs must be a non-empty list of (left, right) integer node indices; got shape {array.shape}")
+        raise ValueError(
+            f"pairs must be a non-empty list of (left, right) integer node indices; got shape {array.shape}"
+        )
     if array.min() < 0 or array.max() >= n_nodes:
         raise ValueError(f"pairs hold node indices outside [0, {n_nodes}) (node={n_nodes})")
     if np.any(array[:, 0] == array[:, 1]):
@@ -257,7 +261,8 @@ def homotopic_pairs(labels: Sequence[str]) -> list[tuple[int, int]]:
     A marker is a separate token ``lh``/``rh``, ``L``/``R`` or ``Left``/``Right`` (any
     case; tokens split on ``-``, ``_``, ``.`` or space), as in ``ctx-lh-insula``,
     ``Left-Thalamus`` or ``V1_R``; or TVB's glued lowercase prefix, as in ``lA1``/``rA1``.
-    Labels without a marker (midline regions) are skipped.
+    Names compare ignoring case and the kind of separator. Labels without a marker
+    (midline regions) are skipped.
 
     Parameters
     ----------
@@ -280,7 +285,7 @@ def homotopic_pairs(labels: Sequence[str]) -> list[tuple[int, int]]:
         if split is None:
             continue
         hemisphere, base = split
-        side = found.setdefault(base.lower(), {})
+        side = found.setdefault(_SEPARATORS.sub("-", base.lower()), {})
         if hemisphere in side:
             raise ValueError(f"labels {labels[side[hemisphere]]!r} and {label!r} name the same region twice")
         side[hemisphere] = index

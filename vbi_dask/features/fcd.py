@@ -37,7 +37,9 @@ def _samples(samples: Any, ms: Any, default_ms: float, dt_ms: float | None, what
     return count
 
 
-def _windows(n_time: int, dt_ms: float | None, window_samples, step_samples, window_ms, step_ms) -> tuple[int, int, int]:
+def _windows(
+    n_time: int, dt_ms: float | None, window_samples, step_samples, window_ms, step_ms
+) -> tuple[int, int, int]:
     """(window, step, number of windows), validated against a series of ``n_time`` samples."""
     window = _samples(window_samples, window_ms, DEFAULT_WINDOW_MS, dt_ms, "window", 2)
     step = _samples(step_samples, step_ms, DEFAULT_STEP_MS, dt_ms, "step", 1)
@@ -162,7 +164,8 @@ def fcd(
     windows do not overlap, i.e. windows i < j with ``(j - i) * step >= window``. This is
     the statistic of Lavanga et al. (2023) and VBI, ``var(triu(FCD, k=window/step))``,
     except that the zeros ``numpy.triu`` leaves below the band are not counted in. It is
-    NaN when no two windows are disjoint (series shorter than 2 windows + 1 step).
+    NaN when no two windows are disjoint, i.e. when the series is shorter than
+    ``window + ceil(window / step) * step`` samples.
 
     Parameters
     ----------

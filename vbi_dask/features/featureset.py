@@ -126,6 +126,8 @@ class FeatureSpec:
     prefix: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.options, Mapping):
+            raise ValueError(f"options of feature {self.name!r} must be a mapping; got {type(self.options).__name__}")
         if self.name not in FEATURES:
             raise ValueError(f"unknown feature {self.name!r}; valid features: {', '.join(FEATURES)}")
         feature = FEATURES[self.name]

@@ -2,8 +2,10 @@
 
 Conventions follow ``scipy.stats`` with ``bias=True``: central moments are averaged over
 the n samples (ddof=0), skewness is ``m3 / m2**1.5`` and kurtosis is Fisher's excess
-``m4 / m2**2 - 3``. A node whose variance is below the rounding level of its mean gets a
-NaN skewness and kurtosis, as in scipy.
+``m4 / m2**2 - 3``. A node whose standard deviation is below the rounding level of an
+n-sample mean, ``n * eps * |mean|``, is constant up to roundoff and gets a NaN skewness
+and kurtosis. (scipy's test, ``std <= eps * |mean|``, is the same idea but depends on
+the summation order of the mean, which differs between a strided batch and a 1-d array.)
 """
 
 from __future__ import annotations
@@ -69,9 +71,8 @@ def moments(x: Any, *, stats: tuple[str, ...] | list[str] = MOMENT_STATS) -> tup
     m2 = xp.mean(squared, axis=1)
     m3 = xp.mean(squared * centred, axis=1)
     m4 = xp.mean(squared * squared, axis=1)
-    # scipy's test for a constant series: the variance is at rounding level of the mean.
     eps = xp.finfo(data.dtype).eps
-    constant = m2 <= (eps * mean) ** 2
+    constant = m2 <= (data.shape[1] * eps * mean) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         skewness = xp.where(constant, xp.nan, m3 / m2**1.5)
         kurtosis = xp.where(constant, xp.nan, m4 / (m2 * m2) - 3.0)

@@ -42,10 +42,10 @@ def equations(f, jit=no_jit):
         dg = -k001 * (g - k01 * x1)
         return dx1, dy1, dz, dx2, dy2, dg
 
-    def efferent(x1, y1, z, x2, y2, g, *params):
+    def efferent(x1, y1, z, x2, y2, g):
         return (x1,)
 
-    def observe(x1, y1, z, x2, y2, g, *params):
+    def observe(x1, y1, z, x2, y2, g):
         return x2 - x1, z
 
     return Equations(drift, efferent, observe)

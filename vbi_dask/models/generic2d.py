@@ -24,10 +24,10 @@ def equations(f, jit=no_jit):
         dW = d * (a + b * V + c_w * V2 - beta * W) / tau
         return dV, dW
 
-    def efferent(V, W, *params):
+    def efferent(V, W):
         return (V,)
 
-    def observe(V, W, *params):
+    def observe(V, W):
         return V, W
 
     return Equations(drift, efferent, observe)

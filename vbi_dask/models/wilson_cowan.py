@@ -35,10 +35,10 @@ def equations(f, jit=no_jit):
         dI = (-I + (k_i - r_i * I) * sigmoid(x_i, c_i, a_i, b_i)) / tau_i
         return dE, dI
 
-    def efferent(E, I, *params):
+    def efferent(E, I):
         return (E,)
 
-    def observe(E, I, *params):
+    def observe(E, I):
         return E, I
 
     return Equations(drift, efferent, observe)

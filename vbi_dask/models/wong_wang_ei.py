@@ -32,10 +32,10 @@ def equations(f, jit=no_jit):
         dS_i = -S_i / tau_i + gamma_i * rate(x_i, a_i, b_i, d_i)
         return dS_e, dS_i
 
-    def efferent(S_e, S_i, *params):
+    def efferent(S_e, S_i):
         return (S_e,)
 
-    def observe(S_e, S_i, *params):
+    def observe(S_e, S_i):
         return S_e, S_i
 
     return Equations(drift, efferent, observe)
