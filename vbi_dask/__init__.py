@@ -1,0 +1,24 @@
+"""vbi-dask: fast, reproducible, distributed simulation-based inference on virtual brains.
+
+Data flows one way: model spec -> simulation -> (Dask graph of chunks) -> Numba kernel ->
+features -> Zarr store -> training -> posterior.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .connectome import Connectome, default_connectome, load_connectome, load_tvb_zip
+from .models import MODELS, ModelSpec, get_model
+from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
+from .simulation import Simulation, simulate
+
+try:
+    __version__ = version("vbi-dask")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Connectome", "default_connectome", "load_connectome", "load_tvb_zip",
+    "MODELS", "ModelSpec", "get_model",
+    "Raw", "TemporalAverage", "Bold", "EEG", "MEG",
+    "Simulation", "simulate", "__version__",
+]

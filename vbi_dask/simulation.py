@@ -9,8 +9,7 @@ the kernel's noise and initial conditions are counter-based, keyed by ``first_si
 
 from __future__ import annotations
 
-import contextlib
-import math
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping
@@ -26,6 +25,7 @@ from .kernels.bold import balloon_constants
 from .kernels.coupling import COUPLINGS
 from .models import ModelSpec, get_model
 from .monitors import EEG, MEG, Bold, Monitor, Raw, TemporalAverage, eeg_leadfield_sphere
+from .monitors import monitor_from_dict, monitor_to_dict
 from ._params import param_array, resolve_n_sims
 
 __all__ = ["Simulation", "simulate"]
@@ -50,7 +50,8 @@ class Simulation:
     model : registered model name or :class:`ModelSpec`.
     connectome : structural connectome; default: the embedded 84-region connectome with
         weights divided by their maximum.
-    dt_ms : integration step, ms (models in seconds are integrated with dt_ms / 1000 s).
+    dt_ms : integration step, ms (models in seconds are integrated with dt_ms / 1000 s);
+        default: the model's recommended step.
     duration_ms : simulated time, ms.
     integrator : "heun" (stochastic Heun), "euler" (Euler-Maruyama) or "rk4" (deterministic).
     coupling : "linear", "difference" or "sine"; default: the model's.
@@ -66,7 +67,7 @@ class Simulation:
 
     model: ModelSpec | str
     connectome: Connectome | None = None
-    dt_ms: float = 0.01
+    dt_ms: float | None = None
     duration_ms: float = 1000.0
     integrator: str = "heun"
     coupling: str | None = None
@@ -84,6 +85,8 @@ class Simulation:
             object.__setattr__(self, "connectome", default_connectome().normalised("max"))
         if not isinstance(self.connectome, Connectome):
             raise TypeError(f"connectome must be a Connectome, got {type(self.connectome).__name__}")
+        if self.dt_ms is None:
+            object.__setattr__(self, "dt_ms", model.dt_ms)
         if not (np.isfinite(self.dt_ms) and self.dt_ms > 0):
             raise ValueError(f"dt_ms must be positive, got {self.dt_ms}")
         if not self.duration_ms >= self.dt_ms:
@@ -120,6 +123,39 @@ class Simulation:
                 raise KeyError(f"unknown state {name!r} in initial_state; states: {', '.join(model.state_names)}")
         object.__setattr__(self, "monitors", tuple(self.monitors))
         self._check_monitors()
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict:
+        """A JSON-able description (the connectome by name and hash; see :meth:`from_dict`)."""
+        return {
+            "model": self.model.name,
+            "connectome": {"name": self.connectome.name, "hash": self.connectome.hash(), "n_nodes": self.connectome.n_nodes},
+            "dt_ms": self.dt_ms,
+            "duration_ms": self.duration_ms,
+            "integrator": self.integrator,
+            "coupling": self.coupling,
+            "noise": dict(self.noise),
+            "speed_mm_per_ms": self.speed_mm_per_ms,
+            "monitors": [monitor_to_dict(m) for m in self.monitors],
+            "t_cut_ms": self.t_cut_ms,
+            "dtype": self.dtype,
+            "initial_state": {k: np.asarray(v).tolist() for k, v in (self.initial_state or {}).items()} or None,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping, connectome: Connectome | None = None) -> "Simulation":
+        """Rebuild from :meth:`to_dict`; the connectome must match the recorded hash."""
+        spec = dict(spec)
+        recorded = spec.pop("connectome")
+        if connectome is None:
+            connectome = default_connectome().normalised("max")
+        if recorded and recorded.get("hash") not in (None, connectome.hash()):
+            raise ValueError(
+                f"connectome mismatch: the description was made with {recorded.get('name')!r} "
+                f"(hash {recorded.get('hash', '')[:12]}), got {connectome.name!r} (hash {connectome.hash()[:12]})"
+            )
+        spec["monitors"] = tuple(monitor_from_dict(m) for m in spec.get("monitors", ()))
+        return cls(connectome=connectome, **spec)
 
     # ------------------------------------------------------------------ layout
     def _check_monitors(self):
@@ -274,13 +310,12 @@ class Simulation:
         out_bold = np.full((max(n_q, 1), n, bp), np.nan, dtype=dtype)
         kernel = _cpu.build_kernel(self.kernel_config())
         seed_lo, seed_hi = _rng.split_seed(seed)
-        with _threads(threads):
-            kernel(
-                x0, P, indptr, indices, weights.astype(dtype), delays, rowsum.astype(dtype), sigma, dt,
-                n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
-                bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold,
-                self.max_delay_steps + 2,
-            )
+        kernel(
+            x0, P, indptr, indices, weights.astype(dtype), delays, rowsum.astype(dtype), sigma, dt,
+            n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
+            bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold,
+            self.max_delay_steps + 2, threads=_default_threads() if threads is None else threads,
+        )
         return {"sampled": out_mon[:n_t, :, :, :n_sims], "bold": out_bold[:n_q, :, :n_sims]}
 
     def run(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
@@ -337,17 +372,11 @@ class Simulation:
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-@contextlib.contextmanager
-def _threads(threads: int | None):
-    if threads is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(int(threads))
+def _default_threads() -> int:
     try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def simulate(model: ModelSpec | str, params: Mapping | None = None, *, seed: int = 0, n_sims: int | None = None,

@@ -75,6 +75,7 @@ class ModelSpec:
     observed: tuple[str, ...]
     coupling: str
     G: Param
+    dt_ms: float = 0.1  # recommended integration step (ms) at the defaults
     time_unit: str = "ms"
     reference: str = ""
     doc: str = field(default="", repr=False)

@@ -80,6 +80,7 @@ EPILEPTOR = ModelSpec(
     observed=("lfp", "z"),
     coupling="difference",
     G=Param("G", 0.0, (0.0, 5.0), "", "global coupling strength (-Ks)"),
+    dt_ms=0.05,
     reference="Jirsa et al. (2014) Brain 137:2210",
     doc=__doc__,
 )

@@ -51,6 +51,7 @@ EPILEPTOR2D = ModelSpec(
     observed=("x", "z"),
     coupling="difference",
     G=Param("G", 1.0, (0.0, 5.0), "", "global coupling strength (K)"),
+    dt_ms=0.05,
     time_unit="ms",
     reference="Proix et al. (2014) J. Neurosci. 34:15009",
     doc=__doc__,

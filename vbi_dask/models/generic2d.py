@@ -58,6 +58,7 @@ GENERIC2D = ModelSpec(
     observed=("V", "W"),
     coupling="linear",
     G=Param("G", 0.1, (0.0, 1.0), "", "global coupling strength"),
+    dt_ms=0.1,
     reference="Sanz-Leon et al. (2015) NeuroImage 111:385",
     doc=__doc__,
 )

@@ -52,6 +52,7 @@ HOPF = ModelSpec(
     observed=("x", "y"),
     coupling="difference",
     G=Param("G", 0.5, (0.0, 3.0), "1/s", "global coupling strength"),
+    dt_ms=10.0,
     time_unit="s",
     reference="Deco et al. (2017) Sci. Rep. 7:3095",
     doc=__doc__,

@@ -76,6 +76,7 @@ JANSEN_RIT = ModelSpec(
     observed=("psp",),
     coupling="linear",
     G=Param("G", 1.0, (0.0, 10.0), "", "global coupling strength"),
+    dt_ms=0.1,
     reference="Jansen, Rit (1995) Biol. Cybern. 73:357-366",
     doc=__doc__,
 )

@@ -40,6 +40,7 @@ KURAMOTO = ModelSpec(
     observed=("sin_theta",),
     coupling="sine",
     G=Param("G", 0.1, (0.0, 1.0), "1/ms", "global coupling strength"),
+    dt_ms=0.1,
     reference="Kuramoto (1975); Strogatz (2000) Physica D 143:1-20",
     doc=__doc__,
 )

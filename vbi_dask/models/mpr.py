@@ -61,6 +61,7 @@ MPR = ModelSpec(
     observed=("r", "v"),
     coupling="linear",
     G=Param("G", 0.5, (0.0, 1.5), "", "global coupling strength"),
+    dt_ms=0.01,
     reference="Montbrió, Pazó, Roxin (2015) Phys. Rev. X 5:021028",
     doc=__doc__,
 )

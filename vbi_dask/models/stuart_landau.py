@@ -51,6 +51,7 @@ STUART_LANDAU = ModelSpec(
     observed=("x", "y"),
     coupling="linear",
     G=Param("G", 0.01, (0.0, 0.1), "1/ms", "global coupling strength"),
+    dt_ms=0.1,
     reference="Kuramoto (1984) Chemical Oscillations, Waves, and Turbulence",
     doc=__doc__,
 )

@@ -79,6 +79,7 @@ WILSON_COWAN = ModelSpec(
     observed=("E", "I"),
     coupling="linear",
     G=Param("G", 0.5, (0.0, 3.0), "", "global coupling strength"),
+    dt_ms=0.1,
     reference="Wilson, Cowan (1972) Biophys. J. 12:1-24; TVB WilsonCowan defaults",
     doc=__doc__,
 )

@@ -72,6 +72,7 @@ WONG_WANG = ModelSpec(
     observed=("S",),
     coupling="linear",
     G=Param("G", 0.5, (0.0, 2.0), "", "global coupling strength"),
+    dt_ms=0.1,
     reference="Deco et al. (2013) J. Neurosci. 33:11239",
     doc=__doc__,
 )

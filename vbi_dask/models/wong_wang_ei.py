@@ -71,6 +71,7 @@ WONG_WANG_EI = ModelSpec(
     observed=("S_e", "S_i"),
     coupling="linear",
     G=Param("G", 2.0, (0.0, 5.0), "", "global coupling strength"),
+    dt_ms=0.1,
     reference="Deco et al. (2014) J. Neurosci. 34:7886",
     doc=__doc__,
 )

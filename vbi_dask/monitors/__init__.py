@@ -6,8 +6,8 @@ lead-field (gain) matrix. At most one sampled monitor (Raw, TemporalAverage, EEG
 per simulation: its samples are computed inside the kernel.
 """
 
-from ._monitors import Bold, EEG, MEG, Raw, TemporalAverage, Monitor
+from ._monitors import Bold, EEG, MEG, Monitor, Raw, TemporalAverage, monitor_from_dict, monitor_to_dict
 from .leadfield import eeg_leadfield_sphere, meg_leadfield_sphere, sensors_on_sphere
 
-__all__ = ["Monitor", "Raw", "TemporalAverage", "Bold", "EEG", "MEG",
+__all__ = ["monitor_to_dict", "monitor_from_dict", "Monitor", "Raw", "TemporalAverage", "Bold", "EEG", "MEG",
            "eeg_leadfield_sphere", "meg_leadfield_sphere", "sensors_on_sphere"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..kernels.bold import BALLOON_DEFAULTS
 
-__all__ = ["Monitor", "Raw", "TemporalAverage", "Bold", "EEG", "MEG"]
+__all__ = ["Monitor", "Raw", "TemporalAverage", "Bold", "EEG", "MEG", "monitor_to_dict", "monitor_from_dict"]
 
 
 def _positive(name: str, value: float) -> None:
@@ -107,3 +107,25 @@ class EEG(_Projection):
 class MEG(_Projection):
     """Radial magnetic field: ``gain @ observable``; ``gain`` from :func:`meg_leadfield_sphere`
     needs dipole orientations (e.g. a TVB connectome's average orientations) or is user supplied."""
+
+
+_TYPES = {cls.__name__: cls for cls in (Raw, TemporalAverage, Bold, EEG, MEG)}
+
+
+def monitor_to_dict(monitor: Monitor) -> dict:
+    """A JSON-able description of a monitor."""
+    out = {"type": type(monitor).__name__}
+    for name in monitor.__dataclass_fields__:
+        value = getattr(monitor, name)
+        out[name] = value.tolist() if isinstance(value, np.ndarray) else (list(value) if isinstance(value, tuple) else value)
+    return out
+
+
+def monitor_from_dict(spec: dict) -> Monitor:
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind not in _TYPES:
+        raise ValueError(f"unknown monitor type {kind!r}; valid: {list(_TYPES)}")
+    if spec.get("sensor_labels") is not None:
+        spec["sensor_labels"] = tuple(spec["sensor_labels"])
+    return _TYPES[kind](**spec)
