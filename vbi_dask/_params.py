@@ -64,8 +64,9 @@ def broadcast_param(name: str, value, n_nodes: int, n_sims: int) -> np.ndarray:
     return out
 
 
-def resolve_n_sims(params: Mapping, n_sims: int | None) -> int:
-    """The batch size: given, or read from the params (DataArray 'sim' dim or 2-D arrays)."""
+def resolve_n_sims(params: Mapping, n_sims: int | None, n_nodes: int) -> int:
+    """The batch size: given, or read from the params (a DataArray's 'sim' dim, the first
+    dim of 2-D arrays, the length of 1-D arrays that cannot be per node)."""
     if n_sims is not None:
         if int(n_sims) < 1:
             raise ValueError(f"n_sims must be >= 1, got {n_sims}")
@@ -76,6 +77,8 @@ def resolve_n_sims(params: Mapping, n_sims: int | None) -> int:
             sizes.add(value.sizes["sim"])
         elif np.ndim(value) == 2:
             sizes.add(np.shape(value)[0])
+        elif np.ndim(value) == 1 and np.size(value) != n_nodes:
+            sizes.add(np.size(value))
     if len(sizes) > 1:
         raise ValueError(f"parameters disagree on the number of simulations: {sorted(sizes)}")
     return sizes.pop() if sizes else 1

@@ -281,7 +281,7 @@ class Simulation:
                    first_sim: int = 0, threads: int | None = None) -> dict[str, np.ndarray]:
         """Run and return raw arrays: ``sampled`` (time, obs, node, sim) and ``bold`` (time, node, sim)."""
         params = dict(params or {})
-        n_sims = resolve_n_sims(params, n_sims)
+        n_sims = resolve_n_sims(params, n_sims, self.connectome.n_nodes)
         if first_sim < 0:
             raise ValueError(f"first_sim must be >= 0, got {first_sim}")
         dtype = np.dtype(self.dtype)

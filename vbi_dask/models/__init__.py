@@ -1,6 +1,6 @@
 """The model registry: one file per model, one line here."""
 
-from ._spec import Equations, ModelSpec, Param, State
+from ._spec import Equations, ModelSpec, Param, State, no_jit
 from .epileptor import EPILEPTOR
 from .epileptor2d import EPILEPTOR2D
 from .generic2d import GENERIC2D
@@ -32,4 +32,4 @@ def get_model(model: "str | ModelSpec") -> ModelSpec:
         raise KeyError(f"unknown model {model!r}; registered models: {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "get_model", "ModelSpec", "State", "Param", "Equations"]
+__all__ = ["MODELS", "get_model", "ModelSpec", "State", "Param", "Equations", "no_jit"]
