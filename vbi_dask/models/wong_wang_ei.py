@@ -50,7 +50,7 @@ WONG_WANG_EI = ModelSpec(
     params=(
         Param("a_e", 310.0, (0.0, 500.0), "1/nC", "excitatory input-output slope"),
         Param("b_e", 125.0, (0.0, 200.0), "Hz", "excitatory threshold"),
-        Param("d_e", 0.160, (0.0, 0.2), "s", "excitatory curvature"),
+        Param("d_e", 0.160, (0.05, 0.3), "s", "excitatory curvature"),
         Param("gamma_e", 0.641 / 1000, (0.0, 0.001), "1/ms", "excitatory kinetic parameter"),
         Param("tau_e", 100.0, (50.0, 150.0), "ms", "NMDA decay time"),
         Param("w_p", 1.4, (0.0, 2.0), "", "local excitatory recurrence"),
@@ -58,7 +58,7 @@ WONG_WANG_EI = ModelSpec(
         Param("W_e", 1.0, (0.0, 2.0), "", "external input scaling onto E"),
         Param("a_i", 615.0, (0.0, 1000.0), "1/nC", "inhibitory input-output slope"),
         Param("b_i", 177.0, (0.0, 200.0), "Hz", "inhibitory threshold"),
-        Param("d_i", 0.087, (0.0, 0.2), "s", "inhibitory curvature"),
+        Param("d_i", 0.087, (0.03, 0.2), "s", "inhibitory curvature"),
         Param("gamma_i", 1.0 / 1000, (0.0, 0.002), "1/ms", "inhibitory kinetic parameter"),
         Param("tau_i", 10.0, (5.0, 100.0), "ms", "GABA decay time"),
         Param("J_i", 1.0, (0.001, 2.0), "nA", "local inhibitory coupling"),
