@@ -180,7 +180,7 @@ def _words_block(seed_lo, seed_hi, c0, c1, c2, stream_word, out):
 
 def _counters(c0, c1, c2):
     arrays = np.broadcast_arrays(*(np.asarray(c, dtype=np.uint64) for c in (c0, c1, c2)))
-    return arrays[0].shape, [np.ascontiguousarray(a.ravel()) for a in arrays]
+    return arrays[0].shape, [np.array(a, dtype=np.uint64).ravel() for a in arrays]
 
 
 def normals_numpy(seed: int, c0, c1, c2, stream: int = STREAM_NOISE, word: int = 0) -> np.ndarray:

@@ -26,7 +26,7 @@ def equations(f, jit=no_jit):
         return (theta,)
 
     def observe(theta, omega):
-        return (math.sin(theta),)
+        return math.sin(theta), math.cos(theta)
 
     return Equations(drift, efferent, observe)
 
@@ -37,7 +37,7 @@ KURAMOTO = ModelSpec(
     params=(Param("omega", 2 * math.pi * 0.01, (0.0, 2 * math.pi * 0.1), "rad/ms", "natural frequency (per region)"),),
     equations=equations,
     coupled=("theta",),
-    observed=("sin_theta",),
+    observed=("sin_theta", "cos_theta"),
     coupling="sine",
     G=Param("G", 0.1, (0.0, 1.0), "1/ms", "global coupling strength"),
     dt_ms=0.1,
