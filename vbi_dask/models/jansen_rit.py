@@ -53,7 +53,7 @@ JANSEN_RIT = ModelSpec(
         State("y1", (5.0, 20.0), "mV", "excitatory PSP onto pyramidal cells"),
         State("y2", (5.0, 20.0), "mV", "inhibitory PSP onto pyramidal cells"),
         State("y3", (-0.5, 0.5), "mV/ms", "derivative of y0"),
-        State("y4", (-0.5, 0.5), "mV/ms", "derivative of y1", noise=0.1),
+        State("y4", (-0.5, 0.5), "mV/ms", "derivative of y1", noise=0.05),
         State("y5", (-0.5, 0.5), "mV/ms", "derivative of y2"),
     ),
     params=(

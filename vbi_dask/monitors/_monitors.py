@@ -47,7 +47,7 @@ class Bold(Monitor):
     The neural observable ``variable`` (default: the model's first observable) is
     averaged over each haemodynamic step ``dt_ms`` and drives the Balloon-Windkessel
     equations, integrated with Heun's method on that step (in seconds, with the standard
-    constants of Friston et al. 2003 unless overridden); the signal is sampled every
+    constants of Stephan et al. 2007 unless overridden, see ``BALLOON_DEFAULTS``); the signal is sampled every
     ``tr_ms``. ``scale`` multiplies the neural input (units: 1/s per observable unit).
     """
 

@@ -1,0 +1,588 @@
+"""A simulation budget: prior draws -> simulations -> features -> a resumable Zarr store.
+
+>>> budget = Budget(Simulation("mpr", duration_ms=60_000, monitors=(Bold(tr_ms=2000),)),
+...                 Prior({"G": (0, 1)}, model="mpr", n_nodes=84), n_sims=10_000,
+...                 features=["fc", "fcd", "psd"], chunk_size=64, seed=1)
+>>> summary = budget.run("budget.zarr")                  # LocalCluster by default
+>>> summary = budget.run("budget.zarr", scheduler="sync")  # resumes: only blocks not done
+
+The budget is a lazy Dask graph with one task per block of ``chunk_size`` simulations
+(:meth:`Budget.to_delayed`). A task draws its block's parameters, runs the kernel with
+one thread, computes the features, writes its chunk of the store and marks it done,
+and returns a small summary. Simulation ``k`` depends only on (configuration, seed, k),
+so chunking, worker count and restarts do not change the store's content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import store as _store
+from ._progress import BlockProgress
+from .connectome import Connectome, default_connectome, load_connectome, load_tvb_zip
+from .features import FeatureSet
+from .kernels.rng import split_seed
+from .monitors import Monitor, monitor_from_dict
+from .prior import Grid, Prior, prior_from_dict
+from .simulation import Simulation
+
+__all__ = ["Budget", "BudgetSummary", "budget_from_config"]
+
+LOCAL_SCHEDULERS = {"sync": "sync", "synchronous": "sync", "single-threaded": "sync",
+                    "threads": "threads", "threading": "threads"}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class _Layout:
+    signal: str  # "bold" or "sampled"
+    n_time: int
+    dt_ms: float
+    feature_names: tuple[str, ...]
+    time_bold_ms: np.ndarray | None
+
+
+def _layout(sim: Simulation, features: FeatureSet) -> _Layout:
+    """Sizes of the feature signal, without running (the arithmetic of ``run_arrays``)."""
+    n_steps, n_cut, dt = sim.n_steps, sim.n_cut, sim.dt_ms
+    bold, sampled = sim.bold_monitor, sim.sampled_monitor
+    time_bold = None
+    if bold is not None:
+        period = int(round(bold.dt_ms / dt)) * int(round(bold.tr_ms / bold.dt_ms))
+        q_cut = n_cut // period
+        n_q = n_steps // period - q_cut
+        time_bold = bold.tr_ms * (q_cut + np.arange(1, n_q + 1))
+        signal, n_time, dt_ms = "bold", n_q, float(bold.tr_ms)
+    elif sampled is not None:
+        decim = int(round(sampled.period_ms / dt))
+        signal, n_time, dt_ms = "sampled", (n_steps - n_cut) // decim, float(sampled.period_ms)
+    else:
+        raise ValueError("the simulation has no monitor to compute features from; add Bold or TemporalAverage")
+    names = tuple(features.names(sim.connectome.n_nodes, n_time, dt_ms))
+    return _Layout(signal, n_time, dt_ms, names, time_bold)
+
+
+@dataclass(frozen=True)
+class BudgetSummary:
+    """What a :meth:`Budget.run` did. ``done`` and ``invalid`` count the whole store;
+    ``ran`` and ``failed`` this run (``failed``: simulations of blocks that raised or kept
+    killing workers; their ``done`` stays false and a re-run retries them)."""
+
+    store: str
+    n_sims: int
+    done: int
+    ran: int
+    skipped: int
+    failed: int
+    invalid: int
+    wall_s: float
+    failed_blocks: tuple[int, ...] = ()
+    errors: tuple[str, ...] = ()
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def sims_per_s(self) -> float:
+        """Simulations run per second of wall time in this run."""
+        return self.ran / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.n_sims
+
+    def __str__(self) -> str:
+        rows = [
+            ("store", self.store),
+            ("simulations done", f"{self.done} / {self.n_sims}"),
+            ("run now", f"{self.ran} ({self.skipped} already done)"),
+            ("failed", f"{self.failed}" + (f" (blocks starting at {list(self.failed_blocks)[:10]})" if self.failed_blocks else "")),
+            ("invalid (NaN/inf)", f"{self.invalid}"),
+            ("wall time", f"{self.wall_s:.2f} s"),
+            ("simulations/s", f"{self.sims_per_s:.3g}"),
+        ]
+        rows += [(f"  {k}", f"{v:.2f} s") for k, v in self.timings_s.items()]
+        width = max(len(k) for k, _ in rows)
+        text = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        if self.errors:
+            text += "\nerrors:\n" + "\n".join("  " + e.strip().splitlines()[-1] for e in self.errors[:5])
+        return text
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``n_sims`` simulations of ``simulation`` at parameters drawn from ``prior``.
+
+    Parameters
+    ----------
+    simulation : Simulation
+        Its BOLD monitor output feeds the features when present, else the first
+        observable of its sampled monitor.
+    prior : Prior or Grid
+        For the simulation's model and number of nodes.
+    n_sims : int
+        Number of simulations (global indices 0 .. n_sims - 1).
+    features : FeatureSet or list of feature entries
+        Computed per simulation into ``features(sim, feature)``.
+    chunk_size : int
+        Simulations per block (one task, one Zarr chunk).
+    seed : int
+        Keys the prior draws, initial conditions and noise, with the simulation index.
+    keep_bold : bool
+        Also store the BOLD signal ``bold(sim, time_bold, node)``.
+
+    Raises
+    ------
+    ValueError
+        Non-positive ``n_sims`` or ``chunk_size``, a prior for another model or number
+        of nodes, ``keep_bold`` without a Bold monitor, features that do not fit the
+        signal (e.g. an FCD window longer than the series).
+    """
+
+    simulation: Simulation
+    prior: Prior | Grid
+    n_sims: int
+    features: FeatureSet | Sequence[Any]
+    chunk_size: int = 64
+    seed: int = 0
+    keep_bold: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.simulation, Simulation):
+            raise TypeError(f"simulation must be a Simulation, got {type(self.simulation).__name__}")
+        if not isinstance(self.prior, (Prior, Grid)):
+            raise TypeError(f"prior must be a Prior or Grid, got {type(self.prior).__name__}")
+        for name in ("n_sims", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        split_seed(self.seed)  # validates
+        object.__setattr__(self, "seed", int(self.seed))
+        sim, prior = self.simulation, self.prior
+        if prior.model.name != sim.model.name:
+            raise ValueError(f"the prior is for model {prior.model.name!r}, the simulation runs {sim.model.name!r}")
+        if prior.n_nodes != sim.connectome.n_nodes:
+            raise ValueError(f"the prior is for {prior.n_nodes} nodes, the connectome has {sim.connectome.n_nodes}")
+        if not isinstance(self.features, FeatureSet):
+            object.__setattr__(self, "features", FeatureSet.from_dict(list(self.features)))
+        if self.keep_bold and sim.bold_monitor is None:
+            raise ValueError("keep_bold needs a Bold monitor in the simulation")
+        object.__setattr__(self, "keep_bold", bool(self.keep_bold))
+        _ = self.layout  # validates the features against the signal
+
+    # ------------------------------------------------------------------ description
+    @cached_property
+    def layout(self) -> _Layout:
+        return _layout(self.simulation, self.features)
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.prior.param_names
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.layout.feature_names)
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(start, stop) of every block."""
+        c = self.chunk_size
+        return [(s, min(s + c, self.n_sims)) for s in range(0, self.n_sims, c)]
+
+    def attrs(self) -> dict[str, Any]:
+        """The store's root attributes (JSON-able)."""
+        c = self.simulation.connectome
+        return {
+            "simulation": json.dumps(self.simulation.to_dict()),
+            "prior": json.dumps(self.prior.to_dict()),
+            "featureset": json.dumps(self.features.to_dict()),
+            "connectome_hash": c.hash(),
+            "connectome_name": c.name,
+            "seed": self.seed,
+            "n_sims": self.n_sims,
+            "chunk_size": self.chunk_size,
+            "keep_bold": self.keep_bold,
+            "feature_signal": self.layout.signal,
+            "vbi_dask_version": _version(),
+            "schema_version": _store.SCHEMA_VERSION,
+        }
+
+    @cached_property
+    def token(self) -> str:
+        """Hash of the configuration that determines every block's content (n_sims excluded)."""
+        from dask.base import tokenize
+
+        attrs = self.attrs()
+        return tokenize(json.dumps({k: attrs[k] for k in _store.CONFIG_ATTRS}, sort_keys=True))
+
+    def task_name(self, store: str | os.PathLike, start: int, stop: int) -> str:
+        from dask.base import tokenize
+
+        return "simulate-" + tokenize(self.token, os.fspath(store), start, stop)
+
+    @classmethod
+    def from_store(cls, store: str | os.PathLike) -> "Budget":
+        """The budget a store was made by, rebuilt from the store alone."""
+        ds = _store.open_store(store)
+        attrs = _store.read_attrs(store)
+        connectome = _store.connectome_from_store(ds)
+        return cls(
+            Simulation.from_dict(attrs["simulation"], connectome),
+            prior_from_dict(attrs["prior"]),
+            n_sims=int(attrs["n_sims"]),
+            features=FeatureSet.from_dict(attrs["featureset"]),
+            chunk_size=int(attrs["chunk_size"]),
+            seed=int(attrs["seed"]),
+            keep_bold=bool(attrs["keep_bold"]),
+        )
+
+    # ------------------------------------------------------------------ computing
+    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Simulations ``start:stop`` in memory: ``theta``, ``features``, ``valid``
+        (and ``bold`` (sim, time_bold, node) with keep_bold). One kernel thread."""
+        sim, n = self.simulation, stop - start
+        times = {}
+        t0 = time.perf_counter()
+        theta = self.prior.sample(n, seed=self.seed, first_sim=start).astype(np.float32)
+        # the kernel gets exactly the stored (float32) values: every row is reproducible
+        params = self.prior.to_params(theta.astype(np.float64))
+        out = sim.run_arrays(params, n_sims=n, seed=self.seed, first_sim=start, threads=1)
+        t1 = time.perf_counter()
+        layout = self.layout
+        if layout.signal == "bold":
+            signal = np.moveaxis(out["bold"], -1, 0)
+        else:
+            signal = np.moveaxis(out["sampled"][:, 0], -1, 0)
+        if signal.shape[1] != layout.n_time:
+            raise RuntimeError(f"the kernel returned {signal.shape[1]} samples, the store expects {layout.n_time}")
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # diverging simulations give NaN
+            # float64: float32 statistics of small BOLD fluctuations lose too many digits
+            features, _ = self.features.compute(signal.astype(np.float64), layout.dt_ms)
+        features = np.asarray(features, dtype=np.float32)
+        valid = np.isfinite(features).all(axis=1) & self.prior.in_bounds(theta)
+        times["simulate_s"], times["features_s"] = t1 - t0, time.perf_counter() - t1
+        result = {"theta": theta, "features": features, "valid": valid, "timings": times}
+        if self.keep_bold:
+            result["bold"] = np.moveaxis(out["bold"], -1, 0)
+        return result
+
+    def prepare(self, store: str | os.PathLike) -> list[tuple[int, int]]:
+        """Create, check or extend the store; return the blocks not yet done.
+
+        Raises
+        ------
+        ValueError
+            The path is a file or a folder that is not a Zarr store; the store holds more
+            simulations than ``n_sims``.
+        StoreMismatchError
+            The store was made by another configuration (the message lists the fields).
+        """
+        path = _store._local_path(store)
+        attrs = self.attrs()
+        state = _store.store_state(path)
+        if state == "zarr":
+            stored = _store.check_compatible(path, attrs)
+            sizes = _store.sim_sizes(path)
+            if "done" not in sizes or len(sizes) < 4 + self.keep_bold:
+                # allocation was interrupted before any block could run
+                state = "missing"
+            else:
+                if stored.get("vbi_dask_version") != attrs["vbi_dask_version"]:
+                    warnings.warn(f"store made by vbi-dask {stored.get('vbi_dask_version')}, resumed with "
+                                  f"{attrs['vbi_dask_version']}", stacklevel=3)
+                n_stored = int(stored["n_sims"])
+                if self.n_sims < n_stored:
+                    raise ValueError(f"store {str(path)!r} holds {n_stored} simulations and the budget asks for "
+                                     f"{self.n_sims}: a budget extends a store, it does not shrink it")
+                if self.n_sims != n_stored or any(v != self.n_sims for v in sizes.values()):
+                    _store.extend(path, self.n_sims)
+        if state == "missing":
+            layout = self.layout
+            _store.allocate(path, n_sims=self.n_sims, chunk_size=self.chunk_size, param_names=self.param_names,
+                            feature_names=self.feature_names, connectome=self.simulation.connectome, attrs=attrs,
+                            time_bold_ms=layout.time_bold_ms if self.keep_bold else None)
+        done = _store.read_done(path)
+        return [(s, e) for s, e in self.blocks() if not done[s:e].all()]
+
+    def to_delayed(self, store: str | os.PathLike) -> list:
+        """The lazy graph: one ``dask.delayed`` task per block not yet done, named
+        ``"simulate-" + tokenize(configuration, store, start, stop)``.
+
+        Prepares the store first (see :meth:`prepare`): computing the tasks with any
+        Dask scheduler fills it. Each task returns a small summary dict.
+        """
+        import dask
+
+        path = os.fspath(_store._local_path(store))
+        return self._delayed(path, self.prepare(path))
+
+    def _delayed(self, path: str, pending: list[tuple[int, int]]) -> list:
+        import dask
+
+        shared = dask.delayed(self, name="budget-" + self.token, traverse=False)
+        run = dask.delayed(_run_block, pure=True, traverse=False)
+        return [run(shared, path, s, e, dask_key_name=self.task_name(path, s, e)) for s, e in pending]
+
+    def run(self, store: str | os.PathLike, *, scheduler: Any = None, n_workers: int | None = None,
+            progress: bool = True) -> BudgetSummary:
+        """Fill ``store`` with every simulation not yet done; print and return a summary.
+
+        Parameters
+        ----------
+        store : path of the Zarr store (created, resumed or extended).
+        scheduler : None, "sync", "threads", a ``distributed.Client``, or a scheduler
+            address (``"tcp://host:8786"``). None: the active ``distributed`` client if
+            there is one, else a ``LocalCluster`` of ``n_workers`` single-threaded worker
+            processes (``NUMBA_NUM_THREADS=1``), closed at the end.
+        n_workers : workers of the LocalCluster, or threads of the "threads" scheduler
+            (default: the CPU count).
+        progress : show a progress bar (and the dashboard link of a cluster) and print
+            the summary.
+
+        Returns
+        -------
+        BudgetSummary
+            A block that raises or keeps killing workers (``KilledWorker``) is counted as
+            failed, its ``done`` left false; the rest of the budget completes.
+        """
+        t0 = time.perf_counter()
+        path = os.fspath(_store._local_path(store))
+        totals = _Totals()
+        pending = self.prepare(path)
+        totals.skipped = self.n_sims - sum(e - s for s, e in pending)
+        if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+            self._run_local(self._delayed(path, pending), LOCAL_SCHEDULERS[scheduler], n_workers, progress, totals)
+        elif pending:
+            self._run_distributed(path, pending, scheduler, n_workers, progress, totals)
+        done = _store.read_done(path)
+        valid = np.asarray(_store._group(path)["valid"][:], dtype=bool)
+        summary = BudgetSummary(
+            store=path, n_sims=self.n_sims, done=int(done.sum()), ran=totals.ran, skipped=totals.skipped,
+            failed=totals.failed, invalid=int((done & ~valid).sum()), wall_s=time.perf_counter() - t0,
+            failed_blocks=tuple(sorted(totals.failed_blocks)), errors=tuple(totals.errors),
+            timings_s=dict(totals.timings),
+        )
+        if progress:
+            print(summary, flush=True)
+        return summary
+
+    def _run_local(self, tasks, scheduler: str, n_workers, progress: bool, totals: "_Totals") -> None:
+        import dask
+        from dask.diagnostics import ProgressBar
+
+        kwargs = {"scheduler": scheduler}
+        if scheduler == "threads" and n_workers:
+            kwargs["num_workers"] = int(n_workers)
+        if progress and tasks:
+            with ProgressBar(dt=0.5):
+                results = dask.compute(*tasks, **kwargs)
+        else:
+            results = dask.compute(*tasks, **kwargs)
+        for result in results:
+            totals.add(result)
+
+    def _run_distributed(self, path: str, pending, scheduler, n_workers, progress: bool, totals: "_Totals") -> None:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        client, close = _client(scheduler, n_workers)
+        try:
+            if progress:
+                print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            n_threads = max(1, sum(client.nthreads().values()))
+            window = 2 * n_threads + 2  # tasks in flight: driver and scheduler memory stay flat
+            queue = list(pending)
+            bar = BlockProgress(len(queue), enabled=progress)
+            sizes = {}
+
+            def submit():
+                start, stop = queue.pop(0)
+                key = self.task_name(path, start, stop)
+                sizes[key] = (start, stop)
+                return client.submit(_run_block, self, path, start, stop, key=key, retries=0)
+
+            futures = as_completed([submit() for _ in range(min(window, len(queue)))])
+            for future in futures:
+                start, stop = sizes.pop(future.key)
+                try:
+                    totals.add(future.result())
+                except KilledWorker as error:
+                    totals.fail(start, stop, f"block [{start}, {stop}) kept killing workers: {error}")
+                except Exception as error:  # noqa: BLE001 - report, go on with the rest
+                    totals.fail(start, stop, f"block [{start}, {stop}): {type(error).__name__}: {error}")
+                future.release()
+                bar.update(1, stop - start)
+                if queue:
+                    futures.add(submit())
+            bar.close()
+        finally:
+            close()
+
+
+class _Totals:
+    def __init__(self):
+        self.ran = self.skipped = self.failed = 0
+        self.failed_blocks: list[int] = []
+        self.errors: list[str] = []
+        self.timings = {"simulate_s": 0.0, "features_s": 0.0, "write_s": 0.0}
+
+    def add(self, result: Mapping[str, Any]) -> None:
+        if result.get("error"):
+            self.fail(result["start"], result["stop"], result["error"])
+            return
+        if result.get("ran"):
+            self.ran += result["stop"] - result["start"]
+        for key in self.timings:
+            self.timings[key] += result.get(key, 0.0)
+
+    def fail(self, start: int, stop: int, message: str) -> None:
+        self.failed += stop - start
+        self.failed_blocks.append(start)
+        self.errors.append(message)
+
+
+def _run_block(budget: Budget, store: str, start: int, stop: int) -> dict[str, Any]:
+    """One task: skip if done, else compute, write, mark done. Returns a small summary;
+    exceptions are returned as ``error`` (the block's ``done`` stays false)."""
+    summary: dict[str, Any] = {"start": start, "stop": stop, "ran": False, "error": None}
+    try:
+        if _store.block_done(store, start, stop):  # a re-delivered task: written already
+            return summary
+        result = budget.compute_block(start, stop)
+        t0 = time.perf_counter()
+        _store.write_block(store, start, stop, theta=result["theta"], features=result["features"],
+                           valid=result["valid"], bold=result.get("bold"))
+        summary.update(result["timings"], write_s=time.perf_counter() - t0, ran=True,
+                       invalid=int((~result["valid"]).sum()))
+    except Exception:  # noqa: BLE001 - one bad block must not stop the budget
+        summary["error"] = f"block [{start}, {stop}): {traceback.format_exc()}"
+    return summary
+
+
+def _client(scheduler, n_workers):
+    """(client, close) for a Client, an address, or None (active client or a new LocalCluster)."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        return scheduler, lambda: None
+    if isinstance(scheduler, str):
+        client = Client(scheduler)
+        return client, client.close
+    if scheduler is not None:
+        raise ValueError(f"scheduler must be None, one of {sorted(LOCAL_SCHEDULERS)}, a distributed.Client or an "
+                         f"address, got {scheduler!r}")
+    try:
+        from distributed import default_client
+
+        return default_client(), lambda: None
+    except ValueError:
+        pass
+    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                           env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    client = Client(cluster)
+
+    def close():
+        client.close()
+        cluster.close()
+
+    return client, close
+
+
+# ---------------------------------------------------------------------- configuration
+_CONFIG_KEYS = ("model", "connectome", "simulation", "prior", "grid", "n_sims", "chunk_size", "seed", "features",
+                "keep_bold")
+
+
+def _monitor(name: str, options: Mapping | None) -> Monitor:
+    from .monitors import _monitors
+
+    wanted = name.replace("_", "").lower()
+    types = {kind.lower(): kind for kind in _monitors._TYPES}
+    if wanted not in types:
+        raise ValueError(f"unknown monitor {name!r}; valid: {', '.join(k.lower() for k in _monitors._TYPES)} "
+                         "(case and underscores ignored, e.g. temporal_average)")
+    return monitor_from_dict({"type": types[wanted], **dict(options or {})})
+
+
+def _connectome(spec: Any, base: Path) -> Connectome:
+    if spec is None or spec == "default":
+        return default_connectome().normalised("max")
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"connectome must be 'default', a TVB zip path or a mapping; got {spec!r}")
+    spec = dict(spec)
+    normalise = spec.pop("normalise", "max")
+    resolve = lambda p: str(p if Path(p).is_absolute() else base / p)  # noqa: E731
+    if "path" in spec:
+        connectome = load_tvb_zip(resolve(spec.pop("path")))
+    elif "weights" in spec:
+        connectome = load_connectome(resolve(spec.pop("weights")),
+                                     resolve(spec.pop("tract_lengths")) if "tract_lengths" in spec else None)
+    else:
+        connectome = default_connectome()
+    if spec:
+        raise ValueError(f"unknown connectome key(s) {sorted(spec)}; valid: path, weights, tract_lengths, normalise")
+    return connectome.normalised(normalise)
+
+
+def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None) -> Budget:
+    """A :class:`Budget` from a configuration mapping (e.g. read from YAML).
+
+    Keys: ``model``; ``connectome`` ("default", a TVB zip path, or ``{weights,
+    tract_lengths, normalise}``); ``simulation`` (:class:`Simulation` options; ``monitors``
+    as ``{bold: {tr_ms: 2000}, temporal_average: {period_ms: 1}}``); ``prior`` (a
+    :class:`Prior` mapping) or ``grid`` (a :class:`Grid` mapping); ``n_sims``,
+    ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``.
+    Relative file paths are relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
+
+    Raises
+    ------
+    ValueError
+        Unknown or missing keys (the message lists the valid ones), and anything the
+        objects reject.
+    """
+    config = dict(config)
+    unknown = sorted(set(config) - set(_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown configuration key(s) {unknown}; valid keys: {', '.join(_CONFIG_KEYS)}")
+    missing = [k for k in ("model", "n_sims", "features") if k not in config]
+    if ("prior" in config) == ("grid" in config):
+        missing.append("prior (or grid, not both)")
+    if missing:
+        raise ValueError(f"configuration lacks {', '.join(missing)}")
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    options = dict(config.get("simulation") or {})
+    for key in ("model", "connectome"):
+        if key in options:
+            raise ValueError(f"give {key!r} at the top level of the configuration, not under 'simulation'")
+    monitors = options.pop("monitors", None)
+    if monitors is not None:
+        if not isinstance(monitors, Mapping):
+            raise ValueError(f"simulation.monitors must be a mapping like {{bold: {{tr_ms: 2000}}}}, got {monitors!r}")
+        options["monitors"] = tuple(_monitor(name, opts) for name, opts in monitors.items())
+    simulation = Simulation(config["model"], connectome=_connectome(config.get("connectome"), base), **options)
+    n_nodes = simulation.connectome.n_nodes
+    if "grid" in config:
+        prior = Grid(dict(config["grid"]), model=simulation.model, n_nodes=n_nodes)
+    else:
+        if not isinstance(config["prior"], Mapping):
+            raise ValueError(f"prior must be a mapping of parameter -> spec, got {config['prior']!r}")
+        prior = Prior(dict(config["prior"]), model=simulation.model, n_nodes=n_nodes)
+    return Budget(simulation, prior, n_sims=config["n_sims"], features=FeatureSet.from_dict(config["features"]),
+                  chunk_size=config.get("chunk_size", 64), seed=config.get("seed", 0),
+                  keep_bold=config.get("keep_bold", False))

@@ -1,0 +1,298 @@
+"""The Zarr v3 store of a simulation budget: schema, allocation, block writes, validation.
+
+Schema (version 1), one store per budget::
+
+    theta(sim, param)                      float32  drawn parameters (prior.param_names)
+    features(sim, feature)                 float32  FeatureSet columns
+    bold(sim, time_bold, node)             float32  only with keep_bold
+    valid(sim)                             bool     finite features and theta in the prior's support
+    done(sim)                              bool     block written (set last, after the data)
+    connectome_weights(node, node_from)    float64  (+ connectome_tract_lengths_mm, _centres_mm, _cortical)
+    coords: sim (int64 global index), param, feature, node, node_from (str), time_bold (ms)
+    attrs:  simulation, prior, featureset (JSON strings of their to_dict()), connectome_hash,
+            connectome_name, seed, n_sims, chunk_size, keep_bold, vbi_dask_version,
+            schema_version = 1
+
+Every variable with a ``sim`` dim is chunked by ``chunk_size`` simulations; a block is
+one chunk, written by one task (chunk-aligned region writes are safe from many
+processes; see ``shared/notes/zarr-dask.md``). Completion is the ``done`` variable,
+written after the block's data: never zarr attributes, never chunk existence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import xarray as xr
+
+from .connectome import Connectome
+
+__all__ = ["SCHEMA_VERSION", "open_store", "connectome_from_store", "StoreMismatchError"]
+
+SCHEMA_VERSION = 1
+# name -> dims; the training code relies on these names.
+REQUIRED_VARIABLES = {
+    "theta": ("sim", "param"),
+    "features": ("sim", "feature"),
+    "valid": ("sim",),
+    "done": ("sim",),
+    "connectome_weights": ("node", "node_from"),
+}
+REQUIRED_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "n_sims", "chunk_size",
+                  "keep_bold", "vbi_dask_version", "schema_version")
+JSON_ATTRS = ("simulation", "prior", "featureset")
+# attributes that must agree for a budget to resume or extend a store
+CONFIG_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "chunk_size", "keep_bold")
+SIM_VARIABLES = ("theta", "features", "bold", "valid", "done")
+
+
+class StoreMismatchError(ValueError):
+    """A store was made by another budget configuration (the message lists the fields)."""
+
+
+def _local_path(store: str | os.PathLike) -> Path:
+    return Path(os.fspath(store)).expanduser().absolute()
+
+
+def store_state(store: str | os.PathLike) -> str:
+    """``"missing"`` (path absent or an empty folder), ``"zarr"`` (a Zarr group folder).
+
+    Raises
+    ------
+    ValueError
+        The path is a file, or a non-empty folder that is not a Zarr store (nothing is
+        overwritten).
+    """
+    path = _local_path(store)
+    if not path.exists():
+        return "missing"
+    if not path.is_dir():
+        raise ValueError(f"store path {str(path)!r} is a file, not a Zarr store folder; choose another path")
+    if (path / "zarr.json").is_file():
+        return "zarr"
+    if any(path.iterdir()):
+        raise ValueError(f"store path {str(path)!r} is a non-empty folder that is not a Zarr v3 store; "
+                         "refusing to write into it")
+    return "missing"
+
+
+def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_names: list[str],
+             feature_names: list[str], connectome: Connectome, attrs: Mapping[str, Any],
+             time_bold_ms: np.ndarray | None = None) -> None:
+    """Create the store with every variable allocated and no simulation written.
+
+    Writes metadata, coordinates and the connectome only (``to_zarr(compute=False)``).
+    """
+    import dask.array as da
+
+    chunks = chunk_size  # also when n_sims < chunk_size: an extended store keeps its blocks
+    n, labels = connectome.n_nodes, np.array(connectome.labels, dtype=object)
+
+    def lazy(shape, dtype, fill):
+        return da.full(shape, fill, dtype=dtype, chunks=(chunks,) + shape[1:])
+
+    data = {
+        "theta": (("sim", "param"), lazy((n_sims, len(param_names)), np.float32, np.nan)),
+        "features": (("sim", "feature"), lazy((n_sims, len(feature_names)), np.float32, np.nan)),
+        "valid": (("sim",), lazy((n_sims,), bool, False)),
+        "done": (("sim",), lazy((n_sims,), bool, False)),
+        "connectome_weights": (("node", "node_from"), connectome.weights),
+    }
+    coords = {
+        "sim": np.arange(n_sims, dtype=np.int64),
+        "param": np.array(param_names, dtype=object),
+        "feature": np.array(feature_names, dtype=object),
+        "node": labels,
+        "node_from": labels,
+    }
+    if time_bold_ms is not None:
+        data["bold"] = (("sim", "time_bold", "node"), lazy((n_sims, len(time_bold_ms), n), np.float32, np.nan))
+        coords["time_bold"] = ("time_bold", np.asarray(time_bold_ms, dtype=np.float64), {"units": "ms"})
+    if connectome.tract_lengths_mm is not None:
+        data["connectome_tract_lengths_mm"] = (("node", "node_from"), connectome.tract_lengths_mm)
+    if connectome.centres_mm is not None:
+        data["connectome_centres_mm"] = (("node", "xyz"), connectome.centres_mm)
+    if connectome.cortical is not None:
+        data["connectome_cortical"] = (("node",), connectome.cortical)
+    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs))
+    ds["done"].attrs["description"] = "block written; set after the data"
+    ds["valid"].attrs["description"] = "finite features and theta inside the prior's support"
+    encoding = {name: {"chunks": (chunks,) + ds[name].shape[1:]} for name in SIM_VARIABLES if name in ds}
+    ds.to_zarr(os.fspath(_local_path(store)), compute=False, zarr_format=3, consolidated=False, mode="w",
+               encoding=encoding)
+
+
+def _group(store: str | os.PathLike, mode: str = "r"):
+    import zarr
+
+    return zarr.open_group(os.fspath(_local_path(store)), mode=mode, zarr_format=3)
+
+
+def read_attrs(store: str | os.PathLike) -> dict[str, Any]:
+    """Root attributes with the JSON ones decoded."""
+    attrs = dict(_group(store).attrs)
+    for key in JSON_ATTRS:
+        if isinstance(attrs.get(key), str):
+            attrs[key] = json.loads(attrs[key])
+    return attrs
+
+
+def read_done(store: str | os.PathLike) -> np.ndarray:
+    """The ``done`` flags as a bool array (n_sims,)."""
+    return np.asarray(_group(store)["done"][:], dtype=bool)
+
+
+def sim_sizes(store: str | os.PathLike) -> dict[str, int]:
+    """Length along ``sim`` of each variable that has it (they differ only after an
+    interrupted :func:`extend`)."""
+    group = _group(store)
+    out = {}
+    for name in SIM_VARIABLES + ("sim",):
+        if name in group:
+            out[name] = int(group[name].shape[0])
+    return out
+
+
+def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new), key=str):
+            _diff(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}.{key}", out)
+    elif old != new:
+        show = lambda v: (json.dumps(v) if not isinstance(v, str) else repr(v))[:120]  # noqa: E731
+        out.append(f"{prefix}: store {show(old)}, budget {show(new)}")
+
+
+def check_compatible(store: str | os.PathLike, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Check that ``store`` was made by the same configuration as ``attrs``.
+
+    Returns the store's decoded attributes.
+
+    Raises
+    ------
+    StoreMismatchError
+        Listing every differing field (``simulation.duration_ms: store 2000.0, budget
+        1000.0``), or the store's schema version is not :data:`SCHEMA_VERSION`.
+    """
+    stored = read_attrs(store)
+    _check_schema_attrs(store, stored)
+    expected = json.loads(json.dumps({k: attrs[k] for k in CONFIG_ATTRS}))
+    for key in JSON_ATTRS:
+        if isinstance(expected.get(key), str):
+            expected[key] = json.loads(expected[key])
+    differences: list[str] = []
+    for key in CONFIG_ATTRS:
+        _diff(stored.get(key, "<absent>"), expected[key], key, differences)
+    if differences:
+        raise StoreMismatchError(
+            f"store {os.fspath(store)!r} was made by another budget configuration; differing fields:\n  "
+            + "\n  ".join(differences)
+            + "\nuse a new store path, or the store's own configuration (Budget.from_store)"
+        )
+    return stored
+
+
+def _check_schema_attrs(store, attrs: Mapping[str, Any]) -> None:
+    version = attrs.get("schema_version")
+    if version is None:
+        raise ValueError(f"{os.fspath(store)!r} is not a vbi-dask budget store: no 'schema_version' attribute")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"store {os.fspath(store)!r} has schema version {version}; this vbi-dask reads "
+                         f"version {SCHEMA_VERSION}")
+    missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        raise ValueError(f"store {os.fspath(store)!r} lacks attribute(s) {missing}")
+
+
+def write_block(store: str | os.PathLike, start: int, stop: int, *, theta: np.ndarray, features: np.ndarray,
+                valid: np.ndarray, bold: np.ndarray | None = None) -> None:
+    """Write simulations ``start:stop`` (one chunk) and then mark them done.
+
+    Raises
+    ------
+    ValueError
+        The region is not one whole chunk (or the last, shorter one).
+    """
+    group = _group(store, "r+")
+    done = group["done"]
+    chunk, n_sims = done.chunks[0], done.shape[0]
+    if start % chunk or not (stop - start == chunk or stop == n_sims) or not 0 <= start < stop <= n_sims:
+        raise ValueError(f"region [{start}, {stop}) is not one chunk of {chunk} simulations of {n_sims}")
+    group["theta"][start:stop] = np.asarray(theta, dtype=np.float32)
+    group["features"][start:stop] = np.asarray(features, dtype=np.float32)
+    if bold is not None:
+        group["bold"][start:stop] = np.asarray(bold, dtype=np.float32)
+    group["valid"][start:stop] = np.asarray(valid, dtype=bool)
+    done[start:stop] = True  # last: the block counts only once its data is in
+
+
+def block_done(store: str | os.PathLike, start: int, stop: int) -> bool:
+    return bool(np.all(_group(store)["done"][start:stop]))
+
+
+def extend(store: str | os.PathLike, n_sims: int) -> None:
+    """Grow every ``sim`` variable to ``n_sims`` (new simulations not done), then the
+    ``sim`` coordinate, then the ``n_sims`` attribute. Idempotent: re-running it after an
+    interruption completes it; nothing written is touched."""
+    group = _group(store, "r+")
+    for name in SIM_VARIABLES:
+        if name in group and group[name].shape[0] != n_sims:
+            array = group[name]
+            array.resize((n_sims,) + array.shape[1:])
+    sim = group["sim"]
+    if sim.shape[0] != n_sims:
+        sim.resize((n_sims,))
+    sim[:] = np.arange(n_sims, dtype=np.int64)
+    group.attrs["n_sims"] = int(n_sims)
+
+
+def open_store(store: str | os.PathLike) -> xr.Dataset:
+    """Open a budget store lazily (dask-backed), after validating its schema.
+
+    Raises
+    ------
+    FileNotFoundError
+        No store at ``store``.
+    ValueError
+        The path is a file or not a vbi-dask store, a variable or attribute is missing or
+        has other dims, or the schema version differs from :data:`SCHEMA_VERSION`.
+    """
+    path = _local_path(store)
+    if not path.exists():
+        raise FileNotFoundError(f"no store at {str(path)!r}")
+    if store_state(path) != "zarr":
+        raise ValueError(f"{str(path)!r} is an empty folder, not a vbi-dask store")
+    _check_schema_attrs(path, dict(_group(path).attrs))
+    ds = xr.open_zarr(os.fspath(path), consolidated=False, zarr_format=3)
+    for name, dims in REQUIRED_VARIABLES.items():
+        if name not in ds.variables:
+            raise ValueError(f"store {str(path)!r} lacks variable {name!r} {dims}")
+        if ds[name].dims != dims:
+            raise ValueError(f"store {str(path)!r}: variable {name!r} has dims {ds[name].dims}, expected {dims}")
+    for name in ("param", "feature"):
+        if name not in ds.coords:
+            raise ValueError(f"store {str(path)!r} lacks the {name!r} coordinate")
+    if ds.attrs.get("keep_bold") and "bold" not in ds:
+        raise ValueError(f"store {str(path)!r} was made with keep_bold but lacks variable 'bold'")
+    return ds
+
+
+def connectome_from_store(ds: xr.Dataset) -> Connectome:
+    """The budget's connectome, rebuilt from a store (checked against its hash)."""
+    def values(name):
+        return ds[name].values if name in ds else None
+
+    connectome = Connectome(
+        weights=values("connectome_weights"),
+        tract_lengths_mm=values("connectome_tract_lengths_mm"),
+        labels=tuple(str(label) for label in ds["node"].values),
+        centres_mm=values("connectome_centres_mm"),
+        cortical=values("connectome_cortical"),
+        name=str(ds.attrs.get("connectome_name", "connectome")),
+    )
+    if connectome.hash() != ds.attrs["connectome_hash"]:
+        raise ValueError("the connectome stored in the variables does not match the store's connectome_hash")
+    return connectome
