@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m vbi_dask.cli demo --out demo_output
+	$(PY) -m vbi_dask.demo --out demo_output
 
 test: install
 	$(PY) -m pytest -q

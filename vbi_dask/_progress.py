@@ -17,6 +17,7 @@ class BlockProgress:
         self.min_interval_s = min_interval_s
         self.done = self.sims = 0
         self.start = self._last = time.perf_counter()
+        self._drawn = -1
 
     def update(self, blocks: int = 1, sims: int = 0) -> None:
         self.done += blocks
@@ -27,6 +28,7 @@ class BlockProgress:
             self._draw(now)
 
     def _draw(self, now: float) -> None:
+        self._drawn = self.done
         filled = int(self.width * self.done / self.total)
         rate = self.sims / max(now - self.start, 1e-9)
         self.stream.write(f"\r[{'#' * filled}{' ' * (self.width - filled)}] {self.done:>{len(str(self.total))}}/"
@@ -35,6 +37,7 @@ class BlockProgress:
 
     def close(self) -> None:
         if self.enabled:
-            self._draw(time.perf_counter())
+            if self._drawn != self.done:
+                self._draw(time.perf_counter())
             self.stream.write("\n")
             self.stream.flush()

@@ -15,6 +15,7 @@ so chunking, worker count and restarts do not change the store's content.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -225,8 +226,7 @@ class Budget:
         """Hash of the configuration that determines every block's content (n_sims excluded)."""
         from dask.base import tokenize
 
-        attrs = self.attrs()
-        return tokenize(json.dumps({k: attrs[k] for k in _store.CONFIG_ATTRS}, sort_keys=True))
+        return tokenize(json.dumps(_store.config_view(self.attrs()), sort_keys=True))
 
     def task_name(self, store: str | os.PathLike, start: int, stop: int) -> str:
         from dask.base import tokenize
@@ -527,6 +527,7 @@ def _connectome(spec: Any, base: Path) -> Connectome:
         raise ValueError(f"connectome must be 'default', a TVB zip path or a mapping; got {spec!r}")
     spec = dict(spec)
     normalise = spec.pop("normalise", "max")
+    name = spec.pop("name", None)
     resolve = lambda p: str(p if Path(p).is_absolute() else base / p)  # noqa: E731
     if "path" in spec:
         connectome = load_tvb_zip(resolve(spec.pop("path")))
@@ -536,8 +537,10 @@ def _connectome(spec: Any, base: Path) -> Connectome:
     else:
         connectome = default_connectome()
     if spec:
-        raise ValueError(f"unknown connectome key(s) {sorted(spec)}; valid: path, weights, tract_lengths, normalise")
-    return connectome.normalised(normalise)
+        raise ValueError(f"unknown connectome key(s) {sorted(spec)}; valid: path, weights, tract_lengths, "
+                         "normalise, name")
+    connectome = connectome.normalised(normalise)
+    return dataclasses.replace(connectome, name=name) if name else connectome
 
 
 def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None) -> Budget:

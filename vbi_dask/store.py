@@ -166,6 +166,20 @@ def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
         out.append(f"{prefix}: store {show(old)}, budget {show(new)}")
 
 
+def config_view(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes that fix every simulation's content, decoded; the connectome's
+    name (not part of its hash) is left out."""
+    view = {}
+    for key in CONFIG_ATTRS:
+        value = attrs.get(key, "<absent>")
+        view[key] = json.loads(value) if key in JSON_ATTRS and isinstance(value, str) else value
+    view = json.loads(json.dumps(view))
+    connectome = view["simulation"].get("connectome") if isinstance(view["simulation"], dict) else None
+    if isinstance(connectome, dict):
+        connectome.pop("name", None)
+    return view
+
+
 def check_compatible(store: str | os.PathLike, attrs: Mapping[str, Any]) -> dict[str, Any]:
     """Check that ``store`` was made by the same configuration as ``attrs``.
 
@@ -179,13 +193,10 @@ def check_compatible(store: str | os.PathLike, attrs: Mapping[str, Any]) -> dict
     """
     stored = read_attrs(store)
     _check_schema_attrs(store, stored)
-    expected = json.loads(json.dumps({k: attrs[k] for k in CONFIG_ATTRS}))
-    for key in JSON_ATTRS:
-        if isinstance(expected.get(key), str):
-            expected[key] = json.loads(expected[key])
     differences: list[str] = []
+    old, new = config_view(stored), config_view(attrs)
     for key in CONFIG_ATTRS:
-        _diff(stored.get(key, "<absent>"), expected[key], key, differences)
+        _diff(old.get(key, "<absent>"), new[key], key, differences)
     if differences:
         raise StoreMismatchError(
             f"store {os.fspath(store)!r} was made by another budget configuration; differing fields:\n  "

@@ -46,8 +46,8 @@ def equations(f, jit=no_jit):
 MPR = ModelSpec(
     name="mpr",
     states=(
-        State("r", (0.0, 0.4), "1/ms", "population firing rate", bounds=(0.0, None), noise=0.01),
-        State("v", (-2.0, 0.0), "", "mean membrane potential", noise=0.02),
+        State("r", (0.0, 0.4), "1/ms", "population firing rate", bounds=(0.0, None), noise=math.sqrt(2 * 0.037)),
+        State("v", (-2.0, 0.0), "", "mean membrane potential", noise=math.sqrt(4 * 0.037)),
     ),
     params=(
         Param("tau", 1.0, (0.5, 2.0), "ms", "membrane time constant"),

@@ -1,0 +1,56 @@
+"""Shared helpers of the benchmarks: timing with warm-up, JSON lines, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_FILE = ROOT / "bench.jsonl"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def record(name: str, value: float, unit: str, **extra) -> dict:
+    """Append one measurement to bench.jsonl (git-ignored) and return it."""
+    row = {"name": name, "value": float(value), "unit": unit, "commit": commit(), "time": time.time(),
+           "machine": platform.node(), **extra}
+    with open(BENCH_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def timeit(fn, repeats: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Median and spread (max - min) of wall times in seconds, after warm-up calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.max(times) - np.min(times))
+
+
+def gemm_f32_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """Single-threaded float32 GEMM rate of this machine (threads set by the caller's env)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    median, _ = timeit(lambda: a @ b, repeats=repeats)
+    return 2 * n**3 / median / 1e9
+
+
+def single_thread_env() -> bool:
+    return all(os.environ.get(k) == "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
