@@ -408,12 +408,15 @@ class Budget:
             queue = list(pending)
             bar = BlockProgress(len(queue), enabled=progress)
             sizes = {}
+            # the budget travels once, as a task every block depends on (a scattered value
+            # would be lost with its worker; a task is recomputed)
+            shared = client.submit(_identity, self, key="budget-" + self.token, pure=False)
 
             def submit():
                 start, stop = queue.pop(0)
                 key = self.task_name(path, start, stop)
                 sizes[key] = (start, stop)
-                return client.submit(_run_block, self, path, start, stop, key=key, retries=0)
+                return client.submit(_run_block, shared, path, start, stop, key=key, retries=0)
 
             futures = as_completed([submit() for _ in range(min(window, len(queue)))])
             for future in futures:
@@ -429,6 +432,7 @@ class Budget:
                 if queue:
                     futures.add(submit())
             bar.close()
+            shared.release()
         finally:
             close()
 
@@ -453,6 +457,10 @@ class _Totals:
         self.failed += stop - start
         self.failed_blocks.append(start)
         self.errors.append(message)
+
+
+def _identity(value):
+    return value
 
 
 def _run_block(budget: Budget, store: str, start: int, stop: int) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def simulation_demo(out: str | Path = "demo_output", *, n_sims: int = 16, durati
     conn = default_connectome().normalised("max")
     sim = Simulation("mpr", connectome=conn, duration_ms=duration_s * 1000.0, t_cut_ms=20_000.0,  # the haemodynamic transient
                      monitors=(Bold(tr_ms=720.0),))
-    G = np.linspace(0.2, 1.0, n_sims)
+    G = np.linspace(0.2, 0.85, n_sims)  # above ~0.85 some runs diverge at dt = 0.01 ms
     t0 = time.perf_counter()
     ds = sim.run({"G": G}, seed=seed, threads=threads)
     wall = time.perf_counter() - t0

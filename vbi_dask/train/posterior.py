@@ -1,0 +1,454 @@
+"""Train a neural posterior from a budget store with Lightning; save, load and sample it.
+
+>>> posterior = train_posterior("budget.zarr", estimator="nsf", test_fraction=0.1, seed=0)
+>>> samples = sample_posterior(posterior, x_observed, 2000, seed=1)   # DataArray (sample, param)
+>>> save_posterior(posterior, "model.pt"); posterior = load_posterior("model.pt")
+
+The posterior is an sbi ``DirectPosterior`` (a :class:`StorePosterior`, which adds the
+:class:`PosteriorInfo` of where it came from) over the store's prior. It takes the
+store's raw feature vector: feature selection and z-scoring are layers of the
+estimator, with statistics computed out of core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from sbi.inference.posteriors.direct_posterior import DirectPosterior
+
+from .data import StoreData
+from .estimator import EstimatorConfig, build_estimator
+
+__all__ = ["PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
+           "sample_posterior", "check_observation", "select_features"]
+
+FORMAT = "vbi-dask-posterior"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PosteriorInfo:
+    """Where a posterior came from and how to feed it (JSON-able, saved with it).
+
+    ``feature_names`` are the store's feature columns, in order: the posterior's input.
+    ``used_features`` are those the estimator reads (a selection, minus columns constant
+    over the training rows). ``zscore`` holds the training statistics of theta and of
+    the used features.
+    """
+
+    param_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    used_features: tuple[str, ...]
+    estimator: Mapping[str, Any]
+    zscore: Mapping[str, Any]
+    prior: Mapping[str, Any]
+    featureset: Mapping[str, Any] | None
+    simulation: Mapping[str, Any] | None
+    store: str
+    store_attrs: Mapping[str, Any] = field(default_factory=dict)
+    split: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+    custom_embedding: bool = False
+
+    @property
+    def feature_index(self) -> np.ndarray:
+        position = {name: k for k, name in enumerate(self.feature_names)}
+        return np.array([position[name] for name in self.used_features], dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PosteriorInfo":
+        data = dict(data)
+        for key in ("param_names", "feature_names", "used_features"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class StorePosterior(DirectPosterior):
+    """An sbi ``DirectPosterior`` that also carries its :class:`PosteriorInfo` as ``info``."""
+
+    def __init__(self, posterior_estimator, prior, info: PosteriorInfo, **kwargs):
+        super().__init__(posterior_estimator, prior, **kwargs)
+        self.info = info
+
+
+# ---------------------------------------------------------------------- features
+def select_features(names: Sequence[str], wanted: Sequence[str] | None) -> list[int]:
+    """Indices of the wanted feature columns, in store order.
+
+    ``wanted``: exact names, or prefixes ending in ``*`` (``"mean*"``, ``"fc*"``);
+    None: all columns.
+
+    Raises
+    ------
+    ValueError
+        A name or prefix matches nothing (the message suggests close names).
+    """
+    if wanted is None:
+        return list(range(len(names)))
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    chosen: set[int] = set()
+    for item in wanted:
+        if item.endswith("*"):
+            hits = [k for k, n in enumerate(names) if n.startswith(item[:-1])]
+        else:
+            hits = [k for k, n in enumerate(names) if n == item]
+        if not hits:
+            close = difflib.get_close_matches(item, names, n=5)
+            raise ValueError(f"feature {item!r} matches no column of the store ({len(names)} columns, e.g. "
+                             f"{list(names[:4])}); close names: {close}")
+        chosen.update(hits)
+    return sorted(chosen)
+
+
+# ---------------------------------------------------------------------- training
+def train_posterior(
+    store: str | os.PathLike | StoreData,
+    *,
+    estimator: str | EstimatorConfig | Mapping[str, Any] = "nsf",
+    embedding_net: torch.nn.Module | None = None,
+    features: Sequence[str] | None = None,
+    batch_size: int = 200,
+    learning_rate: float = 5e-4,
+    max_epochs: int = 1000,
+    stop_after_epochs: int = 20,
+    clip_max_norm: float | None = 5.0,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    split_seed: int = 0,
+    seed: int = 0,
+    buffer_chunks: int = 16,
+    prefetch_chunks: int = 4,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    log_dir: str | os.PathLike | None = None,
+    logger: str = "csv",
+    progress: bool = False,
+) -> StorePosterior:
+    """Train a neural posterior estimator by streaming ``(theta, features)`` from a store.
+
+    Parameters
+    ----------
+    store : a budget store path (or a :class:`StoreData` with its split).
+    estimator : an sbi density estimator name (``"nsf"``, ``"maf"``, ...), an
+        :class:`EstimatorConfig` or its dict.
+    embedding_net : a module applied to the standardised used features (overrides
+        ``estimator.embedding``); :func:`load_posterior` then needs the same architecture.
+    features : feature names or ``"prefix*"`` patterns to use (default all columns).
+    batch_size, learning_rate, clip_max_norm : as sbi's ``NPE.train`` (Adam, gradient
+        norm clipping; None: no clipping).
+    max_epochs, stop_after_epochs : early stopping on the validation loss; the weights of
+        the best validation epoch are restored.
+    validation_fraction, test_fraction, split_seed : the split of the simulations by
+        index hash (see :func:`vbi_dask.train.data.split_of`); test rows are never read.
+    seed : seeds the initial weights and the shuffle (the global torch RNG state is
+        restored afterwards).
+    buffer_chunks, prefetch_chunks, num_workers : streaming (see :class:`StoreStream`).
+    accelerator, devices, strategy : Lightning's; ``devices > 1`` trains data-parallel,
+        each rank streaming its own chunks.
+    log_dir : where the logs (``logger``: "csv" or "tensorboard") and checkpoints go;
+        None: a temporary folder, deleted at the end.
+    progress : show Lightning's progress bar and messages.
+
+    Returns
+    -------
+    StorePosterior
+        An sbi ``DirectPosterior`` on the CPU with the store's prior; ``.info`` records
+        the provenance, the statistics and the training history.
+
+    Raises
+    ------
+    ValueError
+        A store without features or usable rows, unknown features, an invalid
+        estimator, too few training rows for one batch.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from ..prior import prior_from_dict
+    from .module import DensityEstimatorModule, History, StoreDataModule
+
+    data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=validation_fraction,
+                                                                test_fraction=test_fraction, split_seed=split_seed)
+    config = _config(estimator)
+    names = data.feature_names
+    index = select_features(names, features)
+    stats = data.zscore()
+    constant = set(stats.constant.tolist())
+    dropped = [names[k] for k in index if k in constant]
+    index = [k for k in index if k not in constant]
+    if dropped:
+        warnings.warn(f"{len(dropped)} feature column(s) are constant over the training rows and are not used: "
+                      f"{dropped[:8]}{' ...' if len(dropped) > 8 else ''}", stacklevel=2)
+    if not index:
+        raise ValueError("no usable feature column: every selected column is constant over the training rows")
+    attrs = data.attrs
+    prior_dict = _json(attrs["prior"])
+    prior = prior_from_dict(prior_dict).to_torch()
+
+    t0 = time.perf_counter()
+    owned = log_dir is None
+    root = Path(tempfile.mkdtemp(prefix="vbi-dask-train-")) if owned else Path(log_dir)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = build_estimator(config, theta_mean=stats.theta_mean, theta_std=stats.theta_std,
+                                  feature_index=np.asarray(index), x_mean=stats.x_mean[index],
+                                  x_std=stats.x_std[index], n_features=len(names), embedding_net=embedding_net)
+            module = DensityEstimatorModule(net, learning_rate)
+            datamodule = StoreDataModule(data, batch_size=batch_size, seed=seed, buffer_chunks=buffer_chunks,
+                                         prefetch_chunks=prefetch_chunks, num_workers=num_workers)
+            checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor="val_loss", mode="min", save_top_k=1,
+                                         save_weights_only=True, filename="best")
+            stopper = EarlyStopping(monitor="val_loss", mode="min", patience=stop_after_epochs, check_finite=True)
+            history = History()
+            trainer = L.Trainer(
+                max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                callbacks=[checkpoint, stopper, history], logger=_logger(logger, root),
+                gradient_clip_val=clip_max_norm, gradient_clip_algorithm="norm",
+                reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
+                enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=root,
+            )
+            with _quiet(not progress):
+                t_fit = time.perf_counter()
+                trainer.fit(module, datamodule=datamodule)
+                fit_seconds = time.perf_counter() - t_fit
+            best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(best["state_dict"])
+    finally:
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    net = module.estimator.cpu().eval()
+    rows = history.rows
+    best_epoch = min(rows, key=lambda r: r.get("val_loss", np.inf)) if rows else {}
+    info = PosteriorInfo(
+        param_names=tuple(data.param_names),
+        feature_names=tuple(names),
+        used_features=tuple(names[k] for k in index),
+        estimator=config.to_dict(),
+        zscore={"theta_mean": stats.theta_mean.tolist(), "theta_std": stats.theta_std.tolist(),
+                "x_mean": stats.x_mean[index].tolist(), "x_std": stats.x_std[index].tolist(),
+                "n_rows": stats.n_rows, "dropped_constant": dropped},
+        prior=prior_dict,
+        featureset=_json(attrs.get("featureset")),
+        simulation=_json(attrs.get("simulation")),
+        store=data.store,
+        store_attrs={k: attrs[k] for k in ("seed", "n_sims", "chunk_size", "connectome_hash", "schema_version")
+                     if k in attrs},
+        split={"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
+               "split_seed": data.split_seed, "n_train": data.n_rows("train"),
+               "n_validation": data.n_rows("validation"), "n_test": data.n_rows("test")},
+        training={"seed": seed, "batch_size": datamodule.batch_size, "learning_rate": learning_rate,
+                  "clip_max_norm": clip_max_norm, "max_epochs": max_epochs, "stop_after_epochs": stop_after_epochs,
+                  "epochs": len(rows), "best_epoch": best_epoch.get("epoch"),
+                  "best_val_loss": best_epoch.get("val_loss"), "seconds": seconds,
+                  "fit_seconds": fit_seconds, "samples_seen": module.samples_seen,
+                  "samples_per_s": module.samples_seen / max(fit_seconds, 1e-9),
+                  "history": rows, "accelerator": str(trainer.accelerator.__class__.__name__),
+                  "devices": int(trainer.world_size)},
+        custom_embedding=embedding_net is not None,
+    )
+    return StorePosterior(net, prior, info)
+
+
+def _config(estimator) -> EstimatorConfig:
+    if isinstance(estimator, EstimatorConfig):
+        return estimator
+    if isinstance(estimator, str):
+        return EstimatorConfig(model=estimator)
+    if isinstance(estimator, Mapping):
+        return EstimatorConfig.from_dict(dict(estimator))
+    raise TypeError(f"estimator must be a name, an EstimatorConfig or a dict, got {type(estimator).__name__}")
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _logger(kind: str, root: Path):
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    if kind == "csv":
+        return CSVLogger(save_dir=root, name="logs")
+    if kind == "tensorboard":
+        return TensorBoardLogger(save_dir=root, name="logs")
+    raise ValueError(f"unknown logger {kind!r}; valid: csv, tensorboard")
+
+
+class _quiet:
+    """Silence Lightning's informational messages and hints (not its errors)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        import logging
+
+        if not self.enabled:
+            return self
+        self._loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+        self._levels = [lg.level for lg in self._loggers]
+        for lg in self._loggers:
+            lg.setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+        warnings.simplefilter("ignore", PossibleUserWarning)
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._warnings.__exit__(*exc)
+            for lg, level in zip(self._loggers, self._levels):
+                lg.setLevel(level)
+        return False
+
+
+# ---------------------------------------------------------------------- save / load
+def save_posterior(posterior: StorePosterior, path: str | os.PathLike) -> Path:
+    """Write the estimator's weights and :class:`PosteriorInfo` to ``path`` (a torch
+    file readable with ``weights_only=True``: no pickled code)."""
+    if not isinstance(posterior, StorePosterior):
+        raise TypeError(f"expected a StorePosterior (from train_posterior), got {type(posterior).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "info": json.dumps(posterior.info.to_dict()),
+               "state_dict": {k: v.detach().cpu() for k, v in posterior.posterior_estimator.state_dict().items()}}
+    torch.save(payload, path)
+    return path
+
+
+def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | None = None) -> StorePosterior:
+    """A posterior saved by :func:`save_posterior` (on the CPU).
+
+    Parameters
+    ----------
+    embedding_net : for a posterior trained with a custom embedding net, a fresh
+        instance of the same architecture (its weights are loaded from the file).
+
+    Raises
+    ------
+    ValueError
+        Not a vbi-dask posterior file, a newer format, or a custom embedding net missing.
+    """
+    from ..prior import prior_from_dict
+
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{os.fspath(path)!r} is not a vbi-dask posterior file")
+    if payload["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)!r} has format version {payload['format_version']}; this vbi-dask reads "
+                         f"up to {FORMAT_VERSION}")
+    info = PosteriorInfo.from_dict(json.loads(payload["info"]))
+    if info.custom_embedding and embedding_net is None:
+        raise ValueError("this posterior was trained with a custom embedding net: pass a fresh instance of the same "
+                         "architecture as embedding_net=")
+    z = info.zscore
+    net = build_estimator(EstimatorConfig.from_dict(dict(info.estimator)), theta_mean=np.asarray(z["theta_mean"]),
+                          theta_std=np.asarray(z["theta_std"]), feature_index=info.feature_index,
+                          x_mean=np.asarray(z["x_mean"]), x_std=np.asarray(z["x_std"]),
+                          n_features=len(info.feature_names), embedding_net=embedding_net)
+    net.load_state_dict(payload["state_dict"])
+    return StorePosterior(net.eval(), prior_from_dict(info.prior).to_torch(), info)
+
+
+# ---------------------------------------------------------------------- sampling
+def check_observation(x: Any, info: PosteriorInfo) -> tuple[torch.Tensor, bool]:
+    """Observation(s) as a float32 tensor (obs, feature) in the posterior's column order.
+
+    ``x``: a vector (feature,) or a batch (obs, feature) as NumPy, torch, or a
+    DataArray with a ``feature`` dim (matched by name). Columns the estimator does not
+    use may be NaN (they are set to 0). Returns (tensor, whether x was one vector).
+
+    Raises
+    ------
+    ValueError
+        Wrong number of feature columns, missing feature names, or NaN/inf in a used
+        column (the message names them).
+    """
+    names = list(info.feature_names)
+    if isinstance(x, xr.DataArray):
+        if "feature" not in x.dims:
+            raise ValueError(f"an observation DataArray needs a 'feature' dim, got dims {x.dims}")
+        if "feature" in x.coords:
+            given = [str(n) for n in x["feature"].values]
+            missing = [n for n in names if n not in set(given)]
+            if missing:
+                raise ValueError(f"the observation lacks {len(missing)} of the posterior's {len(names)} features, "
+                                 f"e.g. {missing[:5]}: compute it with the store's feature set "
+                                 "(vbi_dask.train.observe_signal)")
+            x = x.sel(feature=names)
+        other = [d for d in x.dims if d != "feature"]
+        x = x.transpose(*other, "feature").values
+    array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+    single = array.ndim == 1
+    if array.ndim not in (1, 2):
+        raise ValueError(f"an observation must be (feature,) or (obs, feature), got shape {array.shape}")
+    array = array.reshape(-1, array.shape[-1])
+    if array.shape[1] != len(names):
+        raise ValueError(f"the observation has {array.shape[1]} feature columns; this posterior takes the store's "
+                         f"{len(names)} ({names[:3]} ...): compute features with the store's feature set "
+                         "(vbi_dask.train.observe_signal), on a recording of the same length and nodes")
+    used = info.feature_index
+    bad = ~np.isfinite(array[:, used])
+    if bad.any():
+        cols = sorted({names[used[j]] for j in np.flatnonzero(bad.any(axis=0))})
+        raise ValueError(f"the observation has NaN or inf in {len(cols)} used feature(s): {cols[:8]}")
+    unused = np.setdiff1d(np.arange(len(names)), used)
+    array = array.copy()
+    array[:, unused] = np.nan_to_num(array[:, unused], nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.as_tensor(array, dtype=torch.float32), single
+
+
+def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *, seed: int = 0,
+                     max_sampling_batch_size: int = 10_000) -> xr.DataArray:
+    """Posterior samples for one observation or a batch.
+
+    Parameters
+    ----------
+    posterior : a :class:`StorePosterior`.
+    x : features (feature,) or (obs, feature); see :func:`check_observation`.
+    n_samples : samples per observation.
+    seed : seeds the sampling (the global torch RNG state is restored afterwards).
+
+    Returns
+    -------
+    DataArray
+        ``(sample, param)`` for one observation, ``(sample, obs, param)`` for a batch;
+        ``param`` holds the parameter names.
+    """
+    tensor, single = check_observation(x, posterior.info)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            if single:
+                samples = posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
+                                           max_sampling_batch_size=max_sampling_batch_size)
+            else:
+                samples = posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
+                                                   max_sampling_batch_size=max_sampling_batch_size)
+    dims = ("sample", "param") if single else ("sample", "obs", "param")
+    return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)},
+                        name="theta")
