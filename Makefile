@@ -24,7 +24,7 @@ test: install
 
 bench: install
 	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(PY) bench/bench_kernel.py
+		$(PY) bench/bench_kernel.py && $(PY) bench/bench_budget.py
 
 clean:
 	rm -rf $(VENV) demo_output bench.jsonl .pytest_cache

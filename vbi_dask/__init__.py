@@ -10,6 +10,9 @@ from .connectome import Connectome, default_connectome, load_connectome, load_tv
 from .models import MODELS, ModelSpec, get_model
 from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
 from .simulation import Simulation, simulate
+from .prior import Grid, Prior
+from .budget import Budget, BudgetSummary, budget_from_config
+from .store import open_store
 
 try:
     __version__ = version("vbi-dask")
@@ -20,5 +23,7 @@ __all__ = [
     "Connectome", "default_connectome", "load_connectome", "load_tvb_zip",
     "MODELS", "ModelSpec", "get_model",
     "Raw", "TemporalAverage", "Bold", "EEG", "MEG",
-    "Simulation", "simulate", "__version__",
+    "Simulation", "simulate",
+    "Prior", "Grid", "Budget", "BudgetSummary", "budget_from_config", "open_store",
+    "__version__",
 ]

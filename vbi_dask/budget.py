@@ -59,19 +59,14 @@ class _Layout:
 
 
 def _layout(sim: Simulation, features: FeatureSet) -> _Layout:
-    """Sizes of the feature signal, without running (the arithmetic of ``run_arrays``)."""
-    n_steps, n_cut, dt = sim.n_steps, sim.n_cut, sim.dt_ms
+    """Sizes of the feature signal, without running."""
     bold, sampled = sim.bold_monitor, sim.sampled_monitor
     time_bold = None
     if bold is not None:
-        period = int(round(bold.dt_ms / dt)) * int(round(bold.tr_ms / bold.dt_ms))
-        q_cut = n_cut // period
-        n_q = n_steps // period - q_cut
-        time_bold = bold.tr_ms * (q_cut + np.arange(1, n_q + 1))
-        signal, n_time, dt_ms = "bold", n_q, float(bold.tr_ms)
+        time_bold = sim.bold_times_ms()
+        signal, n_time, dt_ms = "bold", time_bold.size, float(bold.tr_ms)
     elif sampled is not None:
-        decim = int(round(sampled.period_ms / dt))
-        signal, n_time, dt_ms = "sampled", (n_steps - n_cut) // decim, float(sampled.period_ms)
+        signal, n_time, dt_ms = "sampled", sim.sample_times_ms().size, float(sampled.period_ms)
     else:
         raise ValueError("the simulation has no monitor to compute features from; add Bold or TemporalAverage")
     names = tuple(features.names(sim.connectome.n_nodes, n_time, dt_ms))
@@ -297,9 +292,12 @@ class Budget:
         if state == "zarr":
             stored = _store.check_compatible(path, attrs)
             sizes = _store.sim_sizes(path)
-            if "done" not in sizes or len(sizes) < 4 + self.keep_bold:
-                # allocation was interrupted before any block could run
-                state = "missing"
+            expected = {"theta", "features", "valid", "done", "sim"} | ({"bold"} if self.keep_bold else set())
+            if not expected <= set(sizes):
+                if "done" in sizes and _store.read_done(path).any():
+                    raise ValueError(f"store {str(path)!r} lacks variable(s) {sorted(expected - set(sizes))} but holds "
+                                     "finished simulations; refusing to overwrite it")
+                state = "missing"  # an allocation interrupted before any block could run
             else:
                 if stored.get("vbi_dask_version") != attrs["vbi_dask_version"]:
                     warnings.warn(f"store made by vbi-dask {stored.get('vbi_dask_version')}, resumed with "
@@ -360,6 +358,7 @@ class Budget:
             failed, its ``done`` left false; the rest of the budget completes.
         """
         t0 = time.perf_counter()
+        _check_scheduler(scheduler)
         path = os.fspath(_store._local_path(store))
         totals = _Totals()
         pending = self.prepare(path)
@@ -481,6 +480,18 @@ def _run_block(budget: Budget, store: str, start: int, stop: int) -> dict[str, A
     return summary
 
 
+def _check_scheduler(scheduler) -> None:
+    if scheduler is None or isinstance(scheduler, str) and (scheduler in LOCAL_SCHEDULERS or ":" in scheduler):
+        return
+    if not isinstance(scheduler, str):
+        from distributed import Client
+
+        if isinstance(scheduler, Client):
+            return
+    raise ValueError(f"unknown scheduler {scheduler!r}: give None (a LocalCluster), one of {sorted(LOCAL_SCHEDULERS)}, "
+                     "a distributed.Client or a scheduler address such as tcp://host:8786")
+
+
 def _client(scheduler, n_workers):
     """(client, close) for a Client, an address, or None (active client or a new LocalCluster)."""
     from distributed import Client, LocalCluster
@@ -490,9 +501,6 @@ def _client(scheduler, n_workers):
     if isinstance(scheduler, str):
         client = Client(scheduler)
         return client, client.close
-    if scheduler is not None:
-        raise ValueError(f"scheduler must be None, one of {sorted(LOCAL_SCHEDULERS)}, a distributed.Client or an "
-                         f"address, got {scheduler!r}")
     try:
         from distributed import default_client
 

@@ -182,7 +182,8 @@ class ParamPrior:
             if bad.size:
                 where = "" if nodes is None else f" at node {nodes[bad[0]]}"
                 raise ValueError(f"prior for {self.name!r}: low ({low[bad[0]]:g}) must be < high ({high[bad[0]]:g}){where}")
-        out._torch_dist(k)  # validates arguments and shapes through torch
+        else:
+            out._torch_dist(k)  # validates arguments and shapes through torch
         return out
 
     def _torch_dist(self, k: int, dtype=None):

@@ -192,6 +192,32 @@ class Simulation:
     def n_cut(self) -> int:
         return int(round(self.t_cut_ms / self.dt_ms))
 
+    def sample_times_ms(self) -> np.ndarray:
+        """Times (ms, end of each window) of the sampled monitor's samples; empty without one."""
+        sampled = self.sampled_monitor
+        if sampled is None:
+            return np.zeros(0)
+        decim = _steps("period", sampled.period_ms, self.dt_ms)
+        n_t = (self.n_steps - self.n_cut) // decim
+        return (self.n_cut + decim * np.arange(1, n_t + 1)) * self.dt_ms
+
+    def bold_times_ms(self) -> np.ndarray:
+        """Times (ms) of the BOLD samples (multiples of the TR after t_cut); empty without Bold."""
+        bold = self.bold_monitor
+        if bold is None:
+            return np.zeros(0)
+        period = _steps("Bold.dt_ms", bold.dt_ms, self.dt_ms) * _steps("Bold.tr_ms", bold.tr_ms, bold.dt_ms)
+        q_cut = self.n_cut // period
+        return bold.tr_ms * (q_cut + np.arange(1, self.n_steps // period - q_cut + 1))
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_graph", None)  # a cache, rebuilt on demand: keep pickles (Dask tasks) small
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     @property
     def sampled_monitor(self) -> Monitor | None:
         return next((m for m in self.monitors if isinstance(m, (Raw, TemporalAverage, EEG, MEG))), None)
@@ -297,13 +323,13 @@ class Simulation:
         n_steps, n_cut = self.n_steps, self.n_cut
         sampled, bold = self.sampled_monitor, self.bold_monitor
         decim = _steps("period", sampled.period_ms, self.dt_ms) if sampled else 1
-        n_t = (n_steps - n_cut) // decim if sampled else 0
+        n_t = self.sample_times_ms().size
         out_mon = np.full((max(n_t, 1), len(self.model.observed), n, bp), np.nan, dtype=dtype)
         if bold:
             bold_decim = _steps("Bold.dt_ms", bold.dt_ms, self.dt_ms)
             tr_decim = _steps("Bold.tr_ms", bold.tr_ms, bold.dt_ms)
             q_cut = n_cut // (bold_decim * tr_decim)
-            n_q = n_steps // (bold_decim * tr_decim) - q_cut
+            n_q = self.bold_times_ms().size
             bc = balloon_constants(dtype, scale=bold.scale, **bold.constants)
         else:
             bold_decim, tr_decim, q_cut, n_q, bc = 1, 1, 0, 0, balloon_constants(dtype)
@@ -336,9 +362,7 @@ class Simulation:
         data = {}
         if sampled is not None:
             x = np.moveaxis(arrays["sampled"], -1, 0)  # (sim, time, obs, node)
-            decim = _steps("period", sampled.period_ms, self.dt_ms)
-            coords["time"] = ("time", self.t_cut_ms + decim * self.dt_ms * np.arange(1, x.shape[1] + 1),
-                              {"units": "ms"})
+            coords["time"] = ("time", self.sample_times_ms(), {"units": "ms"})
             if isinstance(sampled, (EEG, MEG)):
                 k = model.observed.index(sampled.variable or model.observed[0])
                 gain = sampled.gain
@@ -357,9 +381,7 @@ class Simulation:
                     data[obs] = (("sim", "time", "node"), x[:, :, k, :], {"units": unit})
         if bold is not None:
             b = np.moveaxis(arrays["bold"], -1, 0)
-            tr_ms = bold.tr_ms
-            q_cut = self.n_cut // int(round(tr_ms / self.dt_ms))
-            coords["time_bold"] = ("time_bold", tr_ms * (q_cut + np.arange(1, b.shape[1] + 1)), {"units": "ms"})
+            coords["time_bold"] = ("time_bold", self.bold_times_ms(), {"units": "ms"})
             data["bold"] = (("sim", "time_bold", "node"), b, {"units": "fractional signal change"})
         attrs = {
             "model": model.name,

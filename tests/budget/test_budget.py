@@ -256,3 +256,16 @@ def test_example_configuration_loads():
     b = budget_from_config(yaml.safe_load(path.read_text()), base_dir=path.parent)
     assert b.simulation.connectome.n_nodes == 84 and b.layout.signal == "bold"
     assert len(b.param_names) == 85 and b.param_names[:2] == ["G", "eta[0]"]
+
+
+def test_unknown_scheduler_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="unknown scheduler 'processes'"):
+        budget().run(tmp_path / "s.zarr", scheduler="processes", progress=False)
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_progress_bar_and_summary_are_printed(tmp_path, capsys):
+    summary = budget(n_sims=8).run(tmp_path / "p.zarr", scheduler="sync", progress=True)
+    out = capsys.readouterr().out
+    assert "100% Completed" in out and "simulations done   8 / 8" in out
+    assert str(summary) in out and summary.sims_per_s > 0

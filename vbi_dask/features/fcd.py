@@ -90,9 +90,10 @@ def window_fc(
     index = xp.arange(count)[:, None] * step + xp.arange(window)[None, :]
     framed = data[:, index, :]  # (sim, window index, sample in window, node)
     unit = standardise(xp, framed, axis=2)
-    corr = xp.clip(xp.matmul(xp.swapaxes(unit, 2, 3), unit), -1.0, 1.0)
+    # a contiguous transposed operand keeps the batched product on BLAS
+    corr = xp.matmul(xp.ascontiguousarray(xp.swapaxes(unit, 2, 3)), unit)
     rows, cols = upper_triangle(n_nodes)
-    return corr[:, :, xp.asarray(rows), xp.asarray(cols)]
+    return xp.clip(corr[:, :, xp.asarray(rows), xp.asarray(cols)], -1.0, 1.0)
 
 
 def fcd_matrix(
