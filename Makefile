@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -21,10 +21,15 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+	# CUDA kernels on the Numba CUDA simulator (set before numba is imported: own process)
+	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q tests/gpu
 
 bench: install
 	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) bench/bench_kernel.py && $(PY) bench/bench_budget.py
+
+bench-gpu: install
+	$(PY) bench/bench_gpu.py
 
 clean:
 	rm -rf $(VENV) demo_output bench.jsonl .pytest_cache

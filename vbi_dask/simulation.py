@@ -18,6 +18,7 @@ import numba
 import numpy as np
 import xarray as xr
 
+from .backend import resolve_backend
 from .connectome import Connectome, default_connectome
 from .kernels import cpu as _cpu
 from .kernels import rng as _rng
@@ -304,8 +305,13 @@ class Simulation:
         return x0
 
     def run_arrays(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
-                   first_sim: int = 0, threads: int | None = None) -> dict[str, np.ndarray]:
-        """Run and return raw arrays: ``sampled`` (time, obs, node, sim) and ``bold`` (time, node, sim)."""
+                   first_sim: int = 0, threads: int | None = None, backend: str = "cpu") -> dict[str, np.ndarray]:
+        """Run and return raw arrays: ``sampled`` (time, obs, node, sim) and ``bold`` (time, node, sim).
+
+        ``backend``: "cpu", "cuda" or "auto" (CUDA when this process sees a GPU; see
+        :func:`vbi_dask.backend.resolve_backend`); ``threads`` applies to the CPU.
+        """
+        backend = resolve_backend(backend)
         params = dict(params or {})
         n_sims = resolve_n_sims(params, n_sims, self.connectome.n_nodes)
         if first_sim < 0:
@@ -334,24 +340,30 @@ class Simulation:
         else:
             bold_decim, tr_decim, q_cut, n_q, bc = 1, 1, 0, 0, balloon_constants(dtype)
         out_bold = np.full((max(n_q, 1), n, bp), np.nan, dtype=dtype)
-        kernel = _cpu.build_kernel(self.kernel_config())
         seed_lo, seed_hi = _rng.split_seed(seed)
-        kernel(
+        args = (
             x0, P, indptr, indices, weights.astype(dtype), delays, rowsum.astype(dtype), sigma, dt,
             n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
             bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold,
-            self.max_delay_steps + 2, threads=_default_threads() if threads is None else threads,
+            self.max_delay_steps + 2,
         )
+        if backend == "cuda":
+            from .kernels import cuda as _cuda  # numba.cuda only where it is used
+
+            _cuda.build_kernel(self.kernel_config())(*args)
+        else:
+            _cpu.build_kernel(self.kernel_config())(*args, threads=_default_threads() if threads is None else threads)
         return {"sampled": out_mon[:n_t, :, :, :n_sims], "bold": out_bold[:n_q, :, :n_sims]}
 
     def run(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
-            first_sim: int = 0, threads: int | None = None) -> xr.Dataset:
+            first_sim: int = 0, threads: int | None = None, backend: str = "cpu") -> xr.Dataset:
         """Simulate a batch; parameters default to the model's (see :func:`broadcast_param`).
 
         Returns an ``xarray.Dataset`` with one variable per observable (sim, time, node),
         ``bold`` (sim, time_bold, node) and ``eeg``/``meg`` (sim, time, sensor) as monitored.
         """
-        arrays = self.run_arrays(params, n_sims=n_sims, seed=seed, first_sim=first_sim, threads=threads)
+        arrays = self.run_arrays(params, n_sims=n_sims, seed=seed, first_sim=first_sim, threads=threads,
+                                 backend=backend)
         return self.to_dataset(arrays, first_sim=first_sim)
 
     def to_dataset(self, arrays: Mapping[str, np.ndarray], *, first_sim: int = 0) -> xr.Dataset:

@@ -82,14 +82,17 @@ class EstimatorConfig:
 class FeatureStandardizer(nn.Module):
     """Select feature columns and z-score them: ``(x[..., index] - mean) / std``.
 
-    Buffers (saved with the estimator): ``index`` (int64), ``mean``, ``std`` (float32).
+    Saved with the estimator: ``index`` (int64 buffer), ``mean`` and ``std`` (float32,
+    frozen parameters: sbi 0.27's ``posterior_nn`` rejects an embedding net without
+    parameters, ``next(net.parameters())`` in ``check_net_device``).
     """
 
     def __init__(self, index: Sequence[int], mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.register_buffer("index", torch.as_tensor(np.asarray(index), dtype=torch.long))
-        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(np.asarray(std), dtype=torch.float32))
+        frozen = lambda v: nn.Parameter(torch.as_tensor(np.asarray(v), dtype=torch.float32),  # noqa: E731
+                                        requires_grad=False)
+        self.mean, self.std = frozen(mean), frozen(std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.index_select(-1, self.index) - self.mean) / self.std

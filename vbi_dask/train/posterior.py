@@ -220,14 +220,14 @@ def train_posterior(
                                          save_weights_only=True, filename="best")
             stopper = EarlyStopping(monitor="val_loss", mode="min", patience=stop_after_epochs, check_finite=True)
             history = History()
-            trainer = L.Trainer(
-                max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-                callbacks=[checkpoint, stopper, history], logger=_logger(logger, root),
-                gradient_clip_val=clip_max_norm, gradient_clip_algorithm="norm",
-                reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
-                enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=root,
-            )
             with _quiet(not progress):
+                trainer = L.Trainer(
+                    max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                    callbacks=[checkpoint, stopper, history], logger=_logger(logger, root),
+                    gradient_clip_val=clip_max_norm, gradient_clip_algorithm="norm",
+                    reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
+                    enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=root,
+                )
                 t_fit = time.perf_counter()
                 trainer.fit(module, datamodule=datamodule)
                 fit_seconds = time.perf_counter() - t_fit
@@ -315,7 +315,7 @@ class _quiet:
 
         warnings.simplefilter("ignore", PossibleUserWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         return self
 
     def __exit__(self, *exc):

@@ -1,0 +1,291 @@
+"""CUDA loop shell: integrate a batch of simulations of any model, one thread per simulation.
+
+The shell is generated from the same :class:`~vbi_dask.kernels.cpu.KernelConfig` as the
+CPU shell and compiled around the same scalar functions: the model's ``drift`` /
+``efferent`` / ``observe``, the coupling's ``pre`` / ``post``, the Balloon-Windkessel
+functions and the counter-based generator (``rng.make_rng`` built with
+``cuda.jit(device=True)``). The per-(node, simulation) statements (integrator updates,
+noise counters, monitors, BOLD) come from :mod:`._codegen`, shared with the CPU shell.
+No equation is written here; a simulation gets the same noise on either device.
+
+Thread mapping: one thread integrates one simulation, over all nodes, for a range of
+steps. Whole-brain batches have N ~ 68-400 nodes and B ~ 1e3-1e5 simulations, so B
+fills the device (tens of thousands of threads) without any synchronisation: a thread
+only reads its own column. Every thread of a warp walks the same CSR row at the same
+time, so ``indptr`` / ``indices`` / ``weights`` / ``delays`` reads are warp-uniform
+(one broadcast transaction, served from L1/L2), and the states, parameters and
+delay history are laid out ``(..., node, sim)`` with ``sim`` contiguous, so the
+per-thread reads and writes of a warp coalesce into 128-byte transactions. The CPU
+shell's SIMD lanes are this layout's threads: both run exactly the same operations
+per simulation. A block per simulation (threads over nodes, state in shared memory)
+would need a barrier per coupling evaluation, idles most threads for N < 128 and caps
+the grid's parallelism at B blocks of N threads; it wins only for few simulations of
+large networks, which is not the inference workload.
+
+Memory: everything lives in global memory, allocated once per launch chunk: states
+``x``, ``xt``, ``F``, ``Z`` ``(svar, node, sim)``, the efferent history ring buffer
+``E`` ``(H, channel, node, sim)`` (H = max delay + 2 steps, 1 without delays), monitor
+accumulators, Balloon states, and the outputs ``(time, obs, node, sim)`` /
+``(time, node, sim)``. Only the requested outputs are copied back. A batch whose
+buffers do not fit the free device memory is run in chunks of simulations; a long run
+is split into launches of ``steps_per_launch`` steps (state persists on the device).
+
+Numerics: results equal the CPU shell's to floating-point rounding, not bit for bit:
+the GPU contracts ``a * b + c`` into fused multiply-adds and uses libdevice's math
+functions (the CUDA simulator evaluates float32 ``math`` calls in float64).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda
+
+from . import _codegen
+from . import bold as _bold
+from . import rng as _rng
+from ._codegen import CUDA_LAYOUT, MONITOR_NONE, MONITOR_TAVG, Gen, csv, loops
+from .cpu import INTEGRATORS, KernelConfig
+
+__all__ = ["build_kernel", "device_jit", "CudaKernel", "THREADS_PER_BLOCK", "STEPS_PER_LAUNCH"]
+
+THREADS_PER_BLOCK = 128  # 4 warps: enough blocks per SM at B >= 1e4, few idle threads at B ~ 1e3
+STEPS_PER_LAUNCH = 4096  # keeps each launch well under display-watchdog limits
+MEMORY_FRACTION = 0.8  # of the free device memory, for one chunk's buffers
+
+
+def device_jit():
+    """The decorator compiling a scalar function as an inlined CUDA device function.
+
+    numba-cuda forces inlining with ``forceinline=True`` (LLVM ``alwaysinline``); the
+    CUDA target built into Numba (and its simulator) accepts ``inline=`` and leaves
+    inlining to NVVM, which inlines such small functions at ``-opt=3``.
+    """
+    if "forceinline" in inspect.signature(cuda.jit).parameters:
+        return cuda.jit(device=True, forceinline=True)
+    return cuda.jit(device=True, inline=True)
+
+
+def _shell_source(cfg: KernelConfig) -> str:
+    g = Gen()
+    g("def integrate(x, P, indptr, indices, weights, delays, rowsum, sigma, dt, nsteps,")
+    g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
+    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H,")
+    g("              xt, F, Z, cpl, EF, E, mon, bst, bacc, step0, step1):")
+    g.indent()
+    g("l = cuda.grid(1)  # this thread's simulation (column)")
+    g("if l >= x.shape[2]:")
+    g("    return")
+    g("N = x.shape[1]")
+    g("Pb = P  # read in place: (param, node, sim) coalesces across the warp")
+    g("half_dt = dt * HALF")
+    g("sixth_dt = dt * SIXTH")
+    g("sqrt_dt = DT(math.sqrt(dt))")
+    if cfg.bold or cfg.monitor == MONITOR_TAVG or cfg.delays:
+        g("if step0 == 0:")
+        g.indent()
+        with loops(g, CUDA_LAYOUT):
+            if cfg.bold:
+                g("bst[0, i, l], bst[1, i, l], bst[2, i, l], bst[3, i, l] = ZERO, ONE, ONE, ONE")
+                g("bacc[i, l] = ZERO")
+            if cfg.monitor == MONITOR_TAVG:
+                g("for c in range(O):")
+                g("    mon[c, i, l] = ZERO")
+            if cfg.delays:  # constant initial history: the initial state's efferent signals
+                _codegen.emit_pre(g, cfg, "x", "E[0, {ch}, i, l]")
+        if cfg.delays:
+            with loops(g, CUDA_LAYOUT, "h in range(1, H)", "ch in range(NCH)"):
+                g("E[h, ch, i, l] = E[0, ch, i, l]")
+        g.dedent()
+    g("for n in range(step0, step1):")
+    g.indent()
+    _codegen.emit_step(g, cfg, CUDA_LAYOUT, _emit_coupling)
+    _codegen.emit_monitors(g, cfg, CUDA_LAYOUT)
+    return g.source()
+
+
+def _emit_coupling(g: Gen, cfg: KernelConfig, X: str, step: str):
+    """Coupling input cpl[k, i, l] for the state in array X at step index ``step``; the
+    sums run over the CSR row in the CPU shell's order."""
+    K, C = cfg.n_coupled, cfg.n_pre
+    if cfg.delays:
+        g(f"head = ({step}) % H")
+        slot = "head"
+    else:
+        slot = "0"
+    with loops(g, CUDA_LAYOUT):
+        _codegen.emit_pre(g, cfg, X, f"E[{slot}, {{ch}}, i, l]", keep_efferent=True)
+    with loops(g, CUDA_LAYOUT):
+        for ch in range(K * C):
+            g(f"a{ch} = ZERO")
+        g("for idx in range(indptr[i], indptr[i + 1]):")
+        g.indent()
+        g("j = indices[idx]  # warp-uniform: every thread reads the same edge")
+        g("w = weights[idx]")
+        if cfg.delays:
+            g("src = head - delays[idx]")
+            g("if src < 0:")
+            g("    src += H")
+        else:
+            g("src = 0")
+        for ch in range(K * C):
+            g(f"a{ch} += w * E[src, {ch}, j, l]")
+        g.dedent()
+        for k in range(K):
+            sums = [f"a{k * C + c}" for c in range(C)]
+            g(f"cpl[{k}, i, l] = post(Pb[{cfg.n_params}, i, l], rowsum[i], EF[{k}, i, l], {csv(sums)})")
+
+
+_HEADER = """\
+# Generated by vbi_dask.kernels.cuda: the CUDA loop shell of one kernel configuration.
+import math
+
+import numpy as np
+from numba import cuda
+
+from vbi_dask.kernels import bold as _bold
+from vbi_dask.kernels import rng as _rng
+from vbi_dask.kernels.cuda import device_jit as _device_jit
+from {eq_module} import {eq_name} as _equations
+from {pre_module} import {pre_name} as _pre
+from {post_module} import {post_name} as _post
+
+_device = _device_jit()
+DT = np.{dtype}
+ZERO, ONE, TWO, HALF, SIXTH = DT(0.0), DT(1.0), DT(2.0), DT(0.5), DT(1.0 / 6.0)
+S, K, O, NCH, DELAYS = {S}, {K}, {O}, {NCH}, {DELAYS}
+drift, efferent, observe = (_device(f) for f in _equations(DT, _device))
+pre, post = _device(_pre), _device(_post)
+_generator = _rng.make_rng(_device)
+normal_pair, normals4 = _generator.normal_pair, _generator.normals4
+balloon, bold_signal = _device(_bold.balloon_drift), _device(_bold.bold_signal)
+
+
+@cuda.jit(cache={cache})
+"""
+
+
+def _simulator() -> bool:
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+@lru_cache(maxsize=None)
+def build_kernel(cfg: KernelConfig) -> "CudaKernel":
+    """The CUDA loop shell for ``cfg`` (generated once per process; compiled by Numba at
+    the first launch, cached on disk when the equations are importable by name)."""
+    if cfg.integrator not in INTEGRATORS:
+        raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
+    fns = (cfg.equations, cfg.pre, cfg.post)
+    cacheable = all(_codegen.importable(fn) for fn in fns)
+    header = _HEADER.format(
+        eq_module=cfg.equations.__module__, eq_name=cfg.equations.__qualname__,
+        pre_module=cfg.pre.__module__, pre_name=cfg.pre.__qualname__,
+        post_module=cfg.post.__module__, post_name=cfg.post.__qualname__,
+        dtype=np.dtype(cfg.dtype).name, S=cfg.n_states, K=cfg.n_coupled, O=cfg.n_obs,
+        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, cache=cacheable and not _simulator(),
+    )
+    source = header + _shell_source(cfg)
+    modules = {fn.__module__ for fn in fns} | {_rng.__name__, _bold.__name__, _codegen.__name__, __name__}
+    namespace = _codegen.load_shell(source, "cuda_shell", modules, cacheable, f"<vbi_dask cuda shell {cfg.integrator}>")
+    return CudaKernel(namespace["integrate"], source, cfg)
+
+
+def _buffer_shapes(cfg: KernelConfig, n_nodes: int, n_sims: int, H: int, n_t: int, n_q: int) -> dict:
+    """Device buffers of one chunk: name -> (shape, used); an unused buffer is allocated
+    as a one-element placeholder of the same rank."""
+    S, K, O, NCH = cfg.n_states, cfg.n_coupled, cfg.n_obs, cfg.n_coupled * cfg.n_pre
+    N, B = n_nodes, n_sims
+    stages = cfg.integrator != "euler"
+    return {
+        "xt": ((S, N, B), stages),
+        "F": ((S, N, B), stages),
+        "Z": ((S, N, B), bool(cfg.noisy)),
+        "cpl": ((K, N, B), True),
+        "EF": ((K, N, B), True),
+        "E": ((H if cfg.delays else 1, NCH, N, B), True),
+        "mon": ((O, N, B), cfg.monitor == MONITOR_TAVG),
+        "bst": ((4, N, B), cfg.bold),
+        "bacc": ((N, B), cfg.bold),
+        "out_mon": ((n_t, O, N, B), cfg.monitor != MONITOR_NONE),
+        "out_bold": ((n_q, N, B), cfg.bold),
+    }
+
+
+def bytes_per_sim(cfg: KernelConfig, n_nodes: int, n_params: int, H: int, n_t: int, n_q: int) -> int:
+    """Device memory one simulation needs: state, parameters, buffers and outputs (bytes)."""
+    elements = (cfg.n_states + n_params) * n_nodes  # x and P
+    for shape, used in _buffer_shapes(cfg, n_nodes, 1, H, n_t, n_q).values():
+        elements += math.prod(shape) if used else 0
+    return elements * np.dtype(cfg.dtype).itemsize
+
+
+def _free_device_memory() -> int:
+    try:
+        free, _ = cuda.current_context().get_memory_info()
+        return int(free)
+    except Exception:  # no context information: assume a modest device
+        return 4 << 30
+
+
+class CudaKernel:
+    """A generated CUDA shell with the CPU shell's call signature (host arrays in, host
+    outputs filled in place): ``kernel(x0, P, indptr, ..., out_bold, H)``."""
+
+    def __init__(self, dispatcher, source: str, cfg: KernelConfig):
+        self.dispatcher = dispatcher
+        self.source = source
+        self.cfg = cfg
+
+    def __call__(self, x0, P, indptr, indices, weights, delays, rowsum, sigma, dt, nsteps, seed_lo, seed_hi,
+                 sim0, n_cut, decim, out_mon, bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, *,
+                 threads_per_block: int | None = None, steps_per_launch: int | None = None,
+                 max_sims: int | None = None) -> None:
+        """Run the batch; ``out_mon`` / ``out_bold`` (host arrays) receive the outputs.
+
+        ``threads_per_block`` (default :data:`THREADS_PER_BLOCK`), ``steps_per_launch``
+        (default :data:`STEPS_PER_LAUNCH`) and ``max_sims`` (simulations per launch chunk;
+        default: as many as fit :data:`MEMORY_FRACTION` of the free device memory) change
+        the schedule, not the results.
+        """
+        cfg = self.cfg
+        threads_per_block = threads_per_block or THREADS_PER_BLOCK
+        steps_per_launch = steps_per_launch or STEPS_PER_LAUNCH
+        dtype = np.dtype(cfg.dtype)
+        n_nodes, n_sims = x0.shape[1], x0.shape[2]
+        n_t, n_q = out_mon.shape[0], out_bold.shape[0]
+        if max_sims is None:
+            per_sim = bytes_per_sim(cfg, n_nodes, P.shape[0], H, n_t, n_q)
+            max_sims = int(MEMORY_FRACTION * _free_device_memory()) // per_sim
+            if max_sims < 1:
+                raise MemoryError(f"one simulation needs {per_sim / 2**30:.2f} GiB of device memory "
+                                  f"(delay history of {H} steps, {n_t} + {n_q} output samples)")
+            if max_sims >= threads_per_block:
+                max_sims -= max_sims % threads_per_block
+        graph = (indptr, indices, weights, delays, rowsum, sigma, bc)  # shared by every simulation
+        d_indptr, d_indices, d_weights, d_delays, d_rowsum, d_sigma, d_bc = (
+            cuda.to_device(np.ascontiguousarray(a)) for a in graph)
+        for c0 in range(0, n_sims, max_sims):
+            c1 = min(n_sims, c0 + max_sims)
+            b = c1 - c0
+            d_x = cuda.to_device(np.ascontiguousarray(x0[:, :, c0:c1], dtype=dtype))
+            d_P = cuda.to_device(np.ascontiguousarray(P[:, :, c0:c1], dtype=dtype))
+            buf = {name: cuda.device_array(shape if used else (1,) * len(shape), dtype=dtype)
+                   for name, (shape, used) in _buffer_shapes(cfg, n_nodes, b, H, n_t, n_q).items()}
+            blocks = -(-b // threads_per_block)
+            launch = self.dispatcher[blocks, threads_per_block]
+            for step0 in range(0, nsteps, steps_per_launch):
+                step1 = min(nsteps, step0 + steps_per_launch)
+                launch(d_x, d_P, d_indptr, d_indices, d_weights, d_delays, d_rowsum, d_sigma, dt, nsteps,
+                       seed_lo, seed_hi, np.uint64(sim0) + np.uint64(c0), n_cut, decim, buf["out_mon"],
+                       bold_decim, tr_decim, q_cut, bold_dt, d_bc, buf["out_bold"], H,
+                       buf["xt"], buf["F"], buf["Z"], buf["cpl"], buf["EF"], buf["E"], buf["mon"],
+                       buf["bst"], buf["bacc"], step0, step1)
+            if cfg.monitor != MONITOR_NONE:
+                out_mon[..., c0:c1] = buf["out_mon"].copy_to_host()
+            if cfg.bold:
+                out_bold[..., c0:c1] = buf["out_bold"].copy_to_host()

@@ -1,0 +1,290 @@
+"""Diagnostics of a trained posterior on held-out simulations, and their figures.
+
+- :func:`posterior_zscores`: the posterior z-score ``z = |posterior mean - true| /
+  posterior std`` and shrinkage ``s = 1 - posterior var / prior var`` per parameter and
+  observation (Hashemi et al. 2023, "The Bayesian Virtual Epileptic Patient"; the VBI
+  paper, Hashemi et al. 2025). Good inference: shrinkage near 1, z-scores small (< 2-3).
+- :func:`calibration`: simulation-based calibration ranks (Talts et al. 2018) and
+  expected coverage of highest-density regions (Deistler et al. 2022), through
+  ``sbi.diagnostics.run_sbc`` / ``check_sbc``.
+- Figures (matplotlib ``Figure`` objects saved as PNG, no pyplot state): posterior pair
+  plot with the true value, z-score vs shrinkage, SBC rank histograms and coverage,
+  observed vs posterior-predictive FC.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .data import StoreData
+from .posterior import StorePosterior, check_observation, sample_posterior
+
+__all__ = ["posterior_zscores", "heldout", "Calibration", "calibration", "prior_variance",
+           "plot_pair", "plot_zscore_shrinkage", "plot_sbc", "plot_fc_predictive"]
+
+
+def prior_variance(posterior: StorePosterior, *, n_samples: int = 200_000, seed: int = 0) -> np.ndarray:
+    """Variance of each parameter under the posterior's prior: exact where the torch
+    distribution has it, else from ``n_samples`` draws."""
+    try:
+        return posterior.prior.variance.detach().numpy().astype(np.float64)
+    except (NotImplementedError, AttributeError):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return posterior.prior.sample((n_samples,)).numpy().astype(np.float64).var(axis=0)
+
+
+def posterior_zscores(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_samples: int = 1000,
+                      seed: int = 0, sims: np.ndarray | None = None) -> xr.Dataset:
+    """Posterior z-scores and shrinkages of known parameters.
+
+    Parameters
+    ----------
+    theta : (obs, param) true parameters.
+    x : (obs, feature) their features.
+    n_samples : posterior samples per observation.
+    sims : simulation indices of the rows (the ``obs`` coordinate).
+
+    Returns
+    -------
+    Dataset with ``z``, ``shrinkage``, ``mean``, ``std``, ``true`` (obs, param).
+    """
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    samples = sample_posterior(posterior, np.atleast_2d(np.asarray(x)), n_samples, seed=seed).values
+    mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
+    var0 = prior_variance(posterior)
+    names = list(posterior.info.param_names)
+    obs = np.arange(len(theta)) if sims is None else np.asarray(sims)
+    dims = ("obs", "param")
+    return xr.Dataset(
+        {"z": (dims, np.abs(mean - theta) / std), "shrinkage": (dims, 1.0 - std**2 / var0),
+         "mean": (dims, mean), "std": (dims, std), "true": (dims, theta)},
+        coords={"obs": obs, "param": names},
+        attrs={"n_samples": n_samples, "seed": seed},
+    )
+
+
+def heldout(posterior: StorePosterior, store: str | os.PathLike | None = None, *, split: str | None = None,
+            max_rows: int | None = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sims, theta, features) of held-out rows of the posterior's store: the test split
+    if the posterior was trained with one, else the validation split."""
+    info = posterior.info
+    if split is None:
+        split = "test" if info.split.get("n_test", 0) > 0 else "validation"
+    data = StoreData(store if store is not None else info.store,
+                     validation_fraction=info.split["validation_fraction"],
+                     test_fraction=info.split["test_fraction"], split_seed=info.split["split_seed"])
+    if list(data.feature_names) != list(info.feature_names):
+        raise ValueError("the store's feature columns differ from the posterior's")
+    return data.take(split, max_rows)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """SBC and expected-coverage results of :func:`calibration`.
+
+    ``ranks`` (obs, param): how many of ``n_samples`` posterior samples fall below the
+    true value; uniform on 0..n_samples when calibrated. ``ks_pvals``, ``c2st_ranks``,
+    ``c2st_dap`` (per parameter) come from ``sbi.diagnostics.check_sbc``.
+    ``coverage`` is the fraction of true values inside the posterior's highest-density
+    region of credibility ``levels`` (the diagonal when calibrated).
+    """
+
+    param_names: tuple[str, ...]
+    ranks: np.ndarray
+    n_samples: int
+    ks_pvals: np.ndarray
+    c2st_ranks: np.ndarray
+    c2st_dap: np.ndarray
+    levels: np.ndarray
+    coverage: np.ndarray
+
+    def passed(self, *, ks_alpha: float = 0.01, c2st_max: float = 0.6) -> bool:
+        """sbi's checks pass: every KS p-value above ``ks_alpha`` and every
+        prior-vs-data-averaged-posterior C2ST below ``c2st_max``."""
+        return bool((self.ks_pvals > ks_alpha).all() and (self.c2st_dap < c2st_max).all())
+
+    def summary(self) -> dict[str, Any]:
+        gap = np.abs(self.coverage - self.levels).max()
+        return {"n_obs": int(len(self.ranks)), "n_samples": self.n_samples,
+                "ks_pvals": dict(zip(self.param_names, np.round(self.ks_pvals, 4).tolist())),
+                "c2st_ranks": dict(zip(self.param_names, np.round(self.c2st_ranks, 3).tolist())),
+                "c2st_dap": dict(zip(self.param_names, np.round(self.c2st_dap, 3).tolist())),
+                "max_coverage_gap": float(gap), "passed": self.passed()}
+
+
+def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_samples: int = 500,
+                seed: int = 0) -> Calibration:
+    """Simulation-based calibration and expected coverage over (theta, x) pairs drawn
+    from the prior and the simulator (e.g. held-out store rows).
+
+    Uses ``sbi.diagnostics.run_sbc`` (marginal ranks, and ranks of the true parameter's
+    unnormalised log posterior density among the samples' for the coverage) and
+    ``check_sbc``.
+    """
+    from sbi.diagnostics import check_sbc, run_sbc
+
+    xs, _ = check_observation(np.atleast_2d(np.asarray(x)), posterior.info)
+    thetas = torch.as_tensor(np.atleast_2d(np.asarray(theta)), dtype=torch.float32)
+
+    def log_density(theta_b: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
+        return posterior.log_prob(theta_b, x=x_b, norm_posterior=False)
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "fewer than 100 samples" etc.
+        torch.manual_seed(seed)
+        ranks, dap = run_sbc(thetas, xs, posterior, num_posterior_samples=n_samples, show_progress_bar=False)
+        checks = check_sbc(ranks, posterior.prior.sample((len(thetas),)), dap, num_posterior_samples=n_samples)
+        density_ranks, _ = run_sbc(thetas, xs, posterior, num_posterior_samples=n_samples,
+                                   reduce_fns=log_density, show_progress_bar=False)
+    levels = np.linspace(0.0, 1.0, 21)
+    # the true value lies in the HPD region of level a when fewer than a * n samples are denser
+    outside = 1.0 - density_ranks[:, 0].numpy() / n_samples
+    coverage = np.array([(outside < a).mean() for a in levels])
+    return Calibration(
+        param_names=tuple(posterior.info.param_names), ranks=ranks.numpy(), n_samples=n_samples,
+        ks_pvals=checks["ks_pvals"].numpy(), c2st_ranks=checks["c2st_ranks"].numpy().ravel(),
+        c2st_dap=checks["c2st_dap"].numpy().ravel(), levels=levels, coverage=coverage,
+    )
+
+
+# ---------------------------------------------------------------------- figures
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_pair(samples: xr.DataArray, path: str | os.PathLike, *, true: Sequence[float] | None = None,
+              limits: tuple[np.ndarray, np.ndarray] | None = None, title: str = "") -> Path:
+    """Pair plot of posterior samples (sample, param): marginal histograms on the
+    diagonal, 2-D histograms below, the true value as a red line / cross."""
+    values = np.asarray(samples.transpose("sample", "param").values)
+    names = [str(p) for p in samples["param"].values]
+    k = len(names)
+    fig = _figure(2.0 * k + 0.5, 2.0 * k + 0.3)
+    axes = fig.subplots(k, k, squeeze=False)
+    lo = values.min(axis=0) if limits is None else np.maximum(limits[0], values.min(axis=0) - 1e-9)
+    hi = values.max(axis=0) if limits is None else np.minimum(limits[1], values.max(axis=0) + 1e-9)
+    if true is not None:
+        true = np.asarray(true, dtype=float)
+        lo, hi = np.minimum(lo, true), np.maximum(hi, true)
+    pad = 0.05 * (hi - lo + 1e-12)
+    lo, hi = lo - pad, hi + pad
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                ax.hist(values[:, i], bins=40, range=(lo[i], hi[i]), color="tab:blue", alpha=0.8)
+                if true is not None:
+                    ax.axvline(true[i], color="tab:red", lw=1.5)
+                ax.set_yticks([])
+            else:
+                ax.hist2d(values[:, j], values[:, i], bins=40, range=[[lo[j], hi[j]], [lo[i], hi[i]]], cmap="Blues")
+                if true is not None:
+                    ax.plot(true[j], true[i], "x", color="tab:red", ms=8, mew=2)
+            if i == k - 1:
+                ax.set_xlabel(names[j])
+            if j == 0 and i > 0:
+                ax.set_ylabel(names[i])
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_zscore_shrinkage(stats: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Posterior z-score against shrinkage, one colour per parameter."""
+    fig = _figure(5.0, 4.0)
+    ax = fig.subplots()
+    for name in stats["param"].values:
+        s = stats.sel(param=name)
+        ax.scatter(s["shrinkage"], s["z"], s=12, alpha=0.6, label=str(name))
+    ax.set_xlabel("posterior shrinkage")
+    ax.set_ylabel("posterior z-score")
+    ax.set_xlim(min(0.0, float(stats["shrinkage"].min())), 1.02)
+    ax.axhline(2.0, color="grey", lw=0.8, ls="--")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"{stats.sizes['obs']} held-out simulations")
+    return _save(fig, path)
+
+
+def plot_sbc(cal: Calibration, path: str | os.PathLike) -> Path:
+    """SBC rank histograms (one panel per parameter, with the 99% band of a uniform
+    histogram) and the expected-coverage curve."""
+    from scipy.stats import binom
+
+    k = len(cal.param_names)
+    cols = min(k + 1, 4)
+    rows = -(-(k + 1) // cols)
+    fig = _figure(3.0 * cols, 2.4 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    n_bins = max(5, min(20, len(cal.ranks) // 10))
+    band = binom(len(cal.ranks), 1.0 / n_bins).ppf([0.005, 0.995])
+    for p, name in enumerate(cal.param_names):
+        ax = axes[p]
+        ax.axhspan(band[0], band[1], color="grey", alpha=0.25)
+        ax.hist(cal.ranks[:, p], bins=n_bins, range=(0, cal.n_samples), color="tab:blue", alpha=0.85)
+        ax.set_title(f"{name} (KS p={cal.ks_pvals[p]:.2f})", fontsize=9)
+        ax.set_xlabel("rank")
+    ax = axes[k]
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax.plot(cal.levels, cal.coverage, "o-", ms=3)
+    ax.set_xlabel("credibility level")
+    ax.set_ylabel("expected coverage")
+    ax.set_title("HPD coverage", fontsize=9)
+    for ax in axes[k + 1:]:
+        ax.set_axis_off()
+    return _save(fig, path)
+
+
+def plot_fc_predictive(observed_fc: np.ndarray, predicted_fc: np.ndarray, path: str | os.PathLike, *,
+                       title: str = "") -> Path:
+    """Observed FC next to the mean posterior-predictive FC, and their upper triangles
+    against each other (with the spread over predictive simulations)."""
+    observed_fc = np.asarray(observed_fc)
+    predicted_fc = np.asarray(predicted_fc)
+    if predicted_fc.ndim == 2:
+        predicted_fc = predicted_fc[None]
+    n = observed_fc.shape[0]
+    iu = np.triu_indices(n, 1)
+    obs_u = observed_fc[iu]
+    pred_u = predicted_fc[:, iu[0], iu[1]]
+    r = np.corrcoef(obs_u, pred_u.mean(axis=0))[0, 1]
+    fig = _figure(12.0, 3.8)
+    axes = fig.subplots(1, 3)
+    vmax = float(max(np.abs(obs_u).max(), np.abs(pred_u).max(), 1e-6))
+    for ax, matrix, label in ((axes[0], observed_fc, "observed FC"),
+                              (axes[1], predicted_fc.mean(axis=0), f"posterior predictive FC (mean of {len(predicted_fc)})")):
+        im = ax.imshow(matrix, vmin=-vmax, vmax=vmax, cmap="RdBu_r")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("region")
+    axes[0].set_ylabel("region")
+    fig.colorbar(im, ax=axes[1], shrink=0.8, label="Pearson r")
+    ax = axes[2]
+    ax.errorbar(obs_u, pred_u.mean(axis=0), yerr=pred_u.std(axis=0), fmt=".", ms=2, alpha=0.3, elinewidth=0.5)
+    lim = [min(obs_u.min(), pred_u.mean(0).min()), max(obs_u.max(), pred_u.mean(0).max())]
+    ax.plot(lim, lim, color="grey", ls="--", lw=1)
+    ax.set_xlabel("observed FC")
+    ax.set_ylabel("predicted FC")
+    ax.set_title(f"upper triangle, r = {r:.2f}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
