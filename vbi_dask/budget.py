@@ -35,6 +35,7 @@ from .features import FeatureSet
 from .kernels.rng import split_seed
 from .monitors import Monitor, monitor_from_dict
 from .prior import Grid, Prior, prior_from_dict
+from .backend import gpu_annotations
 from .simulation import Simulation
 
 __all__ = ["Budget", "BudgetSummary", "budget_from_config"]
@@ -139,6 +140,11 @@ class Budget:
         Keys the prior draws, initial conditions and noise, with the simulation index.
     keep_bold : bool
         Also store the BOLD signal ``bold(sim, time_bold, node)``.
+    backend : "cpu" (default), "cuda" or "auto"
+        Kernel of each block, resolved on the worker that runs it ("auto": the GPU when
+        the worker has one). With "cuda"/"auto" on a cluster whose workers advertise
+        ``GPU`` resources, blocks are placed with ``resources={"GPU": 1}``. Not part of
+        the store's identity: the backend does not change what a row means.
 
     Raises
     ------
@@ -155,6 +161,7 @@ class Budget:
     chunk_size: int = 64
     seed: int = 0
     keep_bold: bool = False
+    backend: str = "cpu"
 
     def __post_init__(self):
         if not isinstance(self.simulation, Simulation):
@@ -178,6 +185,8 @@ class Budget:
         if self.keep_bold and sim.bold_monitor is None:
             raise ValueError("keep_bold needs a Bold monitor in the simulation")
         object.__setattr__(self, "keep_bold", bool(self.keep_bold))
+        if self.backend not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"backend must be 'cpu', 'cuda' or 'auto', got {self.backend!r}")
         _ = self.layout  # validates the features against the signal
 
     # ------------------------------------------------------------------ description
@@ -254,7 +263,7 @@ class Budget:
         theta = self.prior.sample(n, seed=self.seed, first_sim=start).astype(np.float32)
         # the kernel gets exactly the stored (float32) values: every row is reproducible
         params = self.prior.to_params(theta.astype(np.float64))
-        out = sim.run_arrays(params, n_sims=n, seed=self.seed, first_sim=start, threads=1)
+        out = sim.run_arrays(params, n_sims=n, seed=self.seed, first_sim=start, threads=1, backend=self.backend)
         t1 = time.perf_counter()
         layout = self.layout
         if layout.signal == "bold":
@@ -410,12 +419,13 @@ class Budget:
             # the budget travels once, as a task every block depends on (a scattered value
             # would be lost with its worker; a task is recomputed)
             shared = client.submit(_identity, self, key="budget-" + self.token, pure=False)
+            placement = (gpu_annotations(client) or {}) if self.backend != "cpu" else {}
 
             def submit():
                 start, stop = queue.pop(0)
                 key = self.task_name(path, start, stop)
                 sizes[key] = (start, stop)
-                return client.submit(_run_block, shared, path, start, stop, key=key, retries=0)
+                return client.submit(_run_block, shared, path, start, stop, key=key, retries=0, **placement)
 
             futures = as_completed([submit() for _ in range(min(window, len(queue)))])
             for future in futures:
@@ -604,4 +614,4 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
         prior = Prior(dict(config["prior"]), model=simulation.model, n_nodes=n_nodes)
     return Budget(simulation, prior, n_sims=config["n_sims"], features=FeatureSet.from_dict(config["features"]),
                   chunk_size=config.get("chunk_size", 64), seed=config.get("seed", 0),
-                  keep_bold=config.get("keep_bold", False))
+                  keep_bold=config.get("keep_bold", False), backend=config.get("backend", "cpu"))

@@ -269,3 +269,12 @@ def test_progress_bar_and_summary_are_printed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "100% Completed" in out and "simulations done   8 / 8" in out
     assert str(summary) in out and summary.sims_per_s > 0
+
+
+def test_backend_auto_without_gpu_gives_the_cpu_store(reference_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # no GPU: "auto" resolves to the CPU kernel
+    auto = dataclasses.replace(budget(), backend="auto")
+    auto.run(tmp_path / "auto.zarr", scheduler="sync", progress=False)
+    assert_same_data(reference_store, tmp_path / "auto.zarr")
+    with pytest.raises(ValueError, match="backend must be"):
+        dataclasses.replace(budget(), backend="tpu")
