@@ -119,7 +119,7 @@ def fcd_matrix(
     )
     xp = array_namespace(stack)
     unit = standardise(xp, stack, axis=2)
-    return xp.clip(xp.matmul(unit, xp.swapaxes(unit, 1, 2)), -1.0, 1.0)
+    return xp.clip(xp.matmul(unit, xp.ascontiguousarray(xp.swapaxes(unit, 1, 2))), -1.0, 1.0)
 
 
 def _check_quantiles(qs: Sequence[float]) -> tuple[float, ...]:
