@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m vbi_dask.demo --out demo_output
+	$(PY) -m vbi_dask.cli demo --out demo_output
 
 test: install
 	$(PY) -m pytest -q
@@ -26,7 +26,7 @@ test: install
 
 bench: install
 	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(PY) bench/bench_kernel.py && $(PY) bench/bench_budget.py
+		$(PY) bench/bench_kernel.py && $(PY) bench/bench_budget.py && $(PY) bench/bench_train.py
 
 bench-gpu: install
 	$(PY) bench/bench_gpu.py

@@ -1,6 +1,9 @@
 """Command line: ``vbi-dask <command> ...`` (thin: parse arguments, call the public API).
 
     vbi-dask simulate CONFIG.yaml --store PATH [--scheduler ADDRESS] [--workers N]
+    vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
+    vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES]
+    vbi-dask demo [--out demo_output] [--n-sims N]
 
 Each command is a ``(configure, handler)`` pair in :data:`COMMANDS`: ``configure(parser)``
 adds the command's arguments, ``handler(args) -> int`` runs it and returns the exit status.
@@ -12,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Callable
+
+from .train import _cli as _train_cli  # torch-free: torch loads when a training command runs
 
 __all__ = ["main", "COMMANDS"]
 
@@ -44,6 +49,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "simulate": ("run a simulation budget into a resumable Zarr store", _configure_simulate, _simulate),
+    "train": ("train a neural posterior by streaming a store", _train_cli.configure_train, _train_cli.train),
+    "infer": ("sample the posterior given observed features", _train_cli.configure_infer, _train_cli.infer),
+    "demo": ("run the end-to-end inference demo (budget, training, diagnostics)", _train_cli.configure_demo,
+             _train_cli.demo),
 }
 
 

@@ -8,24 +8,51 @@ Data flows store -> :class:`StoreData` (split, z-score statistics, chunk reads) 
 >>> posterior = train_posterior("budget.zarr", estimator="nsf", test_fraction=0.1)
 >>> sims, theta, x = heldout(posterior)
 >>> stats = posterior_zscores(posterior, theta, x)       # z, shrinkage (obs, param)
+
+The names below are imported from their modules on first use, so that the command line
+(``vbi_dask.train._cli``) loads torch only when a training command runs.
 """
 
-from .data import StoreData, StoreStream, ZScore, split_of
-from .diagnostics import (Calibration, calibration, heldout, plot_fc_predictive, plot_pair, plot_sbc,
-                          plot_zscore_shrinkage, posterior_zscores, prior_variance)
-from .estimator import EstimatorConfig, FeatureStandardizer, build_estimator
-from .module import DensityEstimatorModule, StoreDataModule
-from .observe import load_empirical, observe_signal, posterior_predictive, simulate_observation, simulate_signals
-from .posterior import (PosteriorInfo, StorePosterior, check_observation, load_posterior, sample_posterior,
-                        save_posterior, select_features, train_posterior)
+from __future__ import annotations
 
-__all__ = [
-    "StoreData", "StoreStream", "ZScore", "split_of",
-    "EstimatorConfig", "FeatureStandardizer", "build_estimator",
-    "DensityEstimatorModule", "StoreDataModule",
-    "PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
-    "sample_posterior", "check_observation", "select_features",
-    "posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration",
-    "plot_pair", "plot_zscore_shrinkage", "plot_sbc", "plot_fc_predictive",
-    "load_empirical", "observe_signal", "simulate_observation", "posterior_predictive", "simulate_signals",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module defining it
+_MODULES = {
+    "data": ("StoreData", "StoreStream", "ZScore", "split_of"),
+    "estimator": ("EstimatorConfig", "FeatureStandardizer", "build_estimator"),
+    "module": ("DensityEstimatorModule", "StoreDataModule"),
+    "posterior": ("PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
+                  "sample_posterior", "check_observation", "select_features"),
+    "diagnostics": ("posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration", "plot_pair",
+                    "plot_zscore_shrinkage", "plot_sbc", "plot_fc_predictive"),
+    "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
+                "simulate_signals"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from .data import StoreData, StoreStream, ZScore, split_of  # noqa: F401
+    from .diagnostics import (Calibration, calibration, heldout, plot_fc_predictive, plot_pair,  # noqa: F401
+                              plot_sbc, plot_zscore_shrinkage, posterior_zscores, prior_variance)
+    from .estimator import EstimatorConfig, FeatureStandardizer, build_estimator  # noqa: F401
+    from .module import DensityEstimatorModule, StoreDataModule  # noqa: F401
+    from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401
+                          simulate_signals)
+    from .posterior import (PosteriorInfo, StorePosterior, check_observation, load_posterior,  # noqa: F401
+                            sample_posterior, save_posterior, select_features, train_posterior)

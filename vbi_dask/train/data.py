@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-__all__ = ["SPLITS", "ZScore", "StoreData", "StoreStream", "split_of", "equal_batches"]
+__all__ = ["SPLITS", "ZScore", "StoreData", "StoreStream", "split_of", "batch_sizes"]
 
 SPLITS = ("train", "validation", "test")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -178,7 +178,7 @@ class StoreData:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_group_handle", None)  # reopened in each process
+        state.pop("_handles", None)  # reopened in each process
         return state
 
     def __setstate__(self, state):
@@ -200,13 +200,19 @@ class StoreData:
 
     @property
     def _group(self):
-        group = self.__dict__.get("_group_handle")
-        if group is None:
+        return self._handles["group"]
+
+    @property
+    def _handles(self) -> dict[str, Any]:
+        """The open Zarr group and arrays of this process (not pickled)."""
+        handles = self.__dict__.get("_handles")
+        if handles is None:
             import zarr
 
             group = zarr.open_group(self.store, mode="r", zarr_format=3)
-            self.__dict__["_group_handle"] = group
-        return group
+            handles = {"group": group, "theta": group["theta"], "features": group["features"]}
+            self.__dict__["_handles"] = handles
+        return handles
 
     @cached_property
     def _flags(self) -> tuple[np.ndarray, np.ndarray]:
@@ -256,9 +262,9 @@ class StoreData:
         start = chunk * self.chunk_size
         stop = min(start + self.chunk_size, self.n_sims)
         keep = self.split[start:stop] == _split_index(split)
-        group = self._group
-        theta = np.asarray(group["theta"][start:stop], dtype=np.float32)[keep]
-        x = np.asarray(group["features"][start:stop], dtype=np.float32)[keep]
+        handles = self._handles
+        theta = np.asarray(handles["theta"][start:stop], dtype=np.float32)[keep]
+        x = np.asarray(handles["features"][start:stop], dtype=np.float32)[keep]
         return np.arange(start, stop)[keep], theta, x
 
     def chunks(self, split: str) -> np.ndarray:
@@ -309,14 +315,21 @@ def _shard_plan(order: np.ndarray, n_shards: int) -> list[np.ndarray]:
     return [order[s::n_shards] for s in range(n_shards)]
 
 
-def equal_batches(counts: np.ndarray, order: np.ndarray, n_shards: int, batch_size: int, *,
-                  drop_last: bool) -> int:
-    """Batches every shard yields: the fewest full batches any shard can make (or, with
-    one shard and ``drop_last=False``, every row including a last partial batch)."""
+def batch_sizes(counts: np.ndarray, order: np.ndarray, n_shards: int, batch_size: int, *,
+                drop_last: bool) -> list[list[int]]:
+    """Sizes of the batches of each shard; every shard gets the same number of batches.
+
+    ``drop_last``: ``min_shard_rows // batch_size`` full batches each (rows beyond are
+    left for another epoch). Otherwise every row is used: each shard's rows are split
+    into ``ceil(min_shard_rows / batch_size)`` batches of near-equal sizes (at most
+    ``batch_size`` with one shard).
+    """
     rows = [int(counts[chunks].sum()) for chunks in _shard_plan(order, n_shards)]
-    if n_shards == 1 and not drop_last:
-        return -(-rows[0] // batch_size)
-    return min(r // batch_size for r in rows)
+    fewest = min(rows)
+    if drop_last:
+        return [[batch_size] * (fewest // batch_size) for _ in rows]
+    n = -(-fewest // batch_size)
+    return [[r // n + (1 if k < r % n else 0) for k in range(n)] if n else [] for r in rows]
 
 
 class StoreStream(torch.utils.data.IterableDataset):
@@ -364,39 +377,46 @@ class StoreStream(torch.utils.data.IterableDataset):
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         return self.rank * workers + worker, self.world_size * workers
 
-    def n_batches(self, n_shards: int | None = None) -> int:
-        """Batches each shard yields in this epoch."""
+    def batch_sizes(self, n_shards: int | None = None) -> list[list[int]]:
+        """Sizes of the batches of every shard in this epoch (see :func:`batch_sizes`)."""
         n_shards = self._shard()[1] if n_shards is None else n_shards
         counts = self.data.chunk_counts[:, _split_index(self.split)]
-        return equal_batches(counts, self.order, n_shards, self.batch_size, drop_last=self.drop_last or n_shards > 1)
+        return batch_sizes(counts, self.order, n_shards, self.batch_size, drop_last=self.drop_last)
+
+    def n_batches(self, n_shards: int | None = None) -> int:
+        """Batches each shard yields in this epoch."""
+        return len(self.batch_sizes(n_shards)[0])
 
     def __len__(self) -> int:
         return self.n_batches()
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         shard, n_shards = self._shard()
-        n_batches = self.n_batches(n_shards)
+        sizes = self.batch_sizes(n_shards)[shard]
         chunks = _shard_plan(self.order, n_shards)[shard]
         rng = np.random.default_rng((self.seed, self.epoch, shard))
-        emitted, rest_theta, rest_x = 0, None, None
+        emitted = 0
+        rest_theta = np.zeros((0, len(self.data.param_names)), np.float32)
+        rest_x = np.zeros((0, len(self.data.feature_names)), np.float32)
         reads = _prefetched(self.data, chunks, self.split, self.prefetch_chunks)
-        for group in _grouped(reads, self.buffer_chunks):
-            theta = np.concatenate(([rest_theta] if rest_theta is not None else []) + [g[1] for g in group])
-            x = np.concatenate(([rest_x] if rest_x is not None else []) + [g[2] for g in group])
-            if self.shuffle:
-                perm = rng.permutation(len(theta))
-                theta, x = theta[perm], x[perm]
-            n_full = len(theta) // self.batch_size
-            for b in range(min(n_full, n_batches - emitted)):
-                rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
-                yield _tensor(theta[rows]), _tensor(x[rows])
-                emitted += 1
-            if emitted >= n_batches:
-                reads.close()
-                return
-            rest_theta, rest_x = theta[n_full * self.batch_size:], x[n_full * self.batch_size:]
-        if emitted < n_batches and rest_theta is not None and len(rest_theta):
-            yield _tensor(rest_theta), _tensor(rest_x)
+        try:
+            for group in _grouped(reads, self.buffer_chunks):
+                theta = np.concatenate([rest_theta] + [g[1] for g in group])
+                x = np.concatenate([rest_x] + [g[2] for g in group])
+                if self.shuffle:
+                    perm = rng.permutation(len(theta))
+                    theta, x = theta[perm], x[perm]
+                start = 0
+                while emitted < len(sizes) and start + sizes[emitted] <= len(theta):
+                    rows = slice(start, start + sizes[emitted])
+                    yield _tensor(theta[rows]), _tensor(x[rows])
+                    start += sizes[emitted]
+                    emitted += 1
+                if emitted == len(sizes):
+                    return
+                rest_theta, rest_x = theta[start:], x[start:]
+        finally:
+            reads.close()
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

@@ -139,7 +139,10 @@ def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_sampl
         return posterior.log_prob(theta_b, x=x_b, norm_posterior=False)
 
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "fewer than 100 samples" etc.
+        warnings.filterwarnings("ignore", message=".*less than 100 samples.*")
+        warnings.filterwarnings("ignore", message=".*Capping max_sampling_batch_size.*")
+        warnings.filterwarnings("ignore", message=".*Number of SBC samples should be.*")
+        warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")  # nflows' LU layers
         torch.manual_seed(seed)
         ranks, dap = run_sbc(thetas, xs, posterior, num_posterior_samples=n_samples, show_progress_bar=False)
         checks = check_sbc(ranks, posterior.prior.sample((len(thetas),)), dap, num_posterior_samples=n_samples)

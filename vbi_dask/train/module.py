@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from .data import StoreData, StoreStream
 
-__all__ = ["DensityEstimatorModule", "StoreDataModule", "History"]
+__all__ = ["DensityEstimatorModule", "StoreDataModule"]
 
 
 class DensityEstimatorModule(L.LightningModule):
@@ -26,7 +26,6 @@ class DensityEstimatorModule(L.LightningModule):
         super().__init__()
         self.estimator = estimator
         self.learning_rate = float(learning_rate)
-        self.samples_seen = 0  # training rows of this rank, over all epochs
 
     def _loss(self, batch) -> torch.Tensor:
         theta, x = batch
@@ -34,7 +33,6 @@ class DensityEstimatorModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.samples_seen += len(batch[0])
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]), sync_dist=True)
         return loss
 
@@ -76,7 +74,7 @@ class StoreDataModule(L.LightningDataModule):
 
     def _loader(self, stream: StoreStream) -> DataLoader:
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=False, pin_memory=False)
+                          persistent_workers=False, pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
         stream = self._stream("train", shuffle=True)
@@ -86,27 +84,9 @@ class StoreDataModule(L.LightningDataModule):
         return self._loader(stream)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._stream("validation", shuffle=False))
-
-
-class History(L.Callback):
-    """Per-epoch ``train_loss``/``val_loss`` and wall time, kept in memory."""
-
-    def __init__(self):
-        self.rows: list[dict[str, float]] = []
-        self._t0 = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        import time
-
-        self._t0 = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        import time
-
-        metrics = trainer.callback_metrics
-        row = {"epoch": int(trainer.current_epoch), "seconds": time.perf_counter() - self._t0}
-        for key in ("train_loss", "val_loss"):
-            if key in metrics:
-                row[key] = float(metrics[key])
-        self.rows.append(row)
+        stream = self._stream("validation", shuffle=False)
+        if stream.n_batches(stream.world_size * max(1, self.num_workers)) == 0:
+            raise ValueError(f"the validation split ({self.data.n_rows('validation')} rows in "
+                             f"{len(self.data.chunks('validation'))} chunks) leaves a shard without rows; raise "
+                             "validation_fraction or use fewer devices/workers")
+        return self._loader(stream)

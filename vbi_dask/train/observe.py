@@ -66,21 +66,21 @@ def load_empirical(*, tr_ms: float = 2000.0) -> xr.Dataset:
 
 # ---------------------------------------------------------------------- features of recordings
 def _info(source: Any) -> dict[str, Any]:
-    """featureset, feature names and node count of a posterior, its info, or a store."""
+    """featureset, feature names and signal layout of a posterior, its info, or a store."""
     if isinstance(source, StorePosterior):
         source = source.info
     if isinstance(source, PosteriorInfo):
         return {"featureset": source.featureset, "feature_names": list(source.feature_names),
-                "n_nodes": (source.simulation or {}).get("connectome", {}).get("n_nodes")}
+                "signal": dict(source.signal)}
     from ..store import open_store
+    from .posterior import signal_layout
 
     ds = open_store(source)
-    simulation = json.loads(ds.attrs["simulation"])
     return {"featureset": json.loads(ds.attrs["featureset"]), "feature_names": [str(f) for f in ds["feature"].values],
-            "n_nodes": ds.sizes.get("node", simulation.get("connectome", {}).get("n_nodes"))}
+            "signal": signal_layout(source)}
 
 
-def observe_signal(source: Any, signal: Any, dt_ms: float | None = None) -> xr.DataArray:
+def observe_signal(source: Any, signal: Any, dt_ms: float | None = None, *, same_length: bool = True) -> xr.DataArray:
     """Features of recorded or simulated signals, with the store's feature set.
 
     Parameters
@@ -88,7 +88,10 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | None = None) -> xr.D
     source : a :class:`StorePosterior`, its :class:`PosteriorInfo`, or a store path.
     signal : (time, node) or (obs, time, node) array, or a DataArray with dims ``time``
         and ``node`` (and optionally one more, e.g. ``subject``).
-    dt_ms : sampling period in ms (default: a DataArray's ``time`` coordinate).
+    dt_ms : sampling period in ms (default: a DataArray's ``time`` coordinate, else the
+        store's).
+    same_length : require as many samples as the store's signals (features such as FC
+        or band powers of a shorter recording are noisier than those trained on).
 
     Returns
     -------
@@ -98,8 +101,8 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | None = None) -> xr.D
     Raises
     ------
     ValueError
-        Wrong dims or node count, NaN/inf samples, or a recording whose feature columns
-        differ from the store's (other length or sampling period: the message says how).
+        Wrong dims or node count, NaN/inf samples, another sampling period or length
+        than the store's signals, or feature columns that differ from the store's.
     """
     from ..features import FeatureSet
 
@@ -120,9 +123,20 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | None = None) -> xr.D
     if array.ndim not in (2, 3):
         raise ValueError(f"a signal must be (time, node) or (obs, time, node), got shape {array.shape}")
     batch = array[None] if single else array
-    n_nodes = meta["n_nodes"]
-    if n_nodes is not None and batch.shape[2] != n_nodes:
-        raise ValueError(f"the signal has {batch.shape[2]} nodes (last dim), the store's connectome {n_nodes}")
+    layout = meta["signal"]
+    if layout:
+        if batch.shape[2] != layout["n_nodes"]:
+            raise ValueError(f"the signal has {batch.shape[2]} nodes (last dim), the store's connectome "
+                             f"{layout['n_nodes']}")
+        if dt_ms is None:
+            dt_ms = layout["dt_ms"]
+        if not np.isclose(dt_ms, layout["dt_ms"], rtol=1e-9):
+            raise ValueError(f"the signal is sampled every {dt_ms} ms, the store's {layout['kind']} signals every "
+                             f"{layout['dt_ms']} ms")
+        if same_length and batch.shape[1] != layout["n_time"]:
+            raise ValueError(f"the signal has {batch.shape[1]} samples, the store's {layout['kind']} signals "
+                             f"{layout['n_time']}: simulate recordings of the same length, or pass "
+                             "same_length=False")
     if not np.isfinite(batch).all():
         where = np.argwhere(~np.isfinite(batch))[:5].tolist()
         raise ValueError(f"the signal has NaN or inf samples, e.g. at (obs, time, node) {where}")
@@ -212,16 +226,23 @@ def posterior_predictive(store: str | os.PathLike, theta: np.ndarray, *, seed_of
 
     The noise comes from global indices ``n_sims + seed_offset + k``, outside the
     budget's rows. Returns ``signal`` (sample, time, node) and ``features`` (sample,
-    feature).
+    feature), and ``valid`` (sample): finite features (a run may diverge, as in the
+    budget).
     """
+    import warnings
+
     path = os.fspath(os.path.abspath(os.fspath(store)))
     budget = _budget(path)
     theta = np.atleast_2d(np.asarray(theta))
     signal, dt_ms = simulate_signals(path, theta, first_sim=budget.n_sims + seed_offset, threads=threads)
-    values, names = budget.features.compute(signal, dt_ms)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # diverged runs give NaN
+        values, names = budget.features.compute(signal, dt_ms)
+    values = np.asarray(values, dtype=np.float32)
     return xr.Dataset(
         {"theta": (("sample", "param"), theta.astype(np.float32)),
-         "features": (("sample", "feature"), np.asarray(values, dtype=np.float32)),
+         "features": (("sample", "feature"), values),
+         "valid": (("sample",), np.isfinite(values).all(axis=1)),
          "signal": (("sample", "time", "node"), signal)},
         coords={"param": budget.param_names, "feature": np.array(names, dtype=object)},
         attrs={"dt_ms": dt_ms},

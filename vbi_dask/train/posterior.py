@@ -46,7 +46,8 @@ class PosteriorInfo:
     ``feature_names`` are the store's feature columns, in order: the posterior's input.
     ``used_features`` are those the estimator reads (a selection, minus columns constant
     over the training rows). ``zscore`` holds the training statistics of theta and of
-    the used features.
+    the used features. ``signal`` describes the signals the features were computed from
+    (``kind``: "bold" or "sampled", ``n_time``, ``dt_ms``, ``n_nodes``).
     """
 
     param_names: tuple[str, ...]
@@ -62,6 +63,7 @@ class PosteriorInfo:
     split: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     custom_embedding: bool = False
+    signal: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def feature_index(self) -> np.ndarray:
@@ -165,7 +167,8 @@ def train_posterior(
     accelerator, devices, strategy : Lightning's; ``devices > 1`` trains data-parallel,
         each rank streaming its own chunks.
     log_dir : where the logs (``logger``: "csv" or "tensorboard") and checkpoints go;
-        None: a temporary folder, deleted at the end.
+        None: a temporary folder, deleted at the end (give one with ``strategy="ddp"``,
+        whose ranks are separate launches of the script and must share it).
     progress : show Lightning's progress bar and messages.
 
     Returns
@@ -184,7 +187,7 @@ def train_posterior(
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from ..prior import prior_from_dict
-    from .module import DensityEstimatorModule, History, StoreDataModule
+    from .module import DensityEstimatorModule, StoreDataModule
 
     data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=validation_fraction,
                                                                 test_fraction=test_fraction, split_seed=split_seed)
@@ -202,7 +205,11 @@ def train_posterior(
         raise ValueError("no usable feature column: every selected column is constant over the training rows")
     attrs = data.attrs
     prior_dict = _json(attrs["prior"])
-    prior = prior_from_dict(prior_dict).to_torch()
+    design = prior_from_dict(prior_dict)
+    if list(design.param_names) != data.param_names:
+        raise ValueError(f"the store's prior names parameters {design.param_names}, its theta columns are "
+                         f"{data.param_names}")
+    prior = design.to_torch()
 
     t0 = time.perf_counter()
     owned = log_dir is None
@@ -219,11 +226,10 @@ def train_posterior(
             checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor="val_loss", mode="min", save_top_k=1,
                                          save_weights_only=True, filename="best")
             stopper = EarlyStopping(monitor="val_loss", mode="min", patience=stop_after_epochs, check_finite=True)
-            history = History()
             with _quiet(not progress):
                 trainer = L.Trainer(
                     max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-                    callbacks=[checkpoint, stopper, history], logger=_logger(logger, root),
+                    callbacks=[checkpoint, stopper], logger=_loggers(logger, root),
                     gradient_clip_val=clip_max_norm, gradient_clip_algorithm="norm",
                     reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
                     enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=root,
@@ -233,12 +239,13 @@ def train_posterior(
                 fit_seconds = time.perf_counter() - t_fit
             best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(best["state_dict"])
+            rows = _history(root / "logs")
+            n_seen = sum(_rows_per_epoch(datamodule, trainer.world_size, r["epoch"]) for r in rows)
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
     seconds = time.perf_counter() - t0
     net = module.estimator.cpu().eval()
-    rows = history.rows
     best_epoch = min(rows, key=lambda r: r.get("val_loss", np.inf)) if rows else {}
     info = PosteriorInfo(
         param_names=tuple(data.param_names),
@@ -261,13 +268,28 @@ def train_posterior(
                   "clip_max_norm": clip_max_norm, "max_epochs": max_epochs, "stop_after_epochs": stop_after_epochs,
                   "epochs": len(rows), "best_epoch": best_epoch.get("epoch"),
                   "best_val_loss": best_epoch.get("val_loss"), "seconds": seconds,
-                  "fit_seconds": fit_seconds, "samples_seen": module.samples_seen,
-                  "samples_per_s": module.samples_seen / max(fit_seconds, 1e-9),
+                  "fit_seconds": fit_seconds, "samples_seen": n_seen,
+                  "samples_per_s": n_seen / max(fit_seconds, 1e-9),
                   "history": rows, "accelerator": str(trainer.accelerator.__class__.__name__),
                   "devices": int(trainer.world_size)},
         custom_embedding=embedding_net is not None,
+        signal=signal_layout(data.store),
     )
     return StorePosterior(net, prior, info)
+
+
+def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
+    """Kind, length, sampling period and node count of the signals a store's features
+    were computed from ({} if the store's configuration cannot be rebuilt)."""
+    from ..budget import Budget
+
+    try:
+        budget = Budget.from_store(store)
+    except (ValueError, KeyError, TypeError):
+        return {}
+    layout = budget.layout
+    return {"kind": layout.signal, "n_time": int(layout.n_time), "dt_ms": float(layout.dt_ms),
+            "n_nodes": int(budget.simulation.connectome.n_nodes)}
 
 
 def _config(estimator) -> EstimatorConfig:
@@ -284,14 +306,45 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _logger(kind: str, root: Path):
+def _loggers(kind: str, root: Path) -> list:
+    """A CSV logger (the history is read from it), plus TensorBoard if asked."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    if kind == "csv":
-        return CSVLogger(save_dir=root, name="logs")
+    if kind not in ("csv", "tensorboard"):
+        raise ValueError(f"unknown logger {kind!r}; valid: csv, tensorboard")
+    loggers = [CSVLogger(save_dir=root, name="logs", version="")]
     if kind == "tensorboard":
-        return TensorBoardLogger(save_dir=root, name="logs")
-    raise ValueError(f"unknown logger {kind!r}; valid: csv, tensorboard")
+        loggers.append(TensorBoardLogger(save_dir=root, name="tensorboard"))
+    return loggers
+
+
+def _history(folder: Path) -> list[dict[str, float]]:
+    """Per-epoch ``train_loss`` and ``val_loss`` from the CSV log (written by rank 0,
+    also when training ran in spawned processes)."""
+    import csv
+
+    rows: dict[int, dict[str, float]] = {}
+    path = folder / "metrics.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        for record in csv.DictReader(handle):
+            epoch = int(float(record["epoch"]))
+            row = rows.setdefault(epoch, {"epoch": epoch})
+            for key in ("train_loss", "val_loss"):
+                if record.get(key):
+                    row[key] = float(record[key])
+    return [rows[e] for e in sorted(rows)]
+
+
+def _rows_per_epoch(datamodule, world_size: int, epoch: int) -> int:
+    """Training rows all ranks used in ``epoch`` (from the deterministic batch plan)."""
+    from .data import StoreStream
+
+    dm = datamodule
+    stream = StoreStream(dm.data, "train", batch_size=dm.batch_size, seed=dm.seed, epoch=epoch, shuffle=True,
+                         drop_last=True, prefetch_chunks=0)
+    return sum(sum(sizes) for sizes in stream.batch_sizes(world_size * max(1, dm.num_workers)))
 
 
 class _quiet:
@@ -316,6 +369,7 @@ class _quiet:
         warnings.simplefilter("ignore", PossibleUserWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         return self
 
     def __exit__(self, *exc):
@@ -355,7 +409,12 @@ def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | 
     """
     from ..prior import prior_from_dict
 
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    import pickle
+
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{os.fspath(path)!r} is not a vbi-dask posterior file ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not a vbi-dask posterior file")
     if payload["format_version"] > FORMAT_VERSION:
@@ -440,15 +499,18 @@ def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *
         ``param`` holds the parameter names.
     """
     tensor, single = check_observation(x, posterior.info)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")  # nflows' LU layers
         torch.manual_seed(seed)
         with torch.no_grad():
             if single:
                 samples = posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
                                            max_sampling_batch_size=max_sampling_batch_size)
             else:
+                # sbi caps batch x observations at 100_000 (with a warning): cap it here
+                per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
                 samples = posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
-                                                   max_sampling_batch_size=max_sampling_batch_size)
+                                                   max_sampling_batch_size=per_obs)
     dims = ("sample", "param") if single else ("sample", "obs", "param")
     return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)},
                         name="theta")

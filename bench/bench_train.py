@@ -1,0 +1,148 @@
+"""Training throughput: Lightning streaming from a Zarr store vs sbi's in-memory trainer.
+
+Same data (a linear-Gaussian problem: 3 parameters, 32 features, 20 000 simulations),
+same estimator (sbi's NSF, 50 hidden features, 5 transforms), same batch size (200),
+learning rate and number of epochs; early stopping off. Runs alternate (ours, sbi, ...)
+so that load from other processes hits both alike; the median of the repeats is kept.
+
+Rows appended to bench.jsonl:
+- ``train.samples_per_s``: training samples per second of the streamed trainer, end to
+  end (z-score pass, building, every epoch's training and validation passes);
+- ``train.sbi_samples_per_s``: the same for ``NPE(prior).append_simulations().train()``;
+- ``train.vs_sbi_ratio``: their ratio (target >= 0.8);
+- ``train.peak_rss_ratio_10x``: peak RSS of one training epoch on a store of 200 000
+  rows x 256 features (200 MB) over one of 20 000 rows (target < 1.2).
+
+    .venv/bin/python bench/bench_train.py [--repeats 3] [--epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import record
+
+N_SIMS, N_PARAMS, N_FEATURES = 20_000, 3, 32
+ESTIMATOR = {"model": "nsf", "hidden_features": 50, "num_transforms": 5}
+
+
+def make_problem(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal((N_SIMS, N_PARAMS)).astype(np.float32)
+    mixing = rng.standard_normal((N_PARAMS, N_FEATURES)) / np.sqrt(N_PARAMS)
+    x = (theta @ mixing + 0.3 * rng.standard_normal((N_SIMS, N_FEATURES))).astype(np.float32)
+    return theta, x
+
+
+def ours(store: Path, epochs: int, seed: int) -> dict:
+    from vbi_dask.train import train_posterior
+
+    t0 = time.perf_counter()
+    post = train_posterior(store, estimator=ESTIMATOR, batch_size=200, learning_rate=5e-4, max_epochs=epochs,
+                           stop_after_epochs=10**6, seed=seed)
+    wall = time.perf_counter() - t0
+    t = post.info.training
+    return {"wall_s": wall, "samples": t["samples_seen"], "samples_per_s": t["samples_seen"] / wall,
+            "fit_samples_per_s": t["samples_per_s"], "epochs": t["epochs"]}
+
+
+def theirs(theta: np.ndarray, x: np.ndarray, prior, epochs: int, seed: int) -> dict:
+    import torch
+    from sbi.inference import NPE
+    from sbi.neural_nets import posterior_nn
+
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    npe = NPE(prior, density_estimator=posterior_nn("nsf", hidden_features=ESTIMATOR["hidden_features"],
+                                                    num_transforms=ESTIMATOR["num_transforms"]),
+              show_progress_bars=False)
+    npe.append_simulations(torch.as_tensor(theta), torch.as_tensor(x)).train(
+        training_batch_size=200, learning_rate=5e-4, max_num_epochs=epochs - 1, stop_after_epochs=10**6)
+    wall = time.perf_counter() - t0
+    n_epochs = len(npe._summary["training_loss"])
+    n_train = int(len(theta) * 0.9)
+    samples = n_epochs * (n_train // 200) * 200  # sbi drops the last partial batch
+    return {"wall_s": wall, "samples": samples, "samples_per_s": samples / wall, "epochs": n_epochs}
+
+
+RSS_CHILD = r"""
+import json, sys
+from vbi_dask.train import train_posterior
+post = train_posterior(sys.argv[1], estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
+                       batch_size=1000, max_epochs=1, seed=0)
+# VmHWM: peak RSS of this process image (ru_maxrss would include the parent's at fork)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"rss_kb": peak, "rows": post.info.training["samples_seen"]}))
+"""
+
+
+def peak_rss_ratio(folder: Path) -> tuple[float, dict, dict]:
+    from vbi_dask.train._synthetic import linear_gaussian_prior, write_store
+
+    results = []
+    for n in (20_000, 200_000):
+        rng = np.random.default_rng(n)
+        theta = rng.standard_normal((n, 2)).astype(np.float32)
+        x = rng.standard_normal((n, 256)).astype(np.float32)
+        path = folder / f"rss_{n}.zarr"
+        write_store(path, theta, x, linear_gaussian_prior(2), chunk_size=1000)
+        del theta, x
+        out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True, text=True, check=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        shutil.rmtree(path)
+    return results[1]["rss_kb"] / results[0]["rss_kb"], results[0], results[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+
+    from vbi_dask.train._synthetic import write_store
+    from vbi_dask.prior import Prior
+
+    import torch
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    try:
+        theta, x = make_problem()
+        prior = Prior({"eta": {"dist": "Normal", "loc": 0.0, "scale": 1.0, "nodes": list(range(N_PARAMS))}},
+                      model="mpr", n_nodes=N_PARAMS)
+        store = folder / "problem.zarr"
+        write_store(store, theta, x, prior, chunk_size=1000)
+        # sbi trains and validates on the rows we train and validate on (no test split here)
+        a, b = [], []
+        ours(store, 1, 0), theirs(theta[:2000], x[:2000], prior.to_torch(), 2, 0)  # warm-up (imports, JIT)
+        for k in range(args.repeats):
+            a.append(ours(store, args.epochs, k))
+            b.append(theirs(theta, x, prior.to_torch(), args.epochs, k))
+            print(f"repeat {k}: ours {a[-1]['samples_per_s']:.0f} samples/s ({a[-1]['epochs']} epochs), "
+                  f"sbi {b[-1]['samples_per_s']:.0f} samples/s ({b[-1]['epochs']} epochs)", flush=True)
+        ours_rate = float(np.median([r["samples_per_s"] for r in a]))
+        sbi_rate = float(np.median([r["samples_per_s"] for r in b]))
+        extra = {"n_sims": N_SIMS, "n_features": N_FEATURES, "estimator": ESTIMATOR, "epochs": args.epochs,
+                 "threads": torch.get_num_threads()}
+        print(record("train.samples_per_s", ours_rate, "samples/s",
+                     fit_only=float(np.median([r["fit_samples_per_s"] for r in a])), **extra))
+        print(record("train.sbi_samples_per_s", sbi_rate, "samples/s", **extra))
+        print(record("train.vs_sbi_ratio", ours_rate / sbi_rate, "ratio", **extra))
+        ratio, small, large = peak_rss_ratio(folder)
+        print(record("train.peak_rss_ratio_10x", ratio, "ratio", small_rss_kb=small["rss_kb"],
+                     large_rss_kb=large["rss_kb"], small_rows=small["rows"], large_rows=large["rows"]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

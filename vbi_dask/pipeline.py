@@ -1,0 +1,240 @@
+"""The end-to-end demo: budget -> store -> streaming training -> posterior -> diagnostics.
+
+``python -m vbi_dask.cli demo --out demo_output`` (or :func:`run_demo`) runs, on 2 cores
+in a few minutes:
+
+1. MPR on the embedded 84-region connectome (weights / max), stochastic Heun at
+   ``dt_ms``, the 1-ms temporal average of the firing rate r recorded after a transient;
+2. a prior over the global coupling G and the excitability eta of 3 regions;
+3. a budget of ``n_sims`` simulations through a local Dask cluster into a Zarr store,
+   features = per-region mean and std of r, node-averaged band powers, and FC;
+4. an NSF trained with Lightning by streaming the store (10% validation, 10% test);
+5. posterior z-scores and shrinkage on the held-out test simulations, SBC and expected
+   coverage, a pair plot and a posterior-predictive FC check for one held-out
+   simulation re-simulated from the store alone;
+6. ``report.md``, ``summary.json``, the figures and ``posterior.pt`` in ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DemoConfig", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of :func:`run_demo` (defaults: about 2-3 minutes of simulation on 2 cores)."""
+
+    n_sims: int = 3000
+    duration_ms: float = 3000.0
+    t_cut_ms: float = 500.0
+    dt_ms: float = 0.05
+    g_range: tuple[float, float] = (0.0, 0.8)
+    eta_range: tuple[float, float] = (-6.0, -4.0)
+    eta_regions: tuple[int, ...] = (5, 40, 70)
+    chunk_size: int = 100
+    n_workers: int = 2
+    seed: int = 1
+    estimator: dict[str, Any] = field(default_factory=lambda: {"model": "nsf", "hidden_features": 50,
+                                                               "num_transforms": 5})
+    # None: the moments of the regions whose eta is inferred, the node-averaged band
+    # powers and the homotopic FC (a few informative columns train well on a small budget)
+    train_features: tuple[str, ...] | None = None
+    batch_size: int = 128
+    learning_rate: float = 5e-4
+    max_epochs: int = 300
+    stop_after_epochs: int = 15
+    n_posterior_samples: int = 1000
+    n_predictive: int = 16
+    # the held-out simulation shown is the one with G nearest this: near the transition
+    # to high activity (G ~ 0.75 here) FC has structure beyond noise, below it FC is noise
+    observation_g: float = 0.75
+
+
+def _budget(cfg: DemoConfig):
+    from .budget import Budget
+    from .connectome import default_connectome
+    from .features import homotopic_pairs
+    from .monitors import TemporalAverage
+    from .prior import Prior
+    from .simulation import Simulation
+
+    connectome = default_connectome().normalised("max")
+    simulation = Simulation("mpr", connectome=connectome, dt_ms=cfg.dt_ms, duration_ms=cfg.duration_ms,
+                            t_cut_ms=cfg.t_cut_ms, monitors=(TemporalAverage(1.0),))
+    prior = Prior({"G": tuple(cfg.g_range),
+                   "eta": {"low": cfg.eta_range[0], "high": cfg.eta_range[1], "nodes": list(cfg.eta_regions)}},
+                  model="mpr", n_nodes=connectome.n_nodes)
+    features = [{"name": "moments", "stats": ["mean", "std"]},
+                {"name": "psd", "nperseg": 256, "bands": {"delta": [1, 4], "theta": [4, 8], "alpha": [8, 13],
+                                                          "beta": [13, 30], "gamma": [30, 80]}},
+                {"name": "homotopic_fc", "pairs": homotopic_pairs(connectome.labels)},
+                {"name": "fc", "fisher_z": True}]
+    return Budget(simulation, prior, n_sims=cfg.n_sims, features=features, chunk_size=cfg.chunk_size,
+                  seed=cfg.seed)
+
+
+def _train_features(cfg: DemoConfig) -> list[str]:
+    regional = [f"{stat}[{node}]" for stat in ("mean", "std") for node in cfg.eta_regions]
+    return regional + ["psd*", "homotopic_fc"]
+
+
+def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = None, *, progress: bool = True,
+             **overrides) -> dict[str, Any]:
+    """Run the whole inference job and write its report; returns the summary.
+
+    Parameters
+    ----------
+    out_dir : folder for ``budget.zarr`` (resumed if present), ``posterior.pt``,
+        ``report.md``, ``summary.json`` and the figures.
+    config : a :class:`DemoConfig`; keyword ``overrides`` replace its fields
+        (``run_demo(n_sims=500)``).
+    progress : print what happens.
+    """
+    import dataclasses
+
+    from .train import (calibration, heldout, plot_fc_predictive, plot_pair, plot_sbc, plot_zscore_shrinkage,
+                        posterior_predictive, posterior_zscores, sample_posterior, save_posterior,
+                        simulate_observation, train_posterior)
+    from .features import fc_matrix
+
+    cfg = dataclasses.replace(config or DemoConfig(), **overrides)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if progress else (lambda *a, **k: None)
+    timings: dict[str, float] = {}
+
+    budget = _budget(cfg)
+    store = out / "budget.zarr"
+    say(f"[1/5] budget: {cfg.n_sims} simulations of MPR on 84 regions, {cfg.duration_ms / 1000:g} s at dt "
+        f"{cfg.dt_ms} ms, {len(budget.feature_names)} features -> {store}", flush=True)
+    t0 = time.perf_counter()
+    summary = budget.run(store, n_workers=cfg.n_workers, progress=progress)
+    timings["budget_s"] = time.perf_counter() - t0
+    if summary.failed:
+        raise RuntimeError(f"{summary.failed} simulations failed: {summary.errors[:1]}")
+
+    train_features = list(cfg.train_features or _train_features(cfg))
+    say(f"[2/5] training {cfg.estimator['model'].upper()} by streaming the store ({len(train_features)} feature "
+        "names or patterns)", flush=True)
+    t0 = time.perf_counter()
+    posterior = train_posterior(store, estimator=cfg.estimator, features=train_features, batch_size=cfg.batch_size,
+                                learning_rate=cfg.learning_rate, max_epochs=cfg.max_epochs,
+                                stop_after_epochs=cfg.stop_after_epochs, validation_fraction=0.1, test_fraction=0.1,
+                                seed=cfg.seed, log_dir=out / "training")
+    timings["train_s"] = time.perf_counter() - t0
+    save_posterior(posterior, out / "posterior.pt")
+
+    say("[3/5] z-scores, shrinkage and calibration on held-out simulations", flush=True)
+    t0 = time.perf_counter()
+    sims, theta, x = heldout(posterior, store, max_rows=None)
+    stats = posterior_zscores(posterior, theta, x, n_samples=cfg.n_posterior_samples, seed=cfg.seed, sims=sims)
+    cal = calibration(posterior, theta, x, n_samples=500, seed=cfg.seed)
+    timings["diagnostics_s"] = time.perf_counter() - t0
+
+    say("[4/5] one held-out simulation: re-simulated from the store, posterior, predictive FC", flush=True)
+    t0 = time.perf_counter()
+    k = int(np.argmin(np.abs(theta[:, 0] - cfg.observation_g)))
+    observed = simulate_observation(store, int(sims[k]))
+    reproduced = bool(np.allclose(observed["features"], observed["stored_features"], rtol=1e-5, atol=1e-6,
+                                  equal_nan=True))
+    samples = sample_posterior(posterior, observed["features"], cfg.n_posterior_samples, seed=cfg.seed)
+    low, high = budget.prior.bounds()
+    figures = {
+        "pair": plot_pair(samples, out / "posterior_pair.png", true=observed["theta"].values, limits=(low, high),
+                          title=f"posterior of held-out simulation {int(sims[k])} (red: true)"),
+        "zscore_shrinkage": plot_zscore_shrinkage(stats, out / "zscore_shrinkage.png"),
+        "sbc": plot_sbc(cal, out / "sbc.png"),
+    }
+    predictive = posterior_predictive(store, samples.values[: cfg.n_predictive])
+    observed_fc = fc_matrix(observed["signal"].values[None])[0]
+    predicted_fc = fc_matrix(predictive["signal"].values[predictive["valid"].values])
+    figures["fc_predictive"] = plot_fc_predictive(observed_fc, predicted_fc, out / "fc_predictive.png",
+                                                  title="observed vs posterior-predictive FC")
+    iu = np.triu_indices(observed_fc.shape[0], 1)
+    fc_r = float(np.corrcoef(observed_fc[iu], predicted_fc.mean(axis=0)[iu])[0, 1])
+    timings["observation_s"] = time.perf_counter() - t0
+
+    say("[5/5] report", flush=True)
+    names = list(posterior.info.param_names)
+    result = {
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+        "budget": {"n_sims": summary.n_sims, "done": summary.done, "invalid": summary.invalid,
+                   "wall_s": summary.wall_s, "sims_per_s": summary.sims_per_s},
+        "training": {**{k: posterior.info.training[k] for k in ("epochs", "best_epoch", "best_val_loss",
+                                                                 "fit_seconds", "samples_per_s")},
+                     "features": train_features, "n_features": len(posterior.info.used_features)},
+        "split": dict(posterior.info.split),
+        "heldout": {"n": int(stats.sizes["obs"]),
+                    "mean_z": dict(zip(names, stats["z"].mean("obs").values.round(3).tolist())),
+                    "mean_shrinkage": dict(zip(names, stats["shrinkage"].mean("obs").values.round(3).tolist()))},
+        "calibration": cal.summary(),
+        "observation": {"sim": int(sims[k]), "true": dict(zip(names, observed["theta"].values.round(4).tolist())),
+                        "posterior_mean": dict(zip(names, samples.mean("sample").values.round(4).tolist())),
+                        "posterior_std": dict(zip(names, samples.std("sample").values.round(4).tolist())),
+                        "reproduced_from_store": reproduced, "fc_predictive_r": round(fc_r, 3),
+                        "predictive_valid": int(predictive["valid"].sum()), "predictive_n": int(predictive.sizes["sample"])},
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "figures": {k: Path(v).name for k, v in figures.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(result, indent=2))
+    (out / "report.md").write_text(_report(result, budget))
+    shutil.rmtree(out / "training" / "checkpoints", ignore_errors=True)
+    say(f"done: {out / 'report.md'}", flush=True)
+    return result
+
+
+def _report(r: dict[str, Any], budget) -> str:
+    cfg, h, o = r["config"], r["heldout"], r["observation"]
+    rows = "\n".join(f"| {p} | {h['mean_shrinkage'][p]:.3f} | {h['mean_z'][p]:.2f} | "
+                     f"{r['calibration']['ks_pvals'][p]:.3f} | {o['true'][p]:.3f} | {o['posterior_mean'][p]:.3f} "
+                     f"+- {o['posterior_std'][p]:.3f} |" for p in h["mean_z"])
+    t = r["timings_s"]
+    return f"""# vbi-dask demo: MPR on 84 regions, G and 3 regional excitabilities
+
+Simulation: Montbrió-Pazó-Roxin on the embedded 84-region connectome (weights / max),
+{cfg['duration_ms'] / 1000:g} s (first {cfg['t_cut_ms'] / 1000:g} s discarded) at dt {cfg['dt_ms']} ms, stochastic
+Heun; features of the 1-ms temporal average of r: {len(budget.feature_names)} columns (per-region mean
+and std, node-averaged band powers, mean homotopic FC, Fisher-z FC). The estimator reads
+{r['training']['n_features']} of them: {', '.join(r['training']['features'])}.
+Prior: G ~ U{tuple(cfg['g_range'])}, eta[i] ~ U{tuple(cfg['eta_range'])} for regions {list(cfg['eta_regions'])}.
+
+Budget: {r['budget']['done']} / {r['budget']['n_sims']} simulations through a local Dask cluster of
+{cfg['n_workers']} workers in {r['budget']['wall_s']:.1f} s ({r['budget']['sims_per_s']:.1f} simulations/s),
+{r['budget']['invalid']} invalid (diverged; excluded from training).
+
+Training: {cfg['estimator']['model'].upper()} streamed from the store ({r['split']['n_train']} training,
+{r['split']['n_validation']} validation, {r['split']['n_test']} test simulations), {r['training']['epochs']}
+epochs (best {r['training']['best_epoch']}, validation loss {r['training']['best_val_loss']:.3f}),
+{r['training']['samples_per_s']:.0f} samples/s.
+
+## Held-out test simulations ({h['n']})
+
+| parameter | mean shrinkage | mean z-score | SBC KS p | true (sim {o['sim']}) | posterior mean +- std |
+|---|---|---|---|---|---|
+{rows}
+
+sbi's SBC checks {'pass' if r['calibration']['passed'] else 'FAIL'} (rank uniformity by KS, prior vs
+data-averaged posterior by C2ST); the largest gap between the expected coverage of the highest-density
+regions and their credibility is {r['calibration']['max_coverage_gap']:.3f} (see `sbc.png`; below the
+diagonal: overconfident). Shrinkage near 1 and z-scores below 2 mean the features pin the parameters
+down without bias.
+
+Held-out simulation {o['sim']} re-simulated from the store's configuration alone:
+features {'identical to' if o['reproduced_from_store'] else 'DIFFERENT from'} the stored row. The FC of
+{o['predictive_valid']} posterior-predictive simulations (of {o['predictive_n']}; fresh noise) correlates with its FC
+at r = {o['fc_predictive_r']:.2f} (upper triangles; FC is mostly noise at low G, structured near the transition).
+
+Figures: `posterior_pair.png`, `zscore_shrinkage.png`, `sbc.png`, `fc_predictive.png`.
+
+Timings (s): budget {t['budget_s']:.1f}, training {t['train_s']:.1f}, diagnostics {t['diagnostics_s']:.1f},
+observation and predictive simulations {t['observation_s']:.1f}.
+"""

@@ -1,0 +1,156 @@
+"""The ``train``, ``infer`` and ``demo`` commands of ``vbi-dask`` (registered in
+:mod:`vbi_dask.cli`): argument parsing and printing only, the work is the public API.
+
+    vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...] ...
+    vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES]
+    vbi-dask demo [--out demo_output] [--n-sims 3000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["configure_train", "train", "configure_infer", "infer", "configure_demo", "demo"]
+
+
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", type=Path, help="budget store (Zarr) made by 'vbi-dask simulate'")
+    parser.add_argument("--out", type=Path, default=Path("posterior.pt"), help="model file to write")
+    parser.add_argument("--estimator", default="nsf", help="sbi density estimator: nsf, maf, mdn, ... (default nsf)")
+    parser.add_argument("--hidden", type=int, default=50, help="hidden features of the flow (default 50)")
+    parser.add_argument("--transforms", type=int, default=5, help="flow transforms (default 5)")
+    parser.add_argument("--bins", type=int, default=10, help="spline bins of nsf (default 10)")
+    parser.add_argument("--embedding", default="", help="MLP embedding widths, e.g. 128,32 (default none)")
+    parser.add_argument("--features", nargs="+", default=None, metavar="NAME",
+                        help="feature columns to use: names or prefixes ending in * (default all)")
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    parser.add_argument("--max-epochs", type=int, default=1000)
+    parser.add_argument("--patience", type=int, default=20, help="epochs without improvement before stopping")
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--test-fraction", type=float, default=0.0, help="held out for diagnostics")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-dir", type=Path, default=None, help="logs and checkpoints (default: temporary)")
+    parser.add_argument("--logger", choices=("csv", "tensorboard"), default="csv")
+    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
+    parser.add_argument("--devices", default="1", help="devices, or 'auto' (default 1)")
+    parser.add_argument("--progress", action="store_true", help="Lightning's progress bar")
+
+
+def train(args: argparse.Namespace) -> int:
+    from .estimator import EstimatorConfig
+    from .posterior import save_posterior, train_posterior
+
+    embedding = tuple(int(w) for w in args.embedding.split(",") if w.strip()) if args.embedding else ()
+    config = EstimatorConfig(model=args.estimator, hidden_features=args.hidden, num_transforms=args.transforms,
+                             num_bins=args.bins, embedding=embedding)
+    devices = args.devices if args.devices == "auto" else int(args.devices)
+    posterior = train_posterior(
+        args.store, estimator=config, features=args.features, batch_size=args.batch_size, learning_rate=args.lr,
+        max_epochs=args.max_epochs, stop_after_epochs=args.patience, validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction, seed=args.seed, log_dir=args.log_dir, logger=args.logger,
+        accelerator=args.accelerator, devices=devices, progress=args.progress)
+    path = save_posterior(posterior, args.out)
+    info = posterior.info
+    t = info.training
+    print(f"trained {args.estimator} on {info.split['n_train']} simulations ({info.split['n_validation']} validation, "
+          f"{info.split['n_test']} test), {len(info.used_features)} of {len(info.feature_names)} features")
+    print(f"epochs {t['epochs']} (best {t['best_epoch']}), best validation loss {t['best_val_loss']:.4f}, "
+          f"{t['samples_per_s']:.0f} samples/s")
+    if info.split["n_test"]:
+        from .diagnostics import heldout, posterior_zscores
+
+        _, theta, x = heldout(posterior, args.store, max_rows=500)
+        stats = posterior_zscores(posterior, theta, x, seed=args.seed)
+        print(f"held-out test simulations ({len(theta)}):")
+        for name in info.param_names:
+            s = stats.sel(param=name)
+            print(f"  {name:<12} shrinkage {float(s['shrinkage'].mean()):6.3f}   z-score {float(s['z'].mean()):5.2f}")
+    print(f"model written to {path}")
+    return 0
+
+
+def configure_infer(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="model file written by 'vbi-dask train'")
+    parser.add_argument("--observed", type=Path, required=True,
+                        help="features: .npy, .csv or .txt with one row per observation; or .nc with an xarray "
+                             "DataArray of features (dim 'feature') or of a signal (dims time, node)")
+    parser.add_argument("--samples", type=int, default=1000, help="posterior samples per observation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dt-ms", type=float, default=None, help="sampling period of a signal (.nc) in ms")
+    parser.add_argument("--out", type=Path, default=None, help="samples to write: .csv, .npy or .nc")
+
+
+def _read_observed(path: Path, posterior, dt_ms: float | None):
+    from .observe import observe_signal
+
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix in (".csv", ".txt"):
+        return np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
+    if suffix == ".nc":
+        import xarray as xr
+
+        data = xr.load_dataarray(path)
+        if "feature" in data.dims:
+            return data
+        return observe_signal(posterior, data, dt_ms)
+    raise ValueError(f"unknown observation file type {suffix!r}; use .npy, .csv, .txt or .nc")
+
+
+def infer(args: argparse.Namespace) -> int:
+    from .posterior import load_posterior, sample_posterior
+
+    posterior = load_posterior(args.model)
+    observed = _read_observed(args.observed, posterior, args.dt_ms)
+    samples = sample_posterior(posterior, observed, args.samples, seed=args.seed)
+    batch = samples.transpose("sample", ...).values.reshape(args.samples, -1, samples.sizes["param"])
+    names = list(posterior.info.param_names)
+    for k in range(batch.shape[1]):
+        print(f"observation {k}: {args.samples} posterior samples")
+        print(f"  {'parameter':<12} {'mean':>10} {'std':>10} {'5%':>10} {'50%':>10} {'95%':>10}")
+        q = np.quantile(batch[:, k], [0.05, 0.5, 0.95], axis=0)
+        for j, name in enumerate(names):
+            print(f"  {name:<12} {batch[:, k, j].mean():10.4g} {batch[:, k, j].std():10.4g} {q[0, j]:10.4g} "
+                  f"{q[1, j]:10.4g} {q[2, j]:10.4g}")
+    if args.out is not None:
+        suffix = args.out.suffix.lower()
+        if suffix == ".nc":
+            samples.to_netcdf(args.out)
+        elif suffix == ".npy":
+            np.save(args.out, samples.values)
+        elif suffix == ".csv":
+            flat = batch.reshape(-1, len(names))
+            obs = np.repeat(np.arange(batch.shape[1])[None], args.samples, axis=0).reshape(-1, 1)
+            np.savetxt(args.out, np.hstack([obs, flat]), delimiter=",", header=",".join(["obs"] + names),
+                       comments="")
+        else:
+            raise ValueError(f"unknown output type {suffix!r}; use .csv, .npy or .nc")
+        print(f"samples written to {args.out}")
+    return 0
+
+
+def configure_demo(parser: argparse.ArgumentParser) -> None:
+    from ..pipeline import DemoConfig
+
+    defaults = DemoConfig()
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
+    parser.add_argument("--n-sims", type=int, default=defaults.n_sims, help=f"budget (default {defaults.n_sims})")
+    parser.add_argument("--duration-ms", type=float, default=defaults.duration_ms,
+                        help=f"simulated time per run (default {defaults.duration_ms:g})")
+    parser.add_argument("--workers", type=int, default=defaults.n_workers, help="Dask workers (default 2)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--quiet", action="store_true")
+
+
+def demo(args: argparse.Namespace) -> int:
+    from ..pipeline import run_demo
+
+    result = run_demo(args.out, n_sims=args.n_sims, duration_ms=args.duration_ms, n_workers=args.workers,
+                      seed=args.seed, progress=not args.quiet)
+    print(f"report: {args.out / 'report.md'}  (calibration {'passed' if result['calibration']['passed'] else 'FAILED'})")
+    return 0
