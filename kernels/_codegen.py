@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numba
+import numpy as np
 
 from . import rng as _rng
 
@@ -284,3 +285,28 @@ def load_shell(source: str, prefix: str, modules, cacheable: bool, label: str) -
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return vars(module)
+
+
+def build_shell(cfg, template: str, body: str, prefix: str, module: str, label: str,
+                disk_cache: bool = True, **fields) -> tuple[str, dict]:
+    """Header (from ``template``) + ``body``, loaded through :func:`load_shell`.
+
+    The header names the model's equations and the coupling's functions by module and
+    qualified name; Numba's disk cache is requested when all three are importable by
+    name and ``disk_cache`` holds. ``module`` (the calling shell's module) joins the
+    modules whose sources key the cache file. Returns (source, namespace).
+    """
+    from . import bold as _bold
+
+    fns = (cfg.equations, cfg.pre, cfg.post)
+    cacheable = all(importable(fn) for fn in fns)
+    header = template.format(
+        eq_module=cfg.equations.__module__, eq_name=cfg.equations.__qualname__,
+        pre_module=cfg.pre.__module__, pre_name=cfg.pre.__qualname__,
+        post_module=cfg.post.__module__, post_name=cfg.post.__qualname__,
+        dtype=np.dtype(cfg.dtype).name, S=cfg.n_states, K=cfg.n_coupled, O=cfg.n_obs,
+        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, cache=cacheable and disk_cache, **fields,
+    )
+    source = header + body
+    modules = {fn.__module__ for fn in fns} | {_rng.__name__, _bold.__name__, __name__, module}
+    return source, load_shell(source, prefix, modules, cacheable, label)

@@ -26,8 +26,6 @@ import numba
 import numpy as np
 
 from . import _codegen
-from . import bold as _bold
-from . import rng as _rng
 from ._codegen import MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG, Gen as _Gen, csv as _csv
 
 __all__ = ["KernelConfig", "lanes_for", "build_kernel", "MONITOR_NONE", "MONITOR_RAW", "MONITOR_TAVG"]
@@ -210,18 +208,9 @@ def build_kernel(cfg: KernelConfig) -> "Kernel":
     """
     if cfg.integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
-    fns = (cfg.equations, cfg.pre, cfg.post)
-    cacheable = all(_codegen.importable(fn) for fn in fns)
-    header = _HEADER.format(
-        eq_module=cfg.equations.__module__, eq_name=cfg.equations.__qualname__,
-        pre_module=cfg.pre.__module__, pre_name=cfg.pre.__qualname__,
-        post_module=cfg.post.__module__, post_name=cfg.post.__qualname__,
-        dtype=np.dtype(cfg.dtype).name, L=cfg.lanes, S=cfg.n_states, K=cfg.n_coupled, O=cfg.n_obs,
-        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, cache=cacheable,
+    source, namespace = _codegen.build_shell(
+        cfg, _HEADER, _shell_source(cfg), "shell", __name__, f"<vbi_dask shell {cfg.integrator}>", L=cfg.lanes
     )
-    source = header + _shell_source(cfg)
-    modules = {fn.__module__ for fn in fns} | {_rng.__name__, _bold.__name__, _codegen.__name__, __name__}
-    namespace = _codegen.load_shell(source, "shell", modules, cacheable, f"<vbi_dask shell {cfg.integrator}>")
     dispatcher = namespace["integrate"]
     return Kernel(dispatcher, source, cfg.lanes)
 

@@ -45,8 +45,6 @@ import numpy as np
 from numba import cuda
 
 from . import _codegen
-from . import bold as _bold
-from . import rng as _rng
 from ._codegen import CUDA_LAYOUT, MONITOR_NONE, MONITOR_TAVG, Gen, csv, loops
 from .cpu import INTEGRATORS, KernelConfig
 
@@ -180,18 +178,10 @@ def build_kernel(cfg: KernelConfig) -> "CudaKernel":
     the first launch, cached on disk when the equations are importable by name)."""
     if cfg.integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
-    fns = (cfg.equations, cfg.pre, cfg.post)
-    cacheable = all(_codegen.importable(fn) for fn in fns)
-    header = _HEADER.format(
-        eq_module=cfg.equations.__module__, eq_name=cfg.equations.__qualname__,
-        pre_module=cfg.pre.__module__, pre_name=cfg.pre.__qualname__,
-        post_module=cfg.post.__module__, post_name=cfg.post.__qualname__,
-        dtype=np.dtype(cfg.dtype).name, S=cfg.n_states, K=cfg.n_coupled, O=cfg.n_obs,
-        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, cache=cacheable and not _simulator(),
+    source, namespace = _codegen.build_shell(
+        cfg, _HEADER, _shell_source(cfg), "cuda_shell", __name__, f"<vbi_dask cuda shell {cfg.integrator}>",
+        disk_cache=not _simulator(),
     )
-    source = header + _shell_source(cfg)
-    modules = {fn.__module__ for fn in fns} | {_rng.__name__, _bold.__name__, _codegen.__name__, __name__}
-    namespace = _codegen.load_shell(source, "cuda_shell", modules, cacheable, f"<vbi_dask cuda shell {cfg.integrator}>")
     return CudaKernel(namespace["integrate"], source, cfg)
 
 
