@@ -36,6 +36,7 @@ from .kernels.rng import split_seed
 from .monitors import Monitor, monitor_from_dict
 from .prior import Grid, Prior, prior_from_dict
 from .backend import gpu_annotations
+from .cluster import adaptive_maximum, close_client, make_cluster
 from .simulation import Simulation
 
 __all__ = ["Budget", "BudgetSummary", "budget_from_config"]
@@ -411,8 +412,9 @@ class Budget:
         try:
             if progress:
                 print(f"Dask dashboard: {client.dashboard_link}", flush=True)
-            n_threads = max(1, sum(client.nthreads().values()))
-            window = 2 * n_threads + 2  # tasks in flight: driver and scheduler memory stay flat
+            # tasks in flight: enough to keep every worker (and an adaptive cluster's
+            # future workers) busy, few enough that driver and scheduler memory stay flat
+            window = lambda: 2 * max(1, sum(client.nthreads().values()), adaptive_maximum(client)) + 2  # noqa: E731
             queue = list(pending)
             bar = BlockProgress(len(queue), enabled=progress)
             sizes = {}
@@ -427,7 +429,7 @@ class Budget:
                 sizes[key] = (start, stop)
                 return client.submit(_run_block, shared, path, start, stop, key=key, retries=0, **placement)
 
-            futures = as_completed([submit() for _ in range(min(window, len(queue)))])
+            futures = as_completed([submit() for _ in range(min(window(), len(queue)))])
             for future in futures:
                 start, stop = sizes.pop(future.key)
                 try:
@@ -438,7 +440,7 @@ class Budget:
                     totals.fail(start, stop, f"block [{start}, {stop}): {type(error).__name__}: {error}")
                 future.release()
                 bar.update(1, stop - start)
-                if queue:
+                for _ in range(min(len(queue), max(1, window() - futures.count()))):
                     futures.add(submit())
             bar.close()
             shared.release()
@@ -504,7 +506,7 @@ def _check_scheduler(scheduler) -> None:
 
 def _client(scheduler, n_workers):
     """(client, close) for a Client, an address, or None (active client or a new LocalCluster)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if isinstance(scheduler, Client):
         return scheduler, lambda: None
@@ -517,20 +519,13 @@ def _client(scheduler, n_workers):
         return default_client(), lambda: None
     except ValueError:
         pass
-    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-    client = Client(cluster)
-
-    def close():
-        client.close()
-        cluster.close()
-
-    return client, close
+    client = Client(make_cluster("local", n_workers=n_workers or os.cpu_count() or 1))
+    return client, lambda: close_client(client)
 
 
 # ---------------------------------------------------------------------- configuration
 _CONFIG_KEYS = ("model", "connectome", "simulation", "prior", "grid", "n_sims", "chunk_size", "seed", "features",
-                "keep_bold")
+                "keep_bold", "cluster")  # cluster: where it runs (vbi_dask.cluster), not part of the budget
 
 
 def _monitor(name: str, options: Mapping | None) -> Monitor:
@@ -576,8 +571,8 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
     tract_lengths, normalise}``); ``simulation`` (:class:`Simulation` options; ``monitors``
     as ``{bold: {tr_ms: 2000}, temporal_average: {period_ms: 1}}``); ``prior`` (a
     :class:`Prior` mapping) or ``grid`` (a :class:`Grid` mapping); ``n_sims``,
-    ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``.
-    Relative file paths are relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
+    ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``;
+    ``cluster`` is read by :func:`vbi_dask.cluster.cluster_from_config`, not here. Relative file paths are relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
 
     Raises
     ------

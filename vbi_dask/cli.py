@@ -1,6 +1,6 @@
 """Command line: ``vbi-dask <command> ...`` (thin: parse arguments, call the public API).
 
-    vbi-dask simulate CONFIG.yaml --store PATH [--scheduler ADDRESS] [--workers N]
+    vbi-dask simulate CONFIG.yaml --store PATH [--cluster KIND|ADDRESS] [--cluster-config YAML] [--workers N]
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
     vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES]
     vbi-dask demo [--out demo_output] [--n-sims N]
@@ -24,27 +24,53 @@ __all__ = ["main", "COMMANDS"]
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="budget configuration (YAML), e.g. examples/mpr_budget.yaml")
     parser.add_argument("--store", required=True, type=Path, help="Zarr store to create, resume or extend")
-    parser.add_argument("--scheduler", default=None,
-                        help="Dask scheduler address (tcp://host:8786), or 'sync' / 'threads' for a local "
-                             "scheduler; default: a LocalCluster of single-threaded workers")
-    parser.add_argument("--workers", type=int, default=None, help="workers of the LocalCluster (default: CPU count)")
+    parser.add_argument("--cluster", default=None, metavar="KIND|ADDRESS",
+                        help="where the budget runs: local, cuda, auto, slurm, kubernetes, or a scheduler address "
+                             "(tcp://host:8786); options come from the 'cluster:' section of CONFIG (or of "
+                             "--cluster-config); default: that section's kind, else local")
+    parser.add_argument("--cluster-config", type=Path, default=None, metavar="YAML",
+                        help="a YAML file with a 'cluster:' section (e.g. deploy/slurm/cluster.yaml), used "
+                             "instead of CONFIG's")
+    parser.add_argument("--scheduler", default=None, choices=("sync", "threads"),
+                        help="run in this process with dask's local scheduler instead of a cluster")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="workers of a local cluster (default: CPU count)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import yaml
-
     from .budget import budget_from_config
+    from .cluster import close_client, cluster_from_config, get_client
 
-    with open(args.config, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
-    if not isinstance(config, dict):
-        raise ValueError(f"{args.config}: expected a YAML mapping at the top level")
+    config = _read_yaml(args.config)
     budget = budget_from_config(config, base_dir=args.config.parent)
-    summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet)
+    if args.scheduler:
+        summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet)
+    else:
+        section = _read_yaml(args.cluster_config).get("cluster") if args.cluster_config else config.get("cluster")
+        kind, options = cluster_from_config(section, args.cluster)
+        if args.workers is not None:
+            if kind not in ("local", "cuda", "auto"):
+                raise ValueError(f"--workers applies to a local cluster, not to {kind!r}: size it in its options")
+            options["n_workers"] = args.workers
+        client = get_client(kind, **options)
+        try:
+            summary = budget.run(args.store, scheduler=client, progress=not args.quiet)
+        finally:
+            close_client(client)
     if args.quiet:
         print(summary)
     return 0 if summary.failed == 0 else 1
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level")
+    return config
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {

@@ -4,6 +4,7 @@ kernel configuration (compiled once, then served from the on-disk kernel cache).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,27 @@ def slow_reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("slow") / "slow.zarr"
     assert slow_budget().run(path, scheduler="sync", progress=False).done == 64
     return path
+
+
+def store_done(path) -> np.ndarray:
+    """The store's ``done`` flags, or an empty array while it does not exist yet."""
+    try:
+        return zarr.open_group(str(path), mode="r")["done"][:]
+    except (FileNotFoundError, KeyError, ValueError):
+        return np.zeros(0, dtype=bool)
+
+
+def run_in_thread(budget_, path, client):
+    """Run ``budget_`` on ``client`` in a thread: (thread, result) where ``result`` gets
+    ``summary`` or ``error``."""
+    result = {}
+
+    def target():
+        try:
+            result["summary"] = budget_.run(path, scheduler=client, progress=False)
+        except BaseException as error:  # noqa: BLE001 - surfaced by the test
+            result["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result

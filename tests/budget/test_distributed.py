@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 
@@ -16,7 +15,7 @@ import zarr
 from distributed import Client, LocalCluster
 
 from ._plugins import CountWrites, LogComputeStarts, PoisonBlock
-from .conftest import assert_same_data, budget, read_lines, slow_budget
+from .conftest import assert_same_data, budget, read_lines, run_in_thread, slow_budget, store_done
 
 pytestmark = pytest.mark.slow
 
@@ -35,44 +34,23 @@ def client():
     cluster.close()
 
 
-def _done(path) -> np.ndarray:
-    try:
-        return zarr.open_group(str(path), mode="r")["done"][:]
-    except (FileNotFoundError, KeyError, ValueError):
-        return np.zeros(0, dtype=bool)
-
-
-def _run_in_thread(budget_, path, client):
-    result = {}
-
-    def target():
-        try:
-            result["summary"] = budget_.run(path, scheduler=client, progress=False)
-        except BaseException as error:  # noqa: BLE001 - surfaced by the test
-            result["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, result
-
-
 def test_a_worker_killed_mid_budget_loses_and_repeats_nothing(client, tmp_path, slow_reference):
     writes, starts = tmp_path / "writes.log", tmp_path / "starts.log"
     client.register_plugin(CountWrites(str(writes)), name="count-writes")
     client.register_plugin(LogComputeStarts(str(starts)), name="log-starts")
     try:
         path = tmp_path / "killed.zarr"
-        thread, result = _run_in_thread(slow_budget(), path, client)
+        thread, result = run_in_thread(slow_budget(), path, client)
         victim = None
         deadline = time.monotonic() + 120
         while victim is None and time.monotonic() < deadline:
-            done = _done(path)
+            done = store_done(path)
             if done.sum() >= 16:  # two blocks written: now kill a worker while it computes
                 current = {}
                 for line in read_lines(starts):
                     pid, start = map(int, line.split(":"))
                     current[pid] = start
-                busy = [(pid, start) for pid, start in current.items() if not _done(path)[start]]
+                busy = [(pid, start) for pid, start in current.items() if not store_done(path)[start]]
                 if busy:
                     victim = busy[-1]
                     os.kill(victim[0], signal.SIGKILL)
@@ -101,7 +79,7 @@ def test_a_block_that_keeps_killing_workers_fails_alone(client, tmp_path, refere
         client.unregister_worker_plugin("poison")
     assert summary.failed == 8 and summary.failed_blocks == (16,) and summary.done == 32
     assert "KilledWorker" in summary.errors[0] or "killing workers" in summary.errors[0]
-    done = _done(path)
+    done = store_done(path)
     assert not done[16:24].any() and done[:16].all() and done[24:].all()
     again = budget().run(path, scheduler=client, progress=False)  # the re-run retries only that block
     assert (again.ran, again.failed, again.done) == (8, 0, 40)
