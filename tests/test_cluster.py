@@ -75,3 +75,24 @@ def test_cli_runs_a_budget_on_a_local_cluster_named_in_the_config(tmp_path, caps
     other.write_text(yaml.safe_dump({"cluster": {"kind": "local", "locl": {}}}))
     assert main(["simulate", str(config), "--store", str(store), "--cluster-config", str(other)]) == 2
     assert "unknown cluster key(s) ['locl']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_kubernetes_cluster_spec_is_a_valid_daskcluster(gpus):
+    """What get_client("kubernetes") would create passes the operator's CRD schema and the
+    core/v1 Pod schema (tests/deploy/test_kubernetes.py's checks), with GPUs where asked."""
+    from tests.deploy.test_kubernetes import problems
+
+    spec = cluster.kubernetes_cluster_spec(name="fit", image="ghcr.io/vbi-dask/vbi-dask-cuda:0.1.0", n_workers=3,
+                                           gpus=gpus, resources={"limits": {"memory": "4Gi", "cpu": 1}})
+    assert problems(spec) == []
+    worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    assert worker["args"][:4] == ["dask", "worker", "--nthreads", "1"]
+    assert scheduler["args"][:2] == ["dask", "scheduler"]
+    assert {"name": "NUMBA_NUM_THREADS", "value": "1"} in worker["env"]
+    assert worker["resources"]["limits"]["memory"] == "4Gi"
+    assert ("nvidia.com/gpu" in worker["resources"]["limits"]) == bool(gpus)
+    assert ("GPU=1" in worker["args"]) == bool(gpus)
+    broken = dict(spec, spec={**spec["spec"], "worker": {**spec["spec"]["worker"], "replicas": "3"}})
+    assert any("replicas" in p for p in problems(broken))

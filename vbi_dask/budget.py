@@ -525,7 +525,7 @@ def _client(scheduler, n_workers):
 
 # ---------------------------------------------------------------------- configuration
 _CONFIG_KEYS = ("model", "connectome", "simulation", "prior", "grid", "n_sims", "chunk_size", "seed", "features",
-                "keep_bold", "cluster")  # cluster: where it runs (vbi_dask.cluster), not part of the budget
+                "keep_bold", "backend", "cluster")  # cluster: where it runs (vbi_dask.cluster), not part of the budget
 
 
 def _monitor(name: str, options: Mapping | None) -> Monitor:
@@ -571,7 +571,8 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
     tract_lengths, normalise}``); ``simulation`` (:class:`Simulation` options; ``monitors``
     as ``{bold: {tr_ms: 2000}, temporal_average: {period_ms: 1}}``); ``prior`` (a
     :class:`Prior` mapping) or ``grid`` (a :class:`Grid` mapping); ``n_sims``,
-    ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``;
+    ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``,
+    ``backend`` (cpu, cuda or auto);
     ``cluster`` is read by :func:`vbi_dask.cluster.cluster_from_config`, not here. Relative file paths are relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
 
     Raises

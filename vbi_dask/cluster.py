@@ -215,6 +215,9 @@ def kubernetes_cluster_spec(*, name: str = "vbi-dask", image: str = DEFAULT_IMAG
     container["resources"] = {k: v for k, v in (("limits", limits), ("requests", requests)) if v}
     if not container["resources"]:
         del container["resources"]
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    if scheduler["args"][:1] == ["dask-scheduler"]:  # gone from distributed's console scripts
+        scheduler["args"] = ["dask", "scheduler", *scheduler["args"][1:]]
     for part in ("worker", "scheduler"):  # make_cluster_spec leaves nulls the CRD does not allow
         for c in spec["spec"][part]["spec"]["containers"]:
             for key in [k for k, v in c.items() if v is None]:
