@@ -255,22 +255,30 @@ class Budget:
         )
 
     # ------------------------------------------------------------------ computing
+    def signals(self, theta: np.ndarray, *, first_sim: int, threads: int | None = 1) -> tuple[np.ndarray, dict]:
+        """Simulate at parameters ``theta`` (n, param) with the noise and initial
+        conditions of global indices ``first_sim + k`` (below ``n_sims``: the store's rows).
+
+        Returns the feature signal (sim, time, node) (BOLD when monitored, else the first
+        observable of the sampled monitor) and the kernel's outputs.
+        """
+        params = self.prior.to_params(np.asarray(theta, dtype=np.float64))
+        out = self.simulation.run_arrays(params, n_sims=len(theta), seed=self.seed, first_sim=int(first_sim),
+                                         threads=threads, backend=self.backend)
+        raw = out["bold"] if self.layout.signal == "bold" else out["sampled"][:, 0]
+        return np.moveaxis(raw, -1, 0), out
+
     def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Simulations ``start:stop`` in memory: ``theta``, ``features``, ``valid``
         (and ``bold`` (sim, time_bold, node) with keep_bold). One kernel thread."""
-        sim, n = self.simulation, stop - start
+        n = stop - start
         times = {}
         t0 = time.perf_counter()
         theta = self.prior.sample(n, seed=self.seed, first_sim=start).astype(np.float32)
         # the kernel gets exactly the stored (float32) values: every row is reproducible
-        params = self.prior.to_params(theta.astype(np.float64))
-        out = sim.run_arrays(params, n_sims=n, seed=self.seed, first_sim=start, threads=1, backend=self.backend)
+        signal, out = self.signals(theta, first_sim=start, threads=1)
         t1 = time.perf_counter()
         layout = self.layout
-        if layout.signal == "bold":
-            signal = np.moveaxis(out["bold"], -1, 0)
-        else:
-            signal = np.moveaxis(out["sampled"][:, 0], -1, 0)
         if signal.shape[1] != layout.n_time:
             raise RuntimeError(f"the kernel returned {signal.shape[1]} samples, the store expects {layout.n_time}")
         with np.errstate(all="ignore"), warnings.catch_warnings():

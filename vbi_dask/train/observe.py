@@ -179,12 +179,8 @@ def simulate_signals(store: str | os.PathLike, theta: np.ndarray, *, first_sim: 
     """
     budget = _budget(os.fspath(os.path.abspath(os.fspath(store))))
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float32))
-    params = budget.prior.to_params(theta.astype(np.float64))
-    out = budget.simulation.run_arrays(params, n_sims=len(theta), seed=budget.seed, first_sim=int(first_sim),
-                                       threads=threads)
-    layout = budget.layout
-    raw = out["bold"] if layout.signal == "bold" else out["sampled"][:, 0]
-    return np.moveaxis(raw, -1, 0).astype(np.float64), float(layout.dt_ms)
+    signal, _ = budget.signals(theta, first_sim=first_sim, threads=threads)
+    return signal.astype(np.float64), float(budget.layout.dt_ms)
 
 
 def simulate_observation(store: str | os.PathLike, sim: int) -> xr.Dataset:
