@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-gpu clean
+.PHONY: install demo test notebooks bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -23,6 +23,12 @@ test: install
 	$(PY) -m pytest -q
 	# CUDA kernels on the Numba CUDA simulator (set before numba is imported: own process)
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q tests/gpu
+	# every notebook, executed at small sizes (their committed outputs are left as they are)
+	VBI_DASK_NOTEBOOK_SIZE=small $(PY) -m pytest -q --nbmake --nbmake-timeout=900 notebooks
+
+# re-run the notebooks at full size and write their outputs (figures) back into them
+notebooks: install
+	VBI_DASK_NOTEBOOK_SIZE=full $(PY) -m pytest -q --nbmake --nbmake-timeout=3600 --overwrite notebooks
 
 bench: install
 	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \

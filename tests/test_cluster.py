@@ -96,3 +96,12 @@ def test_kubernetes_cluster_spec_is_a_valid_daskcluster(gpus):
     assert ("GPU=1" in worker["args"]) == bool(gpus)
     broken = dict(spec, spec={**spec["spec"], "worker": {**spec["spec"]["worker"], "replicas": "3"}})
     assert any("replicas" in p for p in problems(broken))
+
+
+def test_kubernetes_without_credentials_says_what_to_set(monkeypatch, tmp_path):
+    pytest.importorskip("dask_kubernetes")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(RuntimeError, match="kubernetes cluster: .*credentials.*KUBECONFIG"):
+        cluster.get_client("kubernetes", n_workers=1)

@@ -231,7 +231,13 @@ def _kubernetes(options: dict):
     adapt = options.pop("adapt", None)
     spec_keys = inspect.signature(kubernetes_cluster_spec).parameters
     spec = kubernetes_cluster_spec(**{k: options.pop(k) for k in list(options) if k in spec_keys})
-    cluster = cls(custom_cluster_spec=spec, **options)
+    try:
+        cluster = cls(custom_cluster_spec=spec, **options)
+    except ValueError as err:
+        if "credentials" not in str(err):
+            raise
+        raise RuntimeError(f"kubernetes cluster: {err}: set KUBECONFIG (or ~/.kube/config), or run inside a pod whose "
+                           "service account may create DaskClusters (deploy/kubernetes/README.md)") from err
     if adapt is not None:
         cluster.adapt(**dict(adapt))
     return cluster
