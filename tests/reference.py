@@ -18,7 +18,7 @@ from vbi_dask.kernels.bold import BALLOON_DEFAULTS
 from vbi_dask.kernels.coupling import COUPLINGS
 from vbi_dask.models import no_jit
 from vbi_dask.monitors import Bold, Raw
-from vbi_dask.simulation import MS_PER_UNIT, Simulation
+from vbi_dask.simulation import Simulation
 
 
 def _balloon_numpy(s, f, v, q, z, kappa, gamma, tau, alpha, e0):
@@ -40,7 +40,7 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     W = np.asarray(c.weights, dtype=np.float64)
     rowsum = W.sum(axis=1)
     D = (c.delay_steps(sim.speed_mm_per_ms, sim.dt_ms) if sim.speed_mm_per_ms else np.zeros((N, N), int))
-    dt = sim.dt_ms / MS_PER_UNIT[model.time_unit]
+    dt = sim.dt_ms / model.ms_per_time_unit
     sigma = np.array([sim.noise[s] for s in model.state_names])
     x = sim.initial_conditions(n_sims, seed=seed, first_sim=first_sim)
     n_eff = len(_signature(eq.efferent)) - S

@@ -31,9 +31,6 @@ from ._params import param_array, resolve_n_sims
 
 __all__ = ["Simulation", "simulate"]
 
-MS_PER_UNIT = {"ms": 1.0, "s": 1000.0}
-
-
 def _steps(name: str, value_ms: float, dt_ms: float) -> int:
     ratio = value_ms / dt_ms
     k = int(round(ratio))
@@ -323,7 +320,7 @@ class Simulation:
         x0[:, :, :n_sims] = self.initial_conditions(n_sims, seed=seed, first_sim=first_sim)
         x0[:, :, n_sims:] = x0[:, :, :1]
         indptr, indices, weights, delays, rowsum = self._graph
-        unit = MS_PER_UNIT[self.model.time_unit]
+        unit = self.model.ms_per_time_unit
         dt = dtype.type(self.dt_ms / unit)
         sigma = np.array([self.noise[s] for s in self.model.state_names], dtype=dtype)
         n_steps, n_cut = self.n_steps, self.n_cut

@@ -150,3 +150,12 @@ def test_registry_options_come_from_signatures():
 def test_compute_rejects_wrong_ndim():
     with pytest.raises(ValueError, match=r"shaped \(sim, time, node\); got 2 dimensions, shape \(100, 4\)"):
         FeatureSet(["moments"]).compute(np.zeros((100, 4)), 1.0)
+
+
+def test_bold_from_a_simulation_is_a_signal(signals, rng):
+    """Simulation.run names BOLD's time dim time_bold: features take it as time."""
+    x = signals(rng, 2, 120, 3)
+    bold = xr.DataArray(x, dims=("sim", "time_bold", "node"), coords={"time_bold": 720.0 * np.arange(120)})
+    featureset = FeatureSet(["fc", {"name": "psd", "nperseg": 32}])
+    values, _ = featureset.compute(x, dt_ms=720.0)
+    np.testing.assert_array_equal(featureset.compute_dataarray(bold).values, values.astype(np.float32))

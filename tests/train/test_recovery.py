@@ -79,3 +79,21 @@ def test_figures(mpr_posterior, mpr_store, held_out, zscores, tmp_path):
     for path in paths:
         assert path.stat().st_size > 10_000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sampling_without_rejection_keeps_draws_outside_the_prior(mpr_posterior, held_out):
+    """An observation far from every simulation: without rejection the flow's own draws
+    come back, some outside the prior's box; rejection stops at max_sampling_time; for a
+    simulated observation every draw is inside."""
+    from vbi_dask.prior import prior_from_dict
+
+    _, _, x = held_out
+    far = x[0] + 5.0 * x.std(axis=0)
+    prior = prior_from_dict(mpr_posterior.info.prior)
+    free = sample_posterior(mpr_posterior, far, 2000, seed=0, reject_outside_prior=False).values
+    assert free.shape == (2000, 3) and np.isfinite(free).all()
+    assert not prior.in_bounds(free).all()
+    with pytest.raises(RuntimeError, match="max_sampling_time"):  # rejection gives up instead of hanging
+        sample_posterior(mpr_posterior, far, 200, seed=0, max_sampling_time=2.0)
+    kept = sample_posterior(mpr_posterior, x[0], 200, seed=0, max_sampling_time=60.0).values
+    assert prior.in_bounds(kept).all()

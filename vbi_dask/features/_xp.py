@@ -76,7 +76,8 @@ def as_signal(x: Any, dt_ms: float | None = None) -> Signal:
     ----------
     x : array or xarray.DataArray
         A NumPy/CuPy array shaped (sim, time, node), or a DataArray with dims ``sim``,
-        ``time`` and ``node`` in any order (transposed here).
+        ``time`` (or ``time_bold``, as BOLD from :meth:`Simulation.run`) and ``node`` in
+        any order (transposed here).
     dt_ms : float, optional
         Sampling period in ms. For a DataArray it defaults to the spacing of its ``time``
         coordinate (in ms); when both are given they must agree.
@@ -95,6 +96,8 @@ def as_signal(x: Any, dt_ms: float | None = None) -> Signal:
     """
     coord_dt = None
     if isinstance(x, xr.DataArray):
+        if "time_bold" in x.dims and "time" not in x.dims:  # Simulation.run's BOLD
+            x = x.rename(time_bold="time")
         if set(x.dims) != set(SIGNAL_DIMS) or x.ndim != 3:
             raise ValueError(f"signal dims must be {SIGNAL_DIMS} (any order); got {x.dims}")
         if "time" in x.coords:

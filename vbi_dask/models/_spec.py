@@ -65,6 +65,9 @@ class Equations(NamedTuple):
     observe: Callable
 
 
+MS_PER_TIME_UNIT = {"ms": 1.0, "s": 1000.0}  # the time units a model's equations may use
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A whole-brain node model.
@@ -96,6 +99,13 @@ class ModelSpec:
             raise ValueError(f"model {self.name}: duplicated names {sorted(dupes)}")
         if self.G.name != "G":
             raise ValueError(f"model {self.name}: the coupling strength must be named 'G'")
+        if self.time_unit not in MS_PER_TIME_UNIT:
+            raise ValueError(f"model {self.name}: time_unit {self.time_unit!r} is not one of {sorted(MS_PER_TIME_UNIT)}")
+
+    @property
+    def ms_per_time_unit(self) -> float:
+        """Milliseconds in one unit of the model's time (its equations' d/dt)."""
+        return MS_PER_TIME_UNIT[self.time_unit]
 
     @property
     def state_names(self) -> tuple[str, ...]:

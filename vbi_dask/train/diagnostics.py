@@ -114,10 +114,12 @@ class Calibration:
 
     def summary(self) -> dict[str, Any]:
         gap = np.abs(self.coverage - self.levels).max()
+        def rounded(values, digits):  # Python floats: float32 values print as 0.967, not 0.9670000076
+            return {name: round(float(v), digits) for name, v in zip(self.param_names, values)}
+
         return {"n_obs": int(len(self.ranks)), "n_samples": self.n_samples,
-                "ks_pvals": dict(zip(self.param_names, np.round(self.ks_pvals, 4).tolist())),
-                "c2st_ranks": dict(zip(self.param_names, np.round(self.c2st_ranks, 3).tolist())),
-                "c2st_dap": dict(zip(self.param_names, np.round(self.c2st_dap, 3).tolist())),
+                "ks_pvals": rounded(self.ks_pvals, 4), "c2st_ranks": rounded(self.c2st_ranks, 3),
+                "c2st_dap": rounded(self.c2st_dap, 3),
                 "max_coverage_gap": float(gap), "passed": self.passed()}
 
 

@@ -482,7 +482,8 @@ def check_observation(x: Any, info: PosteriorInfo) -> tuple[torch.Tensor, bool]:
 
 
 def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *, seed: int = 0,
-                     max_sampling_batch_size: int = 10_000) -> xr.DataArray:
+                     max_sampling_batch_size: int = 10_000, reject_outside_prior: bool = True,
+                     max_sampling_time: float | None = None) -> xr.DataArray:
     """Posterior samples for one observation or a batch.
 
     Parameters
@@ -491,6 +492,11 @@ def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *
     x : features (feature,) or (obs, feature); see :func:`check_observation`.
     n_samples : samples per observation.
     seed : seeds the sampling (the global torch RNG state is restored afterwards).
+    reject_outside_prior : draw until every sample lies inside the prior (sbi's rejection;
+        slow when the observation is far from what the simulations produce: sbi warns
+        with the acceptance rate). False: keep the flow's samples as they are.
+    max_sampling_time : seconds after which rejection sampling stops with an error
+        (default: no limit).
 
     Returns
     -------
@@ -499,18 +505,19 @@ def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *
         ``param`` holds the parameter names.
     """
     tensor, single = check_observation(x, posterior.info)
+    options = {"reject_outside_prior": reject_outside_prior, "max_sampling_time": max_sampling_time}
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")  # nflows' LU layers
         torch.manual_seed(seed)
         with torch.no_grad():
             if single:
                 samples = posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
-                                           max_sampling_batch_size=max_sampling_batch_size)
+                                           max_sampling_batch_size=max_sampling_batch_size, **options)
             else:
                 # sbi caps batch x observations at 100_000 (with a warning): cap it here
                 per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
                 samples = posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
-                                                   max_sampling_batch_size=per_obs)
+                                                   max_sampling_batch_size=per_obs, **options)
     dims = ("sample", "param") if single else ("sample", "obs", "param")
     return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)},
                         name="theta")
