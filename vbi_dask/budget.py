@@ -36,7 +36,7 @@ from .kernels.rng import split_seed
 from .monitors import Monitor, monitor_from_dict
 from .prior import Grid, Prior, prior_from_dict
 from .backend import gpu_annotations
-from .cluster import adaptive_maximum, close_client, make_cluster
+from .cluster import adaptive_maximum, close_client, get_client
 from .simulation import Simulation
 
 __all__ = ["Budget", "BudgetSummary", "budget_from_config"]
@@ -513,21 +513,19 @@ def _check_scheduler(scheduler) -> None:
 
 
 def _client(scheduler, n_workers):
-    """(client, close) for a Client, an address, or None (active client or a new LocalCluster)."""
+    """(client, close) for a Client or the current one (left open), an address, or a new
+    local cluster of ``n_workers`` single-threaded workers."""
     from distributed import Client
 
     if isinstance(scheduler, Client):
         return scheduler, lambda: None
-    if isinstance(scheduler, str):
-        client = Client(scheduler)
-        return client, client.close
-    try:
-        from distributed import default_client
-
-        return default_client(), lambda: None
-    except ValueError:
-        pass
-    client = Client(make_cluster("local", n_workers=n_workers or os.cpu_count() or 1))
+    if scheduler is None:
+        try:
+            return Client.current(), lambda: None
+        except ValueError:  # no current client
+            scheduler = "local"
+    options = {"n_workers": n_workers or os.cpu_count() or 1} if scheduler == "local" else {}
+    client = get_client(scheduler, **options)
     return client, lambda: close_client(client)
 
 
@@ -580,8 +578,9 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
     as ``{bold: {tr_ms: 2000}, temporal_average: {period_ms: 1}}``); ``prior`` (a
     :class:`Prior` mapping) or ``grid`` (a :class:`Grid` mapping); ``n_sims``,
     ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``,
-    ``backend`` (cpu, cuda or auto);
-    ``cluster`` is read by :func:`vbi_dask.cluster.cluster_from_config`, not here. Relative file paths are relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
+    ``backend`` (cpu, cuda or auto). ``cluster`` (where it runs) is read by
+    :func:`vbi_dask.cluster.cluster_from_config`, not here. Relative file paths are
+    relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
 
     Raises
     ------

@@ -173,8 +173,9 @@ def _slurm(options: dict):
                              "on nodes with several GPUs SLURM packs several such jobs")
         options["job_extra_directives"] = [*options.get("job_extra_directives", []), "--gres=gpu:1"]
         options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources", "GPU=1"]
-    threads = max(1, int(cores or 1) // int(options.get("processes") or 1))
-    exports = [f"export {k}={threads if v == '1' else v}" for k, v in _SINGLE_THREAD_ENV.items()]
+    processes = options.get("processes") or dask.config.get("jobqueue.slurm.processes", None) or 1
+    threads = max(1, int(cores or 1) // int(processes))  # per worker: the kernel's and BLAS's threads
+    exports = [f"export {name}={threads}" for name in _SINGLE_THREAD_ENV]
     options["job_script_prologue"] = [*exports, *options.get("job_script_prologue", [])]
     cluster = cls(**options)
     if jobs is not None:
