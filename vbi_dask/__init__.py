@@ -13,6 +13,7 @@ from .simulation import Simulation, simulate
 from .prior import Grid, Prior
 from .budget import Budget, BudgetSummary, budget_from_config
 from .store import open_store
+from .cluster import close_client, get_client
 
 try:
     __version__ = version("vbi-dask")
@@ -25,5 +26,6 @@ __all__ = [
     "Raw", "TemporalAverage", "Bold", "EEG", "MEG",
     "Simulation", "simulate",
     "Prior", "Grid", "Budget", "BudgetSummary", "budget_from_config", "open_store",
+    "get_client", "close_client",
     "__version__",
 ]
