@@ -108,23 +108,30 @@ def _loop_features(x: np.ndarray, dt_ms: float, fcd: dict, psd: dict) -> np.ndar
     return np.array(rows)
 
 
-def bench_features(n_sims: int = 64, n_time: int = 300, n_nodes: int = 84, dt_ms: float = 2000.0) -> dict:
-    """BOLD-like signals (TR 2 s, 10 min): a shared component plus noise."""
+def bench_features(n_sims: int = 64, n_time: int = 300, n_nodes: int = 84, dt_ms: float = 2000.0,
+                   repeats: int = 5) -> dict:
+    """BOLD-like signals (TR 2 s, 10 min): a shared component plus noise. Medians of
+    ``repeats`` interleaved runs after a warm-up run."""
     rng = np.random.default_rng(0)
     common = rng.standard_normal((n_sims, n_time, 3))
     x = common @ rng.uniform(-1, 1, (3, n_nodes)) + rng.standard_normal((n_sims, n_time, n_nodes))
     psd = {"name": "psd", "nperseg": 32, "bands": {"slow": [0.01, 0.08], "fast": [0.08, 0.25]}}
     features = FeatureSet(["fc", FCD, psd])
-    features.compute(x[:2], dt_ms)  # warm up
-    t0 = time.perf_counter()
-    batched, _ = features.compute(x, dt_ms)
-    batched_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    batched, _ = features.compute(x, dt_ms)  # warm up, and the numbers to check
     looped = _loop_features(x, dt_ms, FCD, psd)
-    loop_s = time.perf_counter() - t0
     np.testing.assert_allclose(batched, looped, rtol=2e-4, atol=2e-5)  # the same numbers
+    times = {"batched": [], "loop": []}
+    for _ in range(repeats):  # interleaved: both see the same machine load
+        for name, run in (("batched", lambda: features.compute(x, dt_ms)),
+                          ("loop", lambda: _loop_features(x, dt_ms, FCD, psd))):
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    batched_s, loop_s = (float(np.median(times[k])) for k in ("batched", "loop"))
+    spread = {f"{k}_spread_ms_per_sim": 1e3 * (max(v) - min(v)) / n_sims for k, v in times.items()}
     return {"batched_ms_per_sim": 1e3 * batched_s / n_sims, "loop_ms_per_sim": 1e3 * loop_s / n_sims,
-            "speedup": loop_s / batched_s, "n_sims": n_sims, "n_time": n_time, "n_features": batched.shape[1]}
+            "speedup": loop_s / batched_s, "n_sims": n_sims, "n_time": n_time, "n_features": batched.shape[1],
+            "repeats": repeats, **spread}
 
 
 def _rss_child(n_sims: int, store: str) -> None:

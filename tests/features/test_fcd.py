@@ -90,3 +90,14 @@ def test_bad_windows_are_named(signals, rng):
         fcd(x, window_samples=10, step_samples=0)
     with pytest.raises(ValueError, match=r"quantiles must lie in \[0, 1\]"):
         fcd(x, window_samples=10, step_samples=5, quantiles=[50])
+
+
+def test_fcd_in_groups_of_simulations_matches_the_reference(signals, rng, tol, monkeypatch):
+    """Large blocks are summarised a few simulations at a time (bounded workspace)."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("vbi_dask.features.fcd"), "WORKSPACE_BYTES", 1)  # one at a time
+    x = signals(rng, 3, 120, 5)
+    values, _ = fcd(x, window_samples=20, step_samples=5)
+    _, expected = reference_fcd(x, 20, 5)
+    np.testing.assert_allclose(values, expected, rtol=0, atol=tol(np.float64, 16 * 30))
