@@ -159,3 +159,18 @@ def test_bold_from_a_simulation_is_a_signal(signals, rng):
     featureset = FeatureSet(["fc", {"name": "psd", "nperseg": 32}])
     values, _ = featureset.compute(x, dt_ms=720.0)
     np.testing.assert_array_equal(featureset.compute_dataarray(bold).values, values.astype(np.float32))
+
+
+def test_compute_in_groups_of_simulations_gives_the_same_matrix(signals, rng, monkeypatch):
+    """Large CPU batches are computed a few simulations at a time (bounded workspace)."""
+    from vbi_dask.features import featureset as module
+
+    x = signals(rng, 5, 200, 4)
+    featureset = FeatureSet(["moments", "fc", {"name": "fcd", "window_samples": 20, "step_samples": 5},
+                             {"name": "psd", "nperseg": 64, "bands": {"slow": [0, 50], "fast": [50, 200]}},
+                             "kuramoto_order"])
+    whole, names = featureset.compute(x, dt_ms=2.0)
+    monkeypatch.setattr(module, "CPU_WORKSPACE_BYTES", 2 * x[0].nbytes)  # groups of 2, 2 and 1
+    grouped, grouped_names = featureset.compute(x, dt_ms=2.0)
+    assert grouped_names == names and grouped.shape == (5, len(names))
+    np.testing.assert_allclose(grouped, whole, rtol=1e-6, atol=1e-7)

@@ -34,6 +34,7 @@ from .sync import _kuramoto_names, kuramoto_order
 __all__ = ["Feature", "FEATURES", "FeatureSpec", "FeatureSet"]
 
 _RESERVED = ("name", "prefix")
+CPU_WORKSPACE_BYTES = 8 * 2**20  # signal bytes of the simulations FeatureSet.compute takes at once
 
 
 @dataclass(frozen=True)
@@ -266,11 +267,16 @@ class FeatureSet:
         """
         data, dt_ms, xp = as_signal(x, dt_ms)
         names = self.names(data.shape[2], data.shape[1], dt_ms)
-        blocks = []
-        for spec in self.specs:
-            values, _ = spec.compute(data, dt_ms)
-            blocks.append(xp.asarray(values, dtype=xp.float32))
-        return xp.concatenate(blocks, axis=1), names
+        # On the CPU, a few simulations at a time: the features' temporaries then stay in
+        # cache (a 100-simulation block of 2500 x 84 samples ran ~5x slower at once)
+        per_sim = data.shape[1] * data.shape[2] * data.dtype.itemsize
+        group = max(1, CPU_WORKSPACE_BYTES // per_sim) if xp is np else data.shape[0]
+        rows = []
+        for start in range(0, data.shape[0], group):
+            part = data[start:start + group]
+            rows.append(xp.concatenate([xp.asarray(spec.compute(part, dt_ms)[0], dtype=xp.float32)
+                                        for spec in self.specs], axis=1))
+        return (rows[0] if len(rows) == 1 else xp.concatenate(rows, axis=0)), names
 
     def compute_dataarray(self, x: Any, dt_ms: float | None = None) -> xr.DataArray:
         """:meth:`compute` as a DataArray with dims (sim, feature).
