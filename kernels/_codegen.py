@@ -123,6 +123,22 @@ def emit_pre(g: Gen, cfg, X: str, target: str, keep_efferent: bool = False):
             g(f"EF[{k}, i, l] = e{k}")
 
 
+def emit_edge_head(g: Gen, cfg, note: str = ""):
+    """Open the loop over row ``i``'s CSR edges: source node ``j``, weight ``w`` and the
+    history slot ``src`` it is read from (``head`` minus the edge's delay, wrapped in the
+    ring buffer of ``H`` steps; 0 without delays). The caller emits the body and dedents."""
+    g("for idx in range(indptr[i], indptr[i + 1]):")
+    g.indent()
+    g("j = indices[idx]" + note)
+    g("w = weights[idx]")
+    if cfg.delays:
+        g("src = head - delays[idx]")
+        g("if src < 0:")
+        g("    src += H")
+    else:
+        g("src = 0")
+
+
 def emit_noise(g: Gen, cfg, layout: Layout):
     """Z[s, i, l] = sigma_s sqrt(dt) xi for noisy states; xi keyed by (seed, n, i, sim, s)."""
     groups: dict[int, list[int]] = {}

@@ -148,16 +148,7 @@ def _emit_coupling(g: _Gen, cfg: KernelConfig, X: str, step: str):
     g.indent()
     for ch in range(NCH):
         g(" = ".join(acc(ch, l) for l in lanes) + " = ZERO")
-    g("for idx in range(indptr[i], indptr[i + 1]):")
-    g.indent()
-    g("j = indices[idx]")
-    g("w = weights[idx]")
-    if cfg.delays:
-        g("src = head - delays[idx]")
-        g("if src < 0:")
-        g("    src += H")
-    else:
-        g("src = 0")
+    _codegen.emit_edge_head(g, cfg)
     for ch in range(NCH):
         for l in lanes:
             g(f"{acc(ch, l)} += w * E[src, {ch}, j, {l}]")

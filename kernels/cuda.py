@@ -119,16 +119,7 @@ def _emit_coupling(g: Gen, cfg: KernelConfig, X: str, step: str):
     with loops(g, CUDA_LAYOUT):
         for ch in range(K * C):
             g(f"a{ch} = ZERO")
-        g("for idx in range(indptr[i], indptr[i + 1]):")
-        g.indent()
-        g("j = indices[idx]  # warp-uniform: every thread reads the same edge")
-        g("w = weights[idx]")
-        if cfg.delays:
-            g("src = head - delays[idx]")
-            g("if src < 0:")
-            g("    src += H")
-        else:
-            g("src = 0")
+        _codegen.emit_edge_head(g, cfg, "  # warp-uniform: every thread reads the same edge")
         for ch in range(K * C):
             g(f"a{ch} += w * E[src, {ch}, j, l]")
         g.dedent()
