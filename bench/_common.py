@@ -54,3 +54,24 @@ def gemm_f32_gflops(n: int = 1024, repeats: int = 5) -> float:
 
 def single_thread_env() -> bool:
     return all(os.environ.get(k) == "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
+
+
+SPEED_MM_PER_MS = 10.0  # conduction speed of the delayed workload
+
+
+def mpr84(*, n_steps: int, dtype: str = "float32", bold: bool = False, delays: bool = False):
+    """The benchmarks' workload: MPR on the default 84-region connectome, Heun, dt 0.01 ms,
+    ``n_steps`` steps; optionally BOLD and delays at :data:`SPEED_MM_PER_MS`."""
+    from vbi_dask import Bold, Simulation, default_connectome
+
+    return Simulation(
+        "mpr",
+        connectome=default_connectome().normalised("max"),
+        dt_ms=0.01,
+        duration_ms=n_steps * 0.01,
+        integrator="heun",
+        speed_mm_per_ms=SPEED_MM_PER_MS if delays else None,
+        # BOLD cost per step does not depend on the TR; a short TR keeps the runs short
+        monitors=(Bold(tr_ms=1.0, dt_ms=1.0),) if bold else (),
+        dtype=dtype,
+    )

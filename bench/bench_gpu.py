@@ -20,11 +20,10 @@ import time
 import numpy as np
 from numba import cuda  # importable without a GPU; kernels are compiled at their first launch
 
-from _common import record, timeit
+from _common import mpr84, record, timeit
 
 BATCHES = (1_000, 10_000, 100_000)
 TARGET_S = 2.0  # wall time of one timed call
-SPEED_MM_PER_MS = 10.0
 
 
 def gpu_or_exit():
@@ -90,34 +89,19 @@ def fp32_peak_gflops(device, n_iter: int = 4096, repeats: int = 5) -> float:
     return 2 * 8 * n_iter * threads * blocks / best / 1e9
 
 
-def simulation(delays: bool, n_steps: int):
-    from vbi_dask import Simulation, default_connectome
-
-    return Simulation(
-        "mpr",
-        connectome=default_connectome().normalised("max"),
-        dt_ms=0.01,
-        duration_ms=n_steps * 0.01,
-        integrator="heun",
-        speed_mm_per_ms=SPEED_MM_PER_MS if delays else None,
-        monitors=(),
-        dtype="float32",
-    )
-
-
 def steps_per_s(batch: int, delays: bool, backend: str) -> tuple[float, float, int]:
     """(sim-steps/s, spread fraction, steps) with the step count calibrated so one call
     takes about TARGET_S (the first, short call also compiles)."""
     G = np.linspace(0.3, 0.7, batch)
     n = 100
     t0 = time.perf_counter()
-    simulation(delays, n).run_arrays({"G": G}, seed=0, backend=backend)
+    mpr84(n_steps=n, delays=delays).run_arrays({"G": G}, seed=0, backend=backend)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    simulation(delays, n).run_arrays({"G": G}, seed=0, backend=backend)
+    mpr84(n_steps=n, delays=delays).run_arrays({"G": G}, seed=0, backend=backend)
     short = time.perf_counter() - t0
     n_steps = int(np.clip(n * TARGET_S / max(short, 1e-3), 200, 50_000)) // 100 * 100
-    sim = simulation(delays, n_steps)
+    sim = mpr84(n_steps=n_steps, delays=delays)
     median, spread = timeit(lambda: sim.run_arrays({"G": G}, seed=0, backend=backend), repeats=3, warmup=0)
     print(f"  ({backend}: first call {first:.1f} s incl. compilation)", file=sys.stderr)
     return batch * n_steps / median, spread / median, n_steps

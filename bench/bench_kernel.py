@@ -12,25 +12,11 @@ import sys
 
 import numpy as np
 
-from _common import gemm_f32_gflops, record, single_thread_env, timeit
-from vbi_dask import Bold, Simulation, default_connectome
+from _common import gemm_f32_gflops, mpr84, record, single_thread_env, timeit
+from vbi_dask import default_connectome
 
 BATCHES = (1, 16, 64, 256, 1024)
 WORK = 300_000  # simulation-steps per timed call (n_steps = WORK / batch, clipped)
-
-
-def make(dtype: str, bold: bool, delays: bool, n_steps: int) -> Simulation:
-    return Simulation(
-        "mpr",
-        connectome=default_connectome().normalised("max"),
-        dt_ms=0.01,
-        duration_ms=n_steps * 0.01,
-        integrator="heun",
-        speed_mm_per_ms=10.0 if delays else None,
-        # BOLD cost per step does not depend on the TR; a short TR keeps the runs short
-        monitors=(Bold(tr_ms=1.0, dt_ms=1.0),) if bold else (),
-        dtype=dtype,
-    )
 
 
 def main() -> int:
@@ -50,7 +36,7 @@ def main() -> int:
                 for batch in BATCHES:
                     n_steps = int(np.clip(WORK // batch, 200, 20_000))
                     n_steps -= n_steps % 100  # whole BOLD steps
-                    sim = make(dtype, bold, delays, n_steps)
+                    sim = mpr84(n_steps=n_steps, dtype=dtype, bold=bold, delays=delays)
                     G = np.linspace(0.3, 0.7, batch)
                     median, spread = timeit(lambda: sim.run_arrays({"G": G}, seed=0, threads=1), repeats=3)
                     rate = batch * n_steps / median
@@ -66,7 +52,7 @@ def main() -> int:
     record("kernel.mpr84.f32.delays.best", best[("float32", False, True)], "sim-steps/s")
     record("kernel.mpr84.f64.best", best[("float64", False, False)], "sim-steps/s")
 
-    sim = make("float32", False, False, 400)
+    sim = mpr84(n_steps=400)
     G = np.linspace(0.3, 0.7, 1024)
     one, _ = timeit(lambda: sim.run_arrays({"G": G}, seed=0, threads=1), repeats=3)
     two, _ = timeit(lambda: sim.run_arrays({"G": G}, seed=0, threads=2), repeats=3)
