@@ -29,15 +29,27 @@ MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG = 0, 1, 2
 
 @dataclass(frozen=True)
 class Layout:
-    """How a shell maps simulations: ``lane_loop`` (CPU: an inner loop over the lanes of
-    a block) and ``column``, the expression of the simulation's column in the batch."""
+    """How a shell maps simulations.
+
+    ``lane_loop``: the CPU shell loops over the lanes of a block (``for l in range(L)``);
+    the CUDA shell is one thread per simulation. ``column``: the expression of the
+    simulation's column in the batch. ``lanes``: the lane expressions that the coupling
+    sums unroll into named accumulators (CPU: ``0 .. L - 1``, so LLVM's SLP vectorizer
+    packs them into SIMD registers; CUDA: the thread's ``l``). ``width``: the lane
+    extent of the history buffer (the stride between history slots).
+    """
 
     lane_loop: bool
     column: str
+    lanes: tuple[str, ...]
+    width: str
 
 
-CPU_LAYOUT = Layout(lane_loop=True, column="lo + l")
-CUDA_LAYOUT = Layout(lane_loop=False, column="l")
+def cpu_layout(lanes: int) -> Layout:
+    return Layout(lane_loop=True, column="lo + l", lanes=tuple(str(l) for l in range(lanes)), width="L")
+
+
+CUDA_LAYOUT = Layout(lane_loop=False, column="l", lanes=("l",), width="B")
 
 
 def csv(items) -> str:
@@ -69,14 +81,23 @@ class Gen:
 
 
 @contextmanager
-def loops(g: Gen, layout: Layout, *outer: str):
-    """``for`` headers: the ``outer`` ones, then nodes, then (CPU) lanes."""
-    headers = [*outer, "i in range(N)"] + (["l in range(L)"] if layout.lane_loop else [])
+def loops(g: Gen, layout: Layout | None, *outer: str):
+    """``for`` headers: the ``outer`` ones, then nodes, then (CPU) lanes; ``layout=None``:
+    nodes only (the body unrolls the lanes itself)."""
+    headers = [*outer, "i in range(N)"] + (["l in range(L)"] if layout and layout.lane_loop else [])
     for header in headers:
         g(f"for {header}:")
         g.indent()
     yield
     g.dedent(len(headers))
+
+
+@contextmanager
+def loops_over(g: Gen, header: str):
+    g(f"for {header}:")
+    g.indent()
+    yield
+    g.dedent()
 
 
 def clamp(cfg, s: int, expr: str) -> str:
@@ -88,24 +109,45 @@ def clamp(cfg, s: int, expr: str) -> str:
     return expr
 
 
-def emit_step(g: Gen, cfg, layout: Layout, emit_coupling):
-    """One integration step; ``emit_coupling(g, cfg, X, step)`` writes cpl[k, i, l]."""
+def emit_step(g: Gen, cfg, layout: Layout):
+    """One integration step of index ``n`` (coupling inputs, drift, noise, update)."""
+    def coupling(X: str, step: str):
+        emit_coupling(g, cfg, layout, X, step)
+
     if cfg.integrator == "euler":
-        emit_coupling(g, cfg, "x", "n")
+        coupling("x", "n")
         emit_drift_update(g, cfg, layout, "x", first=True, final="euler")
     elif cfg.integrator == "heun":
-        emit_coupling(g, cfg, "x", "n")
+        coupling("x", "n")
         emit_drift_update(g, cfg, layout, "x", first=True, final="predict")
-        emit_coupling(g, cfg, "xt", "n + 1")
+        coupling("xt", "n + 1")
         emit_drift_update(g, cfg, layout, "xt", first=False, final="correct")
     else:  # rk4, deterministic and delay-free
-        emit_coupling(g, cfg, "x", "n")
+        coupling("x", "n")
         emit_drift_update(g, cfg, layout, "x", first=True, final="rk1")
         for stage in ("rk2", "rk3"):
-            emit_coupling(g, cfg, "xt", "n")
+            coupling("xt", "n")
             emit_drift_update(g, cfg, layout, "xt", first=False, final=stage)
-        emit_coupling(g, cfg, "xt", "n")
+        coupling("xt", "n")
         emit_drift_update(g, cfg, layout, "xt", first=False, final="rk4")
+
+
+def emit_time_loop(g: Gen, cfg, layout: Layout, first: str, last: str):
+    """Steps ``first .. last - 1``: with delays in blocks of ``T`` steps, each opened by
+    the block's history write and long-edge pass (see :mod:`.edges`)."""
+    if cfg.delays:
+        g(f"for n0 in range({first}, {last}, T):")
+        g.indent()
+        g("head = np.uint64(n0 % H)")
+        emit_history_write(g, cfg, layout, "x", keep_efferent=False)
+        emit_long_pass(g, cfg, layout)
+        g(f"for n in range(n0, min(n0 + T, {last})):")
+    else:
+        g(f"for n in range({first}, {last}):")
+    g.indent()
+    emit_step(g, cfg, layout)
+    emit_monitors(g, cfg, layout)
+    g.dedent(2 if cfg.delays else 1)
 
 
 def emit_pre(g: Gen, cfg, X: str, target: str, keep_efferent: bool = False):
@@ -123,20 +165,135 @@ def emit_pre(g: Gen, cfg, X: str, target: str, keep_efferent: bool = False):
             g(f"EF[{k}, i, l] = e{k}")
 
 
-def emit_edge_head(g: Gen, cfg, note: str = ""):
-    """Open the loop over row ``i``'s CSR edges: source node ``j``, weight ``w`` and the
-    history slot ``src`` it is read from (``head`` minus the edge's delay, wrapped in the
-    ring buffer of ``H`` steps; 0 without delays). The caller emits the body and dedents."""
-    g("for idx in range(indptr[i], indptr[i + 1]):")
-    g.indent()
-    g("j = indices[idx]" + note)
-    g("w = weights[idx]")
+def chunk_steps(cfg) -> int:
+    """Coupling times summed together per long edge in the block pass: enough
+    accumulators to hide the add latency, few enough to stay in registers (eight 512-bit
+    registers of 16 float32 lanes)."""
+    per_time = cfg.n_coupled * cfg.n_pre * np.dtype(cfg.dtype).itemsize // 4
+    return max(1, 8 // per_time)
+
+
+def uconst(k: int) -> str:
+    return f"np.uint64({k})"
+
+
+def emit_history_write(g: Gen, cfg, layout: Layout, X: str, keep_efferent: bool):
+    """Efferent signals of the state in ``X`` into the history slot ``head`` (slot 0
+    without delays), and into the slot's mirror past ``H`` while ``head`` is among the
+    first ``TBLK`` slots (so a block's window of slots never wraps)."""
+    slot = "head" if cfg.delays else "0"
+    with loops(g, layout):
+        emit_pre(g, cfg, X, f"E[{{ch}}, i, {slot}, l]", keep_efferent=keep_efferent)
     if cfg.delays:
-        g("src = head - delays[idx]")
-        g("if src < 0:")
-        g("    src += H")
+        g("if head < UTBLK:")
+        g.indent()
+        with loops(g, layout, "ch in range(NCH)"):
+            g("E[ch, i, head + UH, l] = E[ch, i, head, l]")
+        g.dedent()
+
+
+def emit_coupling(g: Gen, cfg, layout: Layout, X: str, step: str):
+    """Coupling input ``cpl[k, i, l]`` of the state in ``X`` at step index ``step``.
+
+    Delay-free (or short, with delays) edges are summed here with N_PARTIAL partial
+    accumulators per channel and lane: edges in groups of four, one per accumulator,
+    the remaining ones into the first; combined as ``(a0 + a1) + (a2 + a3)``. With
+    delays, the block's long-edge sum ``D[step - n0]`` is added first.
+    """
+    from .edges import N_PARTIAL
+
+    K, C = cfg.n_coupled, cfg.n_pre
+    NCH = K * C
+    if cfg.delays:
+        g(f"head = np.uint64(({step}) % H)")
+    emit_history_write(g, cfg, layout, X, keep_efferent=True)
+    acc = lambda p, ch, lane: f"a{p}_{ch}_{lane}"  # noqa: E731
+    lanes = layout.lanes
+    with loops(g, None):
+        for p in range(N_PARTIAL):
+            for ch in range(NCH):
+                g(" = ".join(acc(p, ch, lane) for lane in lanes) + " = ZERO")
+        g(f"e0 = {'split[i]' if cfg.delays else 'indptr[i]'}")
+        g("e1 = indptr[i + 1]")
+        g(f"e4 = e0 + (e1 - e0) // {uconst(N_PARTIAL)} * {uconst(N_PARTIAL)}")
+        g(f"for idx in range(e0, e4, {uconst(N_PARTIAL)}):")
+        g.indent()
+        for p in range(N_PARTIAL):
+            _emit_edge(g, cfg, f"idx + {uconst(p)}")
+            for ch in range(NCH):
+                for lane in lanes:
+                    g(f"{acc(p, ch, lane)} += w * E[{ch}, j, s, {lane}]")
+        g.dedent()
+        g("for idx in range(e4, e1):")
+        g.indent()
+        _emit_edge(g, cfg, "idx")
+        for ch in range(NCH):
+            for lane in lanes:
+                g(f"{acc(0, ch, lane)} += w * E[{ch}, j, s, {lane}]")
+        g.dedent()
+        for lane in lanes:
+            for k in range(K):
+                sums = []
+                for c in range(C):
+                    ch = k * C + c
+                    total = f"({acc(0, ch, lane)} + {acc(1, ch, lane)}) + ({acc(2, ch, lane)} + {acc(3, ch, lane)})"
+                    if cfg.delays:
+                        total = f"D[({step}) - n0, {ch}, i, {lane}] + ({total})"
+                    g(f"s{ch} = {total}")
+                    sums.append(f"s{ch}")
+                g(f"cpl[{k}, i, {lane}] = post(Pb[{cfg.n_params}, i, {lane}], rowsum[i], EF[{k}, i, {lane}], {csv(sums)})")
+
+
+def _emit_edge(g: Gen, cfg, idx: str):
+    """Source node ``j``, weight ``w`` and history slot ``s`` of edge ``idx`` (unsigned
+    arithmetic: the slot is ``head + back`` wrapped into the ring)."""
+    g(f"j = indices[{idx}]")
+    g(f"w = weights[{idx}]")
+    if cfg.delays:
+        g(f"s = head + back[{idx}]")
+        g("if s >= UH:")
+        g("    s -= UH")
     else:
-        g("src = 0")
+        g("s = np.uint64(0)")
+
+
+def emit_long_pass(g: Gen, cfg, layout: Layout):
+    """Long-edge sums of the block starting at step ``n0``: ``D[t, ch, i, l]`` for the
+    coupling times ``n0 + t``, ``t < TBLK``, each a sum over row i's long edges in order.
+
+    An edge's window of history slots is contiguous (the ring's mirror); it is read in
+    chunks of TB times, each time accumulating in its own register(s)."""
+    TB = chunk_steps(cfg)
+    NCH = cfg.n_coupled * cfg.n_pre
+    lanes = layout.lanes
+    acc = lambda tb, ch, lane: f"b{tb}_{ch}_{lane}"  # noqa: E731
+    g("h0 = np.uint64(n0 % H)")
+    with loops(g, None), loops_over(g, f"c in range(0, TBLK, {TB})"):
+        for tb in range(TB):
+            for ch in range(NCH):
+                g(" = ".join(acc(tb, ch, lane) for lane in lanes) + " = ZERO")
+        g("for idx in range(indptr[i], split[i]):")
+        g.indent()
+        g("j = indices[idx]")
+        g("w = weights[idx]")
+        g("s = h0 + back[idx]")
+        g("if s >= UH:")
+        g("    s -= UH")
+        g("base = (j * UHP + s + np.uint64(c)) * UW")
+        for tb in range(TB):
+            for ch in range(NCH):
+                for lane in lanes:
+                    if layout.lane_loop:  # CPU: the block's width L is known, the offset folds
+                        offset = uconst(tb * len(lanes) + int(lane))
+                    else:
+                        offset = f"{uconst(tb)} * UW + np.uint64({lane})"
+                    channel = f" + {uconst(ch)} * CHS" if ch else ""
+                    g(f"{acc(tb, ch, lane)} += w * Ef[base{channel} + {offset}]")
+        g.dedent()
+        for tb in range(TB):
+            for ch in range(NCH):
+                for lane in lanes:
+                    g(f"D[c + {tb}, {ch}, i, {lane}] = {acc(tb, ch, lane)}")
 
 
 def emit_noise(g: Gen, cfg, layout: Layout):

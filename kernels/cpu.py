@@ -28,14 +28,17 @@ import numpy as np
 from . import _codegen
 from ._codegen import MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG, Gen as _Gen, csv as _csv
 
-__all__ = ["KernelConfig", "lanes_for", "build_kernel", "MONITOR_NONE", "MONITOR_RAW", "MONITOR_TAVG"]
+__all__ = ["KernelConfig", "lanes_for", "batch_columns", "build_kernel", "MONITOR_NONE", "MONITOR_RAW", "MONITOR_TAVG"]
 
 INTEGRATORS = ("euler", "heun", "rk4")
 
 
+LANES = 16  # simulations per SIMD block (one 512-bit register of float32, two of float64)
+
+
 def lanes_for(dtype) -> int:
-    """Simulations per SIMD block (one 512-bit register of float32, two of float64)."""
-    return 16
+    """Simulations per SIMD block."""
+    return LANES
 
 
 @dataclass(frozen=True)
@@ -75,19 +78,24 @@ class KernelConfig:
         return tuple(len(inspect.signature(fn).parameters) - self.n_states for fn in (eq.efferent, eq.observe))
 
 
-def _shell_source(cfg: KernelConfig) -> str:
+def _shell_source(cfg: KernelConfig, lanes: int) -> str:
+    layout = _codegen.cpu_layout(lanes)
     g = _Gen()
-    g("def integrate(x0, P, indptr, indices, weights, delays, rowsum, sigma, dt, nsteps,")
+    g("def integrate(x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
-    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, block0, block1):")
+    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T, col0, block0, block1):")
     g.indent()
     g("N = x0.shape[1]")
     g("half_dt = dt * HALF")
     g("sixth_dt = dt * SIXTH")
     g("sqrt_dt = np.sqrt(dt)")
+    g("TBLK = -(-(T + 1) // TB) * TB  # rows of the block buffer D")
+    g("HP = H + TBLK if DELAYS else 1  # history slots: the ring and its mirror")
+    g("UH, UHP, UTBLK, UW = np.uint64(H), np.uint64(HP), np.uint64(TBLK), np.uint64(L)")
+    g("CHS = np.uint64(N) * UHP * UW  # history stride between channels")
     g("for b in range(block0, block1):")
     g.indent()
-    g("lo = b * L")
+    g("lo = col0 + b * L")
     g("Pb = np.empty((P.shape[0], N, L), dtype=DT)  # contiguous copy: unit-stride lanes")
     g("Pb[:] = P[:, :, lo:lo + L]")
     g("x = np.empty((S, N, L), dtype=DT)")
@@ -97,7 +105,9 @@ def _shell_source(cfg: KernelConfig) -> str:
     g("Z = np.zeros((S, N, L), dtype=DT)")
     g("cpl = np.empty((K, N, L), dtype=DT)")
     g("EF = np.empty((K, N, L), dtype=DT)")
-    g("E = np.empty((H if DELAYS else 1, NCH, N, L), dtype=DT)")
+    g("E = np.empty((NCH, N, HP, L), dtype=DT)  # history: (channel, node, slot, lane)")
+    g("Ef = E.reshape(NCH * N * HP * L)")
+    g("D = np.empty((TBLK if DELAYS else 1, NCH, N, L), dtype=DT)  # long-edge sums of a block")
     g("mon = np.zeros((O, N, L), dtype=DT)")
     g("bst = np.empty((4, N, L), dtype=DT)")
     g("bacc = np.zeros((N, L), dtype=DT)")
@@ -105,59 +115,14 @@ def _shell_source(cfg: KernelConfig) -> str:
     g("    for l in range(L):")
     g("        bst[0, i, l], bst[1, i, l], bst[2, i, l], bst[3, i, l] = ZERO, ONE, ONE, ONE")
     if cfg.delays:  # constant initial history: the initial state's efferent signals
-        g("for i in range(N):")
-        g.indent()
-        g("for l in range(L):")
-        g.indent()
-        _codegen.emit_pre(g, cfg, "x", "E[0, {ch}, i, l]")
-        g.dedent(2)
-        g("for h in range(1, H):")
-        g("    E[h] = E[0]")
-
-    g("for n in range(nsteps):")
-    g.indent()
-    _codegen.emit_step(g, cfg, _codegen.CPU_LAYOUT, _emit_coupling)
-    _codegen.emit_monitors(g, cfg, _codegen.CPU_LAYOUT)
-    g.dedent()  # time loop
+        with _codegen.loops(g, layout):
+            _codegen.emit_pre(g, cfg, "x", "E[{ch}, i, 0, l]")
+        g("for h in range(1, HP):")
+        g("    E[:, :, h, :] = E[:, :, 0, :]")
+    _codegen.emit_time_loop(g, cfg, layout, "0", "nsteps")
     g.dedent()  # blocks
     g("return 0")
     return g.source()
-
-
-def _emit_coupling(g: _Gen, cfg: KernelConfig, X: str, step: str):
-    """Coupling input cpl[k, i, l] for the state in array X at step index ``step``."""
-    K, C = cfg.n_coupled, cfg.n_pre
-    NCH = K * C
-    if cfg.delays:
-        g(f"head = ({step}) % H")
-        slot = "head"
-    else:
-        slot = "0"
-    g("for i in range(N):")
-    g.indent()
-    g("for l in range(L):")
-    g.indent()
-    _codegen.emit_pre(g, cfg, X, f"E[{slot}, {{ch}}, i, l]", keep_efferent=True)
-    g.dedent(2)
-    # Accumulate in named scalars, one per (channel, lane): LLVM's SLP vectorizer packs
-    # them into registers (a loop over a lane array would round-trip through memory and
-    # serialise on store-to-load forwarding).
-    lanes = range(cfg.lanes)
-    acc = lambda ch, l: f"a{ch}_{l}"  # noqa: E731
-    g("for i in range(N):")
-    g.indent()
-    for ch in range(NCH):
-        g(" = ".join(acc(ch, l) for l in lanes) + " = ZERO")
-    _codegen.emit_edge_head(g, cfg)
-    for ch in range(NCH):
-        for l in lanes:
-            g(f"{acc(ch, l)} += w * E[src, {ch}, j, {l}]")
-    g.dedent()
-    for l in lanes:
-        for k in range(K):
-            sums = [acc(k * C + c, l) for c in range(C)]
-            g(f"cpl[{k}, i, {l}] = post(Pb[{cfg.n_params}, i, {l}], rowsum[i], EF[{k}, i, {l}], {_csv(sums)})")
-    g.dedent()
 
 
 _HEADER = """\
@@ -176,7 +141,7 @@ from {post_module} import {post_name} as _post
 _inline = numba.njit(inline="always", error_model="numpy")
 DT = np.{dtype}
 ZERO, ONE, TWO, HALF, SIXTH = DT(0.0), DT(1.0), DT(2.0), DT(0.5), DT(1.0 / 6.0)
-L, S, K, O, NCH, DELAYS = {L}, {S}, {K}, {O}, {NCH}, {DELAYS}
+L, S, K, O, NCH, DELAYS, TB = {L}, {S}, {K}, {O}, {NCH}, {DELAYS}, {TB}
 drift, efferent, observe = (_inline(f) for f in _equations(DT, _inline))
 pre, post = _inline(_pre), _inline(_post)
 normal_pair, normals4 = _rng.normal_pair, _rng.normals4
@@ -189,9 +154,10 @@ balloon, bold_signal = _inline(_bold.balloon_drift), _inline(_bold.bold_signal)
 
 @lru_cache(maxsize=None)
 def build_kernel(cfg: KernelConfig) -> "Kernel":
-    """The compiled loop shell for ``cfg`` (once per process; on disk across processes).
+    """The loop shells for ``cfg``: blocks of ``cfg.lanes`` simulations, and single
+    simulations for the tail of a batch (see :func:`batch_columns`).
 
-    The shell's source is written as a module under the kernel cache directory
+    Each shell's source is written as a module under the kernel cache directory
     (``$VBI_DASK_CACHE_DIR`` or ``~/.cache/vbi_dask/kernels``) named by a hash of the
     source and of the modules it inlines, so Numba's on-disk cache serves later
     processes (Dask workers, test runs). Equations that cannot be imported by name
@@ -199,43 +165,78 @@ def build_kernel(cfg: KernelConfig) -> "Kernel":
     """
     if cfg.integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
-    source, namespace = _codegen.build_shell(
-        cfg, _HEADER, _shell_source(cfg), "shell", __name__, f"<vbi_dask shell {cfg.integrator}>", L=cfg.lanes
-    )
-    dispatcher = namespace["integrate"]
-    return Kernel(dispatcher, source, cfg.lanes)
+    return Kernel(cfg)
+
+
+TAIL_LANES = 1  # the tail shell runs one simulation per block
+MAX_TAIL = 3  # at most this many tail simulations run one by one; more fill a padded block
+
+
+def batch_columns(n_sims: int, lanes: int = LANES) -> int:
+    """Columns of the state arrays for ``n_sims`` simulations: whole blocks of ``lanes``,
+    then up to :data:`MAX_TAIL` single columns, else one more (padded) block.
+
+    Every simulation goes through the same operations in either shell (the lanes of a
+    block are independent and IEEE arithmetic is exact per lane), so results do not
+    depend on where a simulation lands.
+    """
+    whole, tail = divmod(int(n_sims), lanes)
+    return whole * lanes + (tail if tail <= MAX_TAIL else lanes if tail else 0)
 
 
 _COMPILE_LOCK = threading.Lock()
 
 
 class Kernel:
-    """A compiled shell. Calls split the blocks of simulations over threads (the shell
-    releases the GIL); the first call compiles with LLVM's SLP vectorizer enabled
-    (Numba leaves it off by default; the lane-unrolled accumulators depend on it)."""
+    """The compiled shells of one configuration. A call runs the blocks of ``cfg.lanes``
+    columns (split over threads: the shells release the GIL) and the remaining columns
+    one by one. Shells compile at first use with LLVM's SLP vectorizer enabled (Numba
+    leaves it off by default; the lane-unrolled accumulators depend on it)."""
 
-    def __init__(self, dispatcher, source: str, lanes: int):
-        self.dispatcher = dispatcher
-        self.source = source
-        self.lanes = lanes
+    def __init__(self, cfg: KernelConfig):
+        self.cfg = cfg
+        self._shells: dict[int, object] = {}
 
-    def __call__(self, *args, threads: int = 1):
-        x0 = args[0]
-        n_blocks = x0.shape[2] // self.lanes
-        if not self.dispatcher.signatures:
+    def source(self, lanes: int | None = None) -> str:
+        return _shell_source(self.cfg, lanes or self.cfg.lanes)
+
+    def _shell(self, lanes: int, args: tuple):
+        dispatcher = self._shells.get(lanes)
+        if dispatcher is None:
+            cfg = self.cfg
+            _, namespace = _codegen.build_shell(
+                cfg, _HEADER, _shell_source(cfg, lanes), "shell", __name__,
+                f"<vbi_dask shell {cfg.integrator} L={lanes}>", L=lanes, TB=_codegen.chunk_steps(cfg),
+            )
+            dispatcher = self._shells.setdefault(lanes, namespace["integrate"])
+        if not dispatcher.signatures:
             with _COMPILE_LOCK:
                 previous = numba.core.config.SLP_VECTORIZE
                 numba.core.config.SLP_VECTORIZE = 1
                 try:
-                    self.dispatcher.compile(tuple(numba.typeof(a) for a in args + (0, 0)))
+                    dispatcher.compile(tuple(numba.typeof(a) for a in args + (0, 0, 0)))
                 finally:
                     numba.core.config.SLP_VECTORIZE = previous
-        threads = max(1, min(int(threads), n_blocks))
-        if threads == 1:
-            self.dispatcher(*args, 0, n_blocks)
+        return dispatcher
+
+    def __call__(self, *args, threads: int = 1):
+        """``args``: the shell's arguments up to ``T``; the state columns ``x0.shape[2]``
+        are run as blocks of ``cfg.lanes`` and a tail of single columns."""
+        lanes = self.cfg.lanes
+        width = args[0].shape[2]
+        n_blocks, tail = divmod(width, lanes)
+        tasks = []  # (shell, first column, first block, end block)
+        if n_blocks:
+            block = self._shell(lanes, args)
+            parts = max(1, min(int(threads), n_blocks))
+            bounds = np.linspace(0, n_blocks, parts + 1).round().astype(int)
+            tasks += [(block, 0, int(b0), int(b1)) for b0, b1 in zip(bounds[:-1], bounds[1:])]
+        if tail:
+            tasks.append((self._shell(TAIL_LANES, args), n_blocks * lanes, 0, tail // TAIL_LANES))
+        if threads <= 1 or len(tasks) == 1:
+            for shell, col0, b0, b1 in tasks:
+                shell(*args, col0, b0, b1)
             return
-        bounds = np.linspace(0, n_blocks, threads + 1).round().astype(int)
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(self.dispatcher, *args, int(b0), int(b1)) for b0, b1 in zip(bounds[:-1], bounds[1:])]
-            for f in futures:
+        with ThreadPoolExecutor(min(int(threads), len(tasks))) as pool:
+            for f in [pool.submit(shell, *args, col0, b0, b1) for shell, col0, b0, b1 in tasks]:
                 f.result()

@@ -45,7 +45,7 @@ import numpy as np
 from numba import cuda
 
 from . import _codegen
-from ._codegen import CUDA_LAYOUT, MONITOR_NONE, MONITOR_TAVG, Gen, csv, loops
+from ._codegen import CUDA_LAYOUT, MONITOR_NONE, MONITOR_TAVG, Gen, loops
 from .cpu import INTEGRATORS, KernelConfig
 
 __all__ = ["build_kernel", "device_jit", "CudaKernel", "THREADS_PER_BLOCK", "STEPS_PER_LAUNCH"]
@@ -69,19 +69,24 @@ def device_jit():
 
 def _shell_source(cfg: KernelConfig) -> str:
     g = Gen()
-    g("def integrate(x, P, indptr, indices, weights, delays, rowsum, sigma, dt, nsteps,")
+    g("def integrate(x, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
-    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H,")
-    g("              xt, F, Z, cpl, EF, E, mon, bst, bacc, step0, step1):")
+    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T,")
+    g("              xt, F, Z, cpl, EF, E, Ef, D, mon, bst, bacc, step0, step1):")
     g.indent()
     g("l = cuda.grid(1)  # this thread's simulation (column)")
-    g("if l >= x.shape[2]:")
+    g("B = x.shape[2]")
+    g("if l >= B:")
     g("    return")
     g("N = x.shape[1]")
     g("Pb = P  # read in place: (param, node, sim) coalesces across the warp")
     g("half_dt = dt * HALF")
     g("sixth_dt = dt * SIXTH")
     g("sqrt_dt = DT(math.sqrt(dt))")
+    g("TBLK = -(-(T + 1) // TB) * TB  # rows of the block buffer D")
+    g("HP = E.shape[2]  # history slots: the ring and its mirror")
+    g("UH, UHP, UTBLK, UW = np.uint64(H), np.uint64(HP), np.uint64(TBLK), np.uint64(B)")
+    g("CHS = np.uint64(N) * UHP * UW  # history stride between channels")
     if cfg.bold or cfg.monitor == MONITOR_TAVG or cfg.delays:
         g("if step0 == 0:")
         g.indent()
@@ -93,39 +98,13 @@ def _shell_source(cfg: KernelConfig) -> str:
                 g("for c in range(O):")
                 g("    mon[c, i, l] = ZERO")
             if cfg.delays:  # constant initial history: the initial state's efferent signals
-                _codegen.emit_pre(g, cfg, "x", "E[0, {ch}, i, l]")
+                _codegen.emit_pre(g, cfg, "x", "E[{ch}, i, 0, l]")
         if cfg.delays:
-            with loops(g, CUDA_LAYOUT, "h in range(1, H)", "ch in range(NCH)"):
-                g("E[h, ch, i, l] = E[0, ch, i, l]")
+            with loops(g, CUDA_LAYOUT, "ch in range(NCH)", "h in range(1, HP)"):
+                g("E[ch, i, h, l] = E[ch, i, 0, l]")
         g.dedent()
-    g("for n in range(step0, step1):")
-    g.indent()
-    _codegen.emit_step(g, cfg, CUDA_LAYOUT, _emit_coupling)
-    _codegen.emit_monitors(g, cfg, CUDA_LAYOUT)
+    _codegen.emit_time_loop(g, cfg, CUDA_LAYOUT, "step0", "step1")
     return g.source()
-
-
-def _emit_coupling(g: Gen, cfg: KernelConfig, X: str, step: str):
-    """Coupling input cpl[k, i, l] for the state in array X at step index ``step``; the
-    sums run over the CSR row in the CPU shell's order."""
-    K, C = cfg.n_coupled, cfg.n_pre
-    if cfg.delays:
-        g(f"head = ({step}) % H")
-        slot = "head"
-    else:
-        slot = "0"
-    with loops(g, CUDA_LAYOUT):
-        _codegen.emit_pre(g, cfg, X, f"E[{slot}, {{ch}}, i, l]", keep_efferent=True)
-    with loops(g, CUDA_LAYOUT):
-        for ch in range(K * C):
-            g(f"a{ch} = ZERO")
-        _codegen.emit_edge_head(g, cfg, "  # warp-uniform: every thread reads the same edge")
-        for ch in range(K * C):
-            g(f"a{ch} += w * E[src, {ch}, j, l]")
-        g.dedent()
-        for k in range(K):
-            sums = [f"a{k * C + c}" for c in range(C)]
-            g(f"cpl[{k}, i, l] = post(Pb[{cfg.n_params}, i, l], rowsum[i], EF[{k}, i, l], {csv(sums)})")
 
 
 _HEADER = """\
@@ -145,7 +124,7 @@ from {post_module} import {post_name} as _post
 _device = _device_jit()
 DT = np.{dtype}
 ZERO, ONE, TWO, HALF, SIXTH = DT(0.0), DT(1.0), DT(2.0), DT(0.5), DT(1.0 / 6.0)
-S, K, O, NCH, DELAYS = {S}, {K}, {O}, {NCH}, {DELAYS}
+S, K, O, NCH, DELAYS, TB = {S}, {K}, {O}, {NCH}, {DELAYS}, {TB}
 drift, efferent, observe = (_device(f) for f in _equations(DT, _device))
 pre, post = _device(_pre), _device(_post)
 _generator = _rng.make_rng(_device)
@@ -171,16 +150,26 @@ def build_kernel(cfg: KernelConfig) -> "CudaKernel":
         raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
     source, namespace = _codegen.build_shell(
         cfg, _HEADER, _shell_source(cfg), "cuda_shell", __name__, f"<vbi_dask cuda shell {cfg.integrator}>",
-        disk_cache=not _simulator(),
+        disk_cache=not _simulator(), TB=_codegen.chunk_steps(cfg),
     )
     return CudaKernel(namespace["integrate"], source, cfg)
 
 
-def _buffer_shapes(cfg: KernelConfig, n_nodes: int, n_sims: int, H: int, n_t: int, n_q: int) -> dict:
+def _history_shape(cfg: KernelConfig, H: int, T: int) -> tuple[int, int]:
+    """(history slots, block rows): the ring of ``H`` steps and its mirror, and the rows
+    of the block buffer (see :mod:`.edges`); (1, 1) without delays."""
+    if not cfg.delays:
+        return 1, 1
+    rows = -(-(T + 1) // _codegen.chunk_steps(cfg)) * _codegen.chunk_steps(cfg)
+    return H + rows, rows
+
+
+def _buffer_shapes(cfg: KernelConfig, n_nodes: int, n_sims: int, H: int, T: int, n_t: int, n_q: int) -> dict:
     """Device buffers of one chunk: name -> (shape, used); an unused buffer is allocated
     as a one-element placeholder of the same rank."""
     S, K, O, NCH = cfg.n_states, cfg.n_coupled, cfg.n_obs, cfg.n_coupled * cfg.n_pre
     N, B = n_nodes, n_sims
+    slots, rows = _history_shape(cfg, H, T)
     stages = cfg.integrator != "euler"
     return {
         "xt": ((S, N, B), stages),
@@ -188,7 +177,8 @@ def _buffer_shapes(cfg: KernelConfig, n_nodes: int, n_sims: int, H: int, n_t: in
         "Z": ((S, N, B), bool(cfg.noisy)),
         "cpl": ((K, N, B), True),
         "EF": ((K, N, B), True),
-        "E": ((H if cfg.delays else 1, NCH, N, B), True),
+        "E": ((NCH, N, slots, B), True),
+        "D": ((rows, NCH, N, B), cfg.delays),
         "mon": ((O, N, B), cfg.monitor == MONITOR_TAVG),
         "bst": ((4, N, B), cfg.bold),
         "bacc": ((N, B), cfg.bold),
@@ -197,10 +187,11 @@ def _buffer_shapes(cfg: KernelConfig, n_nodes: int, n_sims: int, H: int, n_t: in
     }
 
 
-def bytes_per_sim(cfg: KernelConfig, n_nodes: int, n_params: int, H: int, n_t: int, n_q: int) -> int:
-    """Device memory one simulation needs: state, parameters, buffers and outputs (bytes)."""
+def bytes_per_sim(cfg: KernelConfig, n_nodes: int, n_params: int, H: int, T: int, n_t: int, n_q: int) -> int:
+    """Device memory one simulation needs: state, parameters, buffers and outputs (bytes);
+    ``H`` and ``T`` are the history ring's length and the block length (:class:`~.edges.EdgePlan`)."""
     elements = (cfg.n_states + n_params) * n_nodes  # x and P
-    for shape, used in _buffer_shapes(cfg, n_nodes, 1, H, n_t, n_q).values():
+    for shape, used in _buffer_shapes(cfg, n_nodes, 1, H, T, n_t, n_q).values():
         elements += math.prod(shape) if used else 0
     return elements * np.dtype(cfg.dtype).itemsize
 
@@ -222,8 +213,8 @@ class CudaKernel:
         self.source = source
         self.cfg = cfg
 
-    def __call__(self, x0, P, indptr, indices, weights, delays, rowsum, sigma, dt, nsteps, seed_lo, seed_hi,
-                 sim0, n_cut, decim, out_mon, bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, *,
+    def __call__(self, x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps, seed_lo, seed_hi,
+                 sim0, n_cut, decim, out_mon, bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T, *,
                  threads_per_block: int | None = None, steps_per_launch: int | None = None,
                  max_sims: int | None = None) -> None:
         """Run the batch; ``out_mon`` / ``out_bold`` (host arrays) receive the outputs.
@@ -240,15 +231,15 @@ class CudaKernel:
         n_nodes, n_sims = x0.shape[1], x0.shape[2]
         n_t, n_q = out_mon.shape[0], out_bold.shape[0]
         if max_sims is None:
-            per_sim = bytes_per_sim(cfg, n_nodes, P.shape[0], H, n_t, n_q)
+            per_sim = bytes_per_sim(cfg, n_nodes, P.shape[0], H, T, n_t, n_q)
             max_sims = int(MEMORY_FRACTION * _free_device_memory()) // per_sim
             if max_sims < 1:
                 raise MemoryError(f"one simulation needs {per_sim / 2**30:.2f} GiB of device memory "
                                   f"(delay history of {H} steps, {n_t} + {n_q} output samples)")
             if max_sims >= threads_per_block:
                 max_sims -= max_sims % threads_per_block
-        graph = (indptr, indices, weights, delays, rowsum, sigma, bc)  # shared by every simulation
-        d_indptr, d_indices, d_weights, d_delays, d_rowsum, d_sigma, d_bc = (
+        graph = (indptr, split, indices, weights, back, rowsum, sigma, bc)  # shared by every simulation
+        d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, d_bc = (
             cuda.to_device(np.ascontiguousarray(a)) for a in graph)
         for c0 in range(0, n_sims, max_sims):
             c1 = min(n_sims, c0 + max_sims)
@@ -256,15 +247,16 @@ class CudaKernel:
             d_x = cuda.to_device(np.ascontiguousarray(x0[:, :, c0:c1], dtype=dtype))
             d_P = cuda.to_device(np.ascontiguousarray(P[:, :, c0:c1], dtype=dtype))
             buf = {name: cuda.device_array(shape if used else (1,) * len(shape), dtype=dtype)
-                   for name, (shape, used) in _buffer_shapes(cfg, n_nodes, b, H, n_t, n_q).items()}
+                   for name, (shape, used) in _buffer_shapes(cfg, n_nodes, b, H, T, n_t, n_q).items()}
+            flat = buf["E"].reshape(buf["E"].size)  # the same memory, indexed flat by the block pass
             blocks = -(-b // threads_per_block)
             launch = self.dispatcher[blocks, threads_per_block]
             for step0 in range(0, nsteps, steps_per_launch):
                 step1 = min(nsteps, step0 + steps_per_launch)
-                launch(d_x, d_P, d_indptr, d_indices, d_weights, d_delays, d_rowsum, d_sigma, dt, nsteps,
+                launch(d_x, d_P, d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, dt, nsteps,
                        seed_lo, seed_hi, np.uint64(sim0) + np.uint64(c0), n_cut, decim, buf["out_mon"],
-                       bold_decim, tr_decim, q_cut, bold_dt, d_bc, buf["out_bold"], H,
-                       buf["xt"], buf["F"], buf["Z"], buf["cpl"], buf["EF"], buf["E"], buf["mon"],
+                       bold_decim, tr_decim, q_cut, bold_dt, d_bc, buf["out_bold"], H, T,
+                       buf["xt"], buf["F"], buf["Z"], buf["cpl"], buf["EF"], buf["E"], flat, buf["D"], buf["mon"],
                        buf["bst"], buf["bacc"], step0, step1)
             if cfg.monitor != MONITOR_NONE:
                 out_mon[..., c0:c1] = buf["out_mon"].copy_to_host()

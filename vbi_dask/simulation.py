@@ -22,6 +22,7 @@ from .backend import resolve_backend
 from .connectome import Connectome, default_connectome
 from .kernels import cpu as _cpu
 from .kernels import rng as _rng
+from .kernels.edges import EdgePlan, plan_edges
 from .kernels.bold import balloon_constants
 from .kernels.coupling import COUPLINGS
 from .models import ModelSpec, get_model
@@ -233,25 +234,20 @@ class Simulation:
         return _cpu.lanes_for(np.dtype(self.dtype))
 
     def padded(self, n_sims: int) -> int:
-        return -(-n_sims // self.lanes) * self.lanes
+        """Columns the kernels run for ``n_sims`` simulations (see :func:`~vbi_dask.kernels.cpu.batch_columns`)."""
+        return _cpu.batch_columns(n_sims, self.lanes)
 
     @cached_property
-    def _graph(self):
-        """CSR of the connectome (afferent rows) and integer delays."""
+    def _graph(self) -> EdgePlan:
+        """The connectome's edges as the kernels read them (see :mod:`vbi_dask.kernels.edges`)."""
         w = self.connectome.weights
-        rows, cols = np.nonzero(w)
-        indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
-        np.add.at(indptr, rows + 1, 1)
-        indptr = np.cumsum(indptr)
         if self.speed_mm_per_ms is None:
-            delays = np.zeros(rows.size, dtype=np.int64)
-        else:
-            delays = self.connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)[rows, cols].astype(np.int64)
-        return indptr, cols.astype(np.int64), w[rows, cols], delays, w.sum(axis=1)
+            return plan_edges(w)
+        return plan_edges(w, self.connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms))
 
     @property
     def max_delay_steps(self) -> int:
-        delays = self._graph[3]
+        delays = self._graph.delays
         return int(delays.max()) if delays.size else 0
 
     def kernel_config(self) -> _cpu.KernelConfig:
@@ -319,7 +315,7 @@ class Simulation:
         x0 = np.empty((len(self.model.states), n, bp), dtype=dtype)
         x0[:, :, :n_sims] = self.initial_conditions(n_sims, seed=seed, first_sim=first_sim)
         x0[:, :, n_sims:] = x0[:, :, :1]
-        indptr, indices, weights, delays, rowsum = self._graph
+        plan = self._graph
         unit = self.model.ms_per_time_unit
         dt = dtype.type(self.dt_ms / unit)
         sigma = np.array([self.noise[s] for s in self.model.state_names], dtype=dtype)
@@ -339,10 +335,11 @@ class Simulation:
         out_bold = np.full((max(n_q, 1), n, bp), np.nan, dtype=dtype)
         seed_lo, seed_hi = _rng.split_seed(seed)
         args = (
-            x0, P, indptr, indices, weights.astype(dtype), delays, rowsum.astype(dtype), sigma, dt,
+            x0, P, plan.indptr, plan.split, plan.indices, plan.weights.astype(dtype), plan.back,
+            self.connectome.weights.sum(axis=1).astype(dtype), sigma, dt,
             n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
             bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold,
-            self.max_delay_steps + 2,
+            plan.ring, plan.block,
         )
         if backend == "cuda":
             from .kernels import cuda as _cuda  # numba.cuda only where it is used

@@ -84,7 +84,8 @@ def test_schedule_does_not_change_results(monkeypatch):
     G = np.linspace(0.3, 0.6, 2 * N_SIMS)
     whole = sim.run_arrays({"G": G}, seed=3, backend="cuda")
     kernel = cuda.build_kernel(sim.kernel_config())
-    per_sim = cuda.bytes_per_sim(kernel.cfg, 3, len(sim.model.all_params), sim.max_delay_steps + 2,
+    plan = sim._graph
+    per_sim = cuda.bytes_per_sim(kernel.cfg, 3, len(sim.model.all_params), plan.ring, plan.block,
                                  whole["sampled"].shape[0], whole["bold"].shape[0])
     monkeypatch.setattr(cuda, "_free_device_memory", lambda: int(N_SIMS * per_sim / cuda.MEMORY_FRACTION) + 1)
     monkeypatch.setattr(cuda, "STEPS_PER_LAUNCH", 7)
@@ -135,3 +136,21 @@ def test_generator_on_the_device_matches_the_cpu():
     else:  # fused multiply-adds in the polynomial evaluations: the last bits may differ
         np.testing.assert_allclose(got4, want, rtol=0, atol=1e-5)
         np.testing.assert_allclose(got2, want[:, :2], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_block_delays_equal_the_cpu(dtype, monkeypatch):
+    """The 7-node network of tests/kernels/test_delays.py (delays 0..40 steps: long and
+    short edges, several blocks), launches of 23 steps that cut blocks anywhere."""
+    from tests.kernels.test_delays import delayed_simulation
+    from vbi_dask.kernels import cuda
+
+    sim = delayed_simulation(dtype)
+    params = {"G": np.linspace(0.2, 1.0, N_SIMS)}
+    cpu, gpu = run_both(sim, params)
+    for key in ("sampled", "bold"):
+        assert_matches(gpu[key], cpu[key], dtype, exact=SIMULATOR)
+    monkeypatch.setattr(cuda, "STEPS_PER_LAUNCH", 23)
+    _, cut = run_both(sim, params)
+    for key in ("sampled", "bold"):
+        np.testing.assert_array_equal(cut[key], gpu[key])
