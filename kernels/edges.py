@@ -33,7 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EdgePlan", "plan_edges", "MAX_BLOCK", "SHORT_EDGE_COST", "N_PARTIAL"]
+__all__ = ["EdgePlan", "plan_edges", "MAX_BLOCK", "SHORT_EDGE_COST", "N_PARTIAL", "NUMERICS_VERSION"]
+
+# The kernels' arithmetic, as far as it decides the bits of a result (summation orders):
+# 1 summed every row in CSR order at every evaluation; 2 is this module's block design.
+# Stores record it, so that rows computed with different roundings are never mixed.
+NUMERICS_VERSION = 2
 
 MAX_BLOCK = 63  # steps per block: T + 1 = 64 coupling times, a multiple of every chunk size
 SHORT_EDGE_COST = 2.0  # history reads per step of a short edge, in units of a long edge's read

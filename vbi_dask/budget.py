@@ -32,6 +32,7 @@ from . import store as _store
 from ._progress import BlockProgress
 from .connectome import Connectome, default_connectome, load_connectome, load_tvb_zip
 from .features import FeatureSet
+from .kernels.edges import NUMERICS_VERSION
 from .kernels.rng import split_seed
 from .monitors import Monitor, monitor_from_dict
 from .prior import Grid, Prior, prior_from_dict
@@ -224,6 +225,7 @@ class Budget:
             "feature_signal": self.layout.signal,
             "vbi_dask_version": _version(),
             "schema_version": _store.SCHEMA_VERSION,
+            "kernel_numerics": NUMERICS_VERSION,
         }
 
     @cached_property

@@ -46,7 +46,8 @@ REQUIRED_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed"
                   "keep_bold", "vbi_dask_version", "schema_version")
 JSON_ATTRS = ("simulation", "prior", "featureset")
 # attributes that must agree for a budget to resume or extend a store
-CONFIG_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "chunk_size", "keep_bold")
+CONFIG_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "chunk_size", "keep_bold",
+                "kernel_numerics")
 SIM_VARIABLES = ("theta", "features", "bold", "valid", "done")
 
 
@@ -198,10 +199,13 @@ def check_compatible(store: str | os.PathLike, attrs: Mapping[str, Any]) -> dict
     for key in CONFIG_ATTRS:
         _diff(old.get(key, "<absent>"), new[key], key, differences)
     if differences:
+        hint = "use a new store path, or the store's own configuration (Budget.from_store)"
+        if old.get("kernel_numerics") != new["kernel_numerics"]:
+            hint = (f"the store's simulations were computed by kernels that round differently (vbi-dask "
+                    f"{stored.get('vbi_dask_version')}); finish it with that version, or use a new store path")
         raise StoreMismatchError(
             f"store {os.fspath(store)!r} was made by another budget configuration; differing fields:\n  "
-            + "\n  ".join(differences)
-            + "\nuse a new store path, or the store's own configuration (Budget.from_store)"
+            + "\n  ".join(differences) + "\n" + hint
         )
     return stored
 

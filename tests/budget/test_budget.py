@@ -222,6 +222,19 @@ def test_open_store_validates_the_schema(reference_store, tmp_path):
         open_store(path)
 
 
+def test_a_store_of_other_kernel_numerics_is_not_resumed(reference_store, tmp_path):
+    """A store filled by kernels that rounded differently (before the block design) keeps
+    its rows apart: resuming or extending it would mix two roundings of one configuration."""
+    path = tmp_path / "old.zarr"
+    shutil.copytree(reference_store, path)
+    group = zarr.open_group(str(path), mode="r+")
+    del group.attrs["kernel_numerics"]  # as written by vbi-dask before the field existed
+    group.attrs["vbi_dask_version"] = "0.0.9"
+    with pytest.raises(StoreMismatchError, match=r"kernel_numerics: store '<absent>', budget 2(.|\n)*vbi-dask 0.0.9"):
+        budget().run(path, scheduler="sync", progress=False)
+    assert open_store(path).sizes["sim"] > 0  # still readable for training
+
+
 def test_budget_from_config(tmp_path):
     from .conftest import connectome
 
