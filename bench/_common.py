@@ -52,6 +52,23 @@ def gemm_f32_gflops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / median / 1e9
 
 
+def stream_read_gbs(n_bytes: int = 256 << 20, repeats: int = 5) -> float:
+    """Single-threaded streaming read bandwidth (GB/s): a vectorised sum over an array
+    far larger than the caches, median of ``repeats``."""
+    import numba
+
+    @numba.njit(fastmath=True, nogil=True)
+    def total(a):
+        s = np.float32(0.0)
+        for k in range(a.size):
+            s += a[k]
+        return s
+
+    a = np.ones(n_bytes // 4, dtype=np.float32)
+    median, _ = timeit(lambda: total(a), repeats=repeats)
+    return n_bytes / median / 1e9
+
+
 def single_thread_env() -> bool:
     return all(os.environ.get(k) == "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
 
@@ -59,9 +76,10 @@ def single_thread_env() -> bool:
 SPEED_MM_PER_MS = 10.0  # conduction speed of the delayed workload
 
 
-def mpr84(*, n_steps: int, dtype: str = "float32", bold: bool = False, delays: bool = False):
+def mpr84(*, n_steps: int, dtype: str = "float32", bold: bool = False, delays: bool = False,
+          speed_mm_per_ms: float = SPEED_MM_PER_MS):
     """The benchmarks' workload: MPR on the default 84-region connectome, Heun, dt 0.01 ms,
-    ``n_steps`` steps; optionally BOLD and delays at :data:`SPEED_MM_PER_MS`."""
+    ``n_steps`` steps; optionally BOLD and delays at ``speed_mm_per_ms``."""
     from vbi_dask import Bold, Simulation, default_connectome
 
     return Simulation(
@@ -70,7 +88,7 @@ def mpr84(*, n_steps: int, dtype: str = "float32", bold: bool = False, delays: b
         dt_ms=0.01,
         duration_ms=n_steps * 0.01,
         integrator="heun",
-        speed_mm_per_ms=SPEED_MM_PER_MS if delays else None,
+        speed_mm_per_ms=speed_mm_per_ms if delays else None,
         # BOLD cost per step does not depend on the TR; a short TR keeps the runs short
         monitors=(Bold(tr_ms=1.0, dt_ms=1.0),) if bold else (),
         dtype=dtype,
