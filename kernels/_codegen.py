@@ -43,13 +43,16 @@ class Layout:
     column: str
     lanes: tuple[str, ...]
     width: str
+    helper: str  # decorator of the generated helper functions (coupling, block pass)
+    thread: tuple[str, ...] = ()  # extra helper arguments (CUDA: the thread's column)
 
 
 def cpu_layout(lanes: int) -> Layout:
-    return Layout(lane_loop=True, column="lo + l", lanes=tuple(str(l) for l in range(lanes)), width="L")
+    return Layout(lane_loop=True, column="lo + l", lanes=tuple(str(l) for l in range(lanes)), width="L",
+                  helper="@numba.njit(error_model='numpy', nogil=True, cache=CACHE)")
 
 
-CUDA_LAYOUT = Layout(lane_loop=False, column="l", lanes=("l",), width="B")
+CUDA_LAYOUT = Layout(lane_loop=False, column="l", lanes=("l",), width="B", helper="@_device", thread=("l",))
 
 
 def csv(items) -> str:
@@ -140,7 +143,8 @@ def emit_time_loop(g: Gen, cfg, layout: Layout, first: str, last: str):
         g.indent()
         g("head = np.uint64(n0 % H)")
         emit_history_write(g, cfg, layout, "x", keep_efferent=False)
-        emit_long_pass(g, cfg, layout)
+        args = dict(zip(LONG_PASS_ARGS, LONG_PASS_ARGS), h0="head")
+        g(f"long_pass({csv([args[a] for a in LONG_PASS_ARGS] + list(layout.thread))})")
         g(f"for n in range(n0, min(n0 + T, {last})):")
     else:
         g(f"for n in range({first}, {last}):")
@@ -192,21 +196,38 @@ def emit_history_write(g: Gen, cfg, layout: Layout, X: str, keep_efferent: bool)
         g.dedent()
 
 
-def emit_coupling(g: Gen, cfg, layout: Layout, X: str, step: str):
-    """Coupling input ``cpl[k, i, l]`` of the state in ``X`` at step index ``step``.
+COUPLING_ARGS = ("X", "E", "D", "cpl", "EF", "Pb", "indptr", "split", "indices", "weights", "back", "rowsum",
+                 "head", "drow", "UH", "UTBLK")
 
-    Delay-free (or short, with delays) edges are summed here with N_PARTIAL partial
-    accumulators per channel and lane: edges in groups of four, one per accumulator,
-    the remaining ones into the first; combined as ``(a0 + a1) + (a2 + a3)``. With
-    delays, the block's long-edge sum ``D[step - n0]`` is added first.
+
+def emit_coupling(g: Gen, cfg, layout: Layout, X: str, step: str):
+    """Call the generated ``coupling`` helper for the state in ``X`` at step ``step``."""
+    head = f"np.uint64(({step}) % H)" if cfg.delays else "np.uint64(0)"
+    drow = f"({step}) - n0" if cfg.delays else "0"
+    args = dict(zip(COUPLING_ARGS, COUPLING_ARGS), X=X, head=head, drow=drow)
+    g(f"coupling({csv([args[a] for a in COUPLING_ARGS] + list(layout.thread))})")
+
+
+def emit_coupling_helper(g: Gen, cfg, layout: Layout):
+    """``coupling(...)``: the coupling input ``cpl[k, i, l]`` of the state in ``X``, whose
+    efferent signals it first writes into the history slot ``head``.
+
+    Written once per shell and called at every evaluation (twice per Heun step), so the
+    unrolled sums are compiled once. Delay-free (or short, with delays) edges are summed
+    with N_PARTIAL partial accumulators per channel and lane: edges in groups of four,
+    one per accumulator, the remaining ones into the first; combined as
+    ``(a0 + a1) + (a2 + a3)``. With delays, the block's long-edge sum ``D[drow]`` is
+    added first.
     """
     from .edges import N_PARTIAL
 
     K, C = cfg.n_coupled, cfg.n_pre
     NCH = K * C
-    if cfg.delays:
-        g(f"head = np.uint64(({step}) % H)")
-    emit_history_write(g, cfg, layout, X, keep_efferent=True)
+    g(layout.helper)
+    g(f"def coupling({csv(list(COUPLING_ARGS) + list(layout.thread))}):")
+    g.indent()
+    g("N = X.shape[1]")
+    emit_history_write(g, cfg, layout, "X", keep_efferent=True)
     acc = lambda p, ch, lane: f"a{p}_{ch}_{lane}"  # noqa: E731
     lanes = layout.lanes
     with loops(g, None):
@@ -238,10 +259,13 @@ def emit_coupling(g: Gen, cfg, layout: Layout, X: str, step: str):
                     ch = k * C + c
                     total = f"({acc(0, ch, lane)} + {acc(1, ch, lane)}) + ({acc(2, ch, lane)} + {acc(3, ch, lane)})"
                     if cfg.delays:
-                        total = f"D[({step}) - n0, {ch}, i, {lane}] + ({total})"
+                        total = f"D[drow, {ch}, i, {lane}] + ({total})"
                     g(f"s{ch} = {total}")
                     sums.append(f"s{ch}")
                 g(f"cpl[{k}, i, {lane}] = post(Pb[{cfg.n_params}, i, {lane}], rowsum[i], EF[{k}, i, {lane}], {csv(sums)})")
+    g.dedent()
+    g()
+    g()
 
 
 def _emit_edge(g: Gen, cfg, idx: str):
@@ -257,43 +281,70 @@ def _emit_edge(g: Gen, cfg, idx: str):
         g("s = np.uint64(0)")
 
 
-def emit_long_pass(g: Gen, cfg, layout: Layout):
-    """Long-edge sums of the block starting at step ``n0``: ``D[t, ch, i, l]`` for the
-    coupling times ``n0 + t``, ``t < TBLK``, each a sum over row i's long edges in order.
+LONG_PASS_ARGS = ("Ef", "D", "indptr", "split", "indices", "weights", "back", "h0", "UH", "UHP", "UW", "CHS",
+                  "TBLK", "N")
+
+
+def emit_long_pass_helper(g: Gen, cfg, layout: Layout):
+    """``long_pass(...)``: the long-edge sums of the block whose first step's history
+    slot is ``h0``: ``D[t, ch, i, l]`` for its coupling times ``t < TBLK = T + 1``, each a
+    sum over row i's long edges in order.
 
     An edge's window of history slots is contiguous (the ring's mirror); it is read in
-    chunks of TB times, each time accumulating in its own register(s)."""
+    chunks of TB times, each time accumulating in its own register(s), then the
+    remaining ``TBLK % TB`` times one by one."""
     TB = chunk_steps(cfg)
+    g(layout.helper)
+    g(f"def long_pass({csv(list(LONG_PASS_ARGS) + list(layout.thread))}):")
+    g.indent()
+    g(f"full = TBLK // {TB} * {TB}")
+    with loops(g, None):
+        with loops_over(g, f"c in range(0, full, {TB})"):
+            _emit_window_chunk(g, cfg, layout, TB)
+        with loops_over(g, "c in range(full, TBLK)"):
+            _emit_window_chunk(g, cfg, layout, 1)
+    g.dedent()
+    g()
+    g()
+
+
+def _emit_window_chunk(g: Gen, cfg, layout: Layout, count: int):
+    """Sums for the ``count`` times ``c .. c + count - 1`` of row i's long edges."""
     NCH = cfg.n_coupled * cfg.n_pre
     lanes = layout.lanes
     acc = lambda tb, ch, lane: f"b{tb}_{ch}_{lane}"  # noqa: E731
-    g("h0 = np.uint64(n0 % H)")
-    with loops(g, None), loops_over(g, f"c in range(0, TBLK, {TB})"):
-        for tb in range(TB):
-            for ch in range(NCH):
-                g(" = ".join(acc(tb, ch, lane) for lane in lanes) + " = ZERO")
-        g("for idx in range(indptr[i], split[i]):")
-        g.indent()
-        g("j = indices[idx]")
-        g("w = weights[idx]")
-        g("s = h0 + back[idx]")
-        g("if s >= UH:")
-        g("    s -= UH")
-        g("base = (j * UHP + s + np.uint64(c)) * UW")
-        for tb in range(TB):
-            for ch in range(NCH):
-                for lane in lanes:
-                    if layout.lane_loop:  # CPU: the block's width L is known, the offset folds
-                        offset = uconst(tb * len(lanes) + int(lane))
-                    else:
-                        offset = f"{uconst(tb)} * UW + np.uint64({lane})"
-                    channel = f" + {uconst(ch)} * CHS" if ch else ""
-                    g(f"{acc(tb, ch, lane)} += w * Ef[base{channel} + {offset}]")
-        g.dedent()
-        for tb in range(TB):
-            for ch in range(NCH):
-                for lane in lanes:
-                    g(f"D[c + {tb}, {ch}, i, {lane}] = {acc(tb, ch, lane)}")
+    for tb in range(count):
+        for ch in range(NCH):
+            g(" = ".join(acc(tb, ch, lane) for lane in lanes) + " = ZERO")
+    g("for idx in range(indptr[i], split[i]):")
+    g.indent()
+    g("j = indices[idx]")
+    g("w = weights[idx]")
+    g("s = h0 + back[idx]")
+    g("if s >= UH:")
+    g("    s -= UH")
+    g("base = (j * UHP + s + np.uint64(c)) * UW")
+    for tb in range(count):
+        for ch in range(NCH):
+            for lane in lanes:
+                if layout.lane_loop:  # CPU: the block's width L is known, the offset folds
+                    offset = uconst(tb * len(lanes) + int(lane))
+                else:
+                    offset = f"{uconst(tb)} * UW + np.uint64({lane})"
+                channel = f" + {uconst(ch)} * CHS" if ch else ""
+                g(f"{acc(tb, ch, lane)} += w * Ef[base{channel} + {offset}]")
+    g.dedent()
+    for tb in range(count):
+        for ch in range(NCH):
+            for lane in lanes:
+                g(f"D[c + {tb}, {ch}, i, {lane}] = {acc(tb, ch, lane)}")
+
+
+def emit_helpers(g: Gen, cfg, layout: Layout):
+    """The helper functions a shell calls (before the shell's own definition)."""
+    emit_coupling_helper(g, cfg, layout)
+    if cfg.delays:
+        emit_long_pass_helper(g, cfg, layout)
 
 
 def emit_noise(g: Gen, cfg, layout: Layout):
@@ -478,7 +529,7 @@ def build_shell(cfg, template: str, body: str, prefix: str, module: str, label: 
         pre_module=cfg.pre.__module__, pre_name=cfg.pre.__qualname__,
         post_module=cfg.post.__module__, post_name=cfg.post.__qualname__,
         dtype=np.dtype(cfg.dtype).name, S=cfg.n_states, K=cfg.n_coupled, O=cfg.n_obs,
-        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, cache=cacheable and disk_cache, **fields,
+        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, CACHE=cacheable and disk_cache, **fields,
     )
     source = header + body
     modules = {fn.__module__ for fn in fns} | {_rng.__name__, _bold.__name__, __name__, module}

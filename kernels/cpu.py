@@ -81,6 +81,8 @@ class KernelConfig:
 def _shell_source(cfg: KernelConfig, lanes: int) -> str:
     layout = _codegen.cpu_layout(lanes)
     g = _Gen()
+    _codegen.emit_helpers(g, cfg, layout)
+    g("@numba.njit(error_model='numpy', nogil=True, cache=CACHE)")
     g("def integrate(x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
     g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T, col0, block0, block1):")
@@ -89,7 +91,7 @@ def _shell_source(cfg: KernelConfig, lanes: int) -> str:
     g("half_dt = dt * HALF")
     g("sixth_dt = dt * SIXTH")
     g("sqrt_dt = np.sqrt(dt)")
-    g("TBLK = -(-(T + 1) // TB) * TB  # rows of the block buffer D")
+    g("TBLK = T + 1  # coupling times of a block: rows of the block buffer D")
     g("HP = H + TBLK if DELAYS else 1  # history slots: the ring and its mirror")
     g("UH, UHP, UTBLK, UW = np.uint64(H), np.uint64(HP), np.uint64(TBLK), np.uint64(L)")
     g("CHS = np.uint64(N) * UHP * UW  # history stride between channels")
@@ -141,14 +143,14 @@ from {post_module} import {post_name} as _post
 _inline = numba.njit(inline="always", error_model="numpy")
 DT = np.{dtype}
 ZERO, ONE, TWO, HALF, SIXTH = DT(0.0), DT(1.0), DT(2.0), DT(0.5), DT(1.0 / 6.0)
-L, S, K, O, NCH, DELAYS, TB = {L}, {S}, {K}, {O}, {NCH}, {DELAYS}, {TB}
+L, S, K, O, NCH, DELAYS = {L}, {S}, {K}, {O}, {NCH}, {DELAYS}
 drift, efferent, observe = (_inline(f) for f in _equations(DT, _inline))
 pre, post = _inline(_pre), _inline(_post)
 normal_pair, normals4 = _rng.normal_pair, _rng.normals4
 balloon, bold_signal = _inline(_bold.balloon_drift), _inline(_bold.bold_signal)
+CACHE = {CACHE}
 
 
-@numba.njit(error_model="numpy", nogil=True, cache={cache})
 """
 
 
@@ -206,7 +208,7 @@ class Kernel:
             cfg = self.cfg
             _, namespace = _codegen.build_shell(
                 cfg, _HEADER, _shell_source(cfg, lanes), "shell", __name__,
-                f"<vbi_dask shell {cfg.integrator} L={lanes}>", L=lanes, TB=_codegen.chunk_steps(cfg),
+                f"<vbi_dask shell {cfg.integrator} L={lanes}>", L=lanes,
             )
             dispatcher = self._shells.setdefault(lanes, namespace["integrate"])
         if not dispatcher.signatures:

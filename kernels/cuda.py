@@ -69,6 +69,8 @@ def device_jit():
 
 def _shell_source(cfg: KernelConfig) -> str:
     g = Gen()
+    _codegen.emit_helpers(g, cfg, CUDA_LAYOUT)
+    g("@cuda.jit(cache=CACHE)")
     g("def integrate(x, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
     g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T,")
@@ -83,7 +85,7 @@ def _shell_source(cfg: KernelConfig) -> str:
     g("half_dt = dt * HALF")
     g("sixth_dt = dt * SIXTH")
     g("sqrt_dt = DT(math.sqrt(dt))")
-    g("TBLK = -(-(T + 1) // TB) * TB  # rows of the block buffer D")
+    g("TBLK = T + 1  # coupling times of a block: rows of the block buffer D")
     g("HP = E.shape[2]  # history slots: the ring and its mirror")
     g("UH, UHP, UTBLK, UW = np.uint64(H), np.uint64(HP), np.uint64(TBLK), np.uint64(B)")
     g("CHS = np.uint64(N) * UHP * UW  # history stride between channels")
@@ -124,15 +126,15 @@ from {post_module} import {post_name} as _post
 _device = _device_jit()
 DT = np.{dtype}
 ZERO, ONE, TWO, HALF, SIXTH = DT(0.0), DT(1.0), DT(2.0), DT(0.5), DT(1.0 / 6.0)
-S, K, O, NCH, DELAYS, TB = {S}, {K}, {O}, {NCH}, {DELAYS}, {TB}
+S, K, O, NCH, DELAYS = {S}, {K}, {O}, {NCH}, {DELAYS}
 drift, efferent, observe = (_device(f) for f in _equations(DT, _device))
 pre, post = _device(_pre), _device(_post)
 _generator = _rng.make_rng(_device)
 normal_pair, normals4 = _generator.normal_pair, _generator.normals4
 balloon, bold_signal = _device(_bold.balloon_drift), _device(_bold.bold_signal)
+CACHE = {CACHE}
 
 
-@cuda.jit(cache={cache})
 """
 
 
@@ -150,7 +152,7 @@ def build_kernel(cfg: KernelConfig) -> "CudaKernel":
         raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
     source, namespace = _codegen.build_shell(
         cfg, _HEADER, _shell_source(cfg), "cuda_shell", __name__, f"<vbi_dask cuda shell {cfg.integrator}>",
-        disk_cache=not _simulator(), TB=_codegen.chunk_steps(cfg),
+        disk_cache=not _simulator(),
     )
     return CudaKernel(namespace["integrate"], source, cfg)
 
@@ -160,8 +162,7 @@ def _history_shape(cfg: KernelConfig, H: int, T: int) -> tuple[int, int]:
     of the block buffer (see :mod:`.edges`); (1, 1) without delays."""
     if not cfg.delays:
         return 1, 1
-    rows = -(-(T + 1) // _codegen.chunk_steps(cfg)) * _codegen.chunk_steps(cfg)
-    return H + rows, rows
+    return H + T + 1, T + 1
 
 
 def _buffer_shapes(cfg: KernelConfig, n_nodes: int, n_sims: int, H: int, T: int, n_t: int, n_q: int) -> dict:

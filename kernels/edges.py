@@ -40,7 +40,7 @@ __all__ = ["EdgePlan", "plan_edges", "MAX_BLOCK", "SHORT_EDGE_COST", "N_PARTIAL"
 # Stores record it, so that rows computed with different roundings are never mixed.
 NUMERICS_VERSION = 2
 
-MAX_BLOCK = 63  # steps per block: T + 1 = 64 coupling times, a multiple of every chunk size
+MAX_BLOCK = 63  # steps per block: T + 1 = 64 coupling times
 SHORT_EDGE_COST = 2.0  # history reads per step of a short edge, in units of a long edge's read
 N_PARTIAL = 4  # partial accumulators of the short (and delay-free) sums
 
@@ -86,15 +86,6 @@ class EdgePlan:
     @property
     def n_short(self) -> int:
         return int(self.indices.size) - self.n_long
-
-    def ring_slots(self, chunk: int) -> int:
-        """Physical slots of the ring: ``H`` plus a mirror of its first slots, so that the
-        ``T + 1`` times of a block (rounded up to a multiple of ``chunk``) are contiguous."""
-        return self.ring + self.block_rows(chunk) if self.ring > 1 else 1
-
-    def block_rows(self, chunk: int) -> int:
-        """Rows of the block buffer: ``T + 1`` rounded up to a multiple of ``chunk``."""
-        return -(-(self.block + 1) // chunk) * chunk
 
 
 def choose_block(delays: np.ndarray, max_block: int = MAX_BLOCK) -> int:

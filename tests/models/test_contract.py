@@ -83,7 +83,7 @@ def test_drift_finite_at_defaults_and_range_corners(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_kernel_equals_numpy_reference(name):
-    n_sims = 3
+    n_sims = 16  # a whole SIMD block: the shell the CUDA tests compare with (compiled once)
     sim = tiny_simulation(name, "float64")
     params = varied_params(name, n_sims)
     ds = sim.run_arrays(params, n_sims=n_sims, seed=11, first_sim=5, threads=1)
@@ -100,7 +100,7 @@ def test_kernel_equals_numpy_reference(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_float32_kernel_within_float32_rounding(name):
-    n_sims = 3
+    n_sims = 16
     sim32 = tiny_simulation(name, "float32")
     sim64 = tiny_simulation(name, "float64")
     params = varied_params(name, n_sims)
