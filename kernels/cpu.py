@@ -7,10 +7,13 @@ coupling's ``pre``/``post`` and the counter-based generator. No equation is writ
 
 Layout: states ``(svar, node, lane)`` with the lane (simulation) axis contiguous, in
 blocks of ``LANES`` simulations; every inner loop runs over lanes with a compile-time trip
-count, so LLVM turns it into SIMD code and every simulation goes through exactly the same
-instructions whatever its position: results are bit-identical across batch sizes.
+count, so LLVM turns it into SIMD code. The tail of a batch runs in a one-lane shell
+generated from the same code. Every simulation goes through the same arithmetic whatever
+its block, lane or shell (lanes never mix, IEEE operations round per lane and nothing is
+contracted into fused multiply-adds): results are bit-identical across batch sizes.
 Blocks are independent: threads run disjoint ranges of blocks (the shell releases the
-GIL). Nothing is allocated inside the time loop.
+GIL). Nothing is allocated inside the time loop. With delays, time advances in blocks
+of steps (see :mod:`.edges`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Thread mapping: one thread integrates one simulation, over all nodes, for a rang
 steps. Whole-brain batches have N ~ 68-400 nodes and B ~ 1e3-1e5 simulations, so B
 fills the device (tens of thousands of threads) without any synchronisation: a thread
 only reads its own column. Every thread of a warp walks the same CSR row at the same
-time, so ``indptr`` / ``indices`` / ``weights`` / ``delays`` reads are warp-uniform
+time, so ``indptr`` / ``indices`` / ``weights`` / ``back`` reads are warp-uniform
 (one broadcast transaction, served from L1/L2), and the states, parameters and
 delay history are laid out ``(..., node, sim)`` with ``sim`` contiguous, so the
 per-thread reads and writes of a warp coalesce into 128-byte transactions. The CPU
@@ -22,13 +22,25 @@ would need a barrier per coupling evaluation, idles most threads for N < 128 and
 the grid's parallelism at B blocks of N threads; it wins only for few simulations of
 large networks, which is not the inference workload.
 
+Delays follow the CPU shell's block design (:mod:`.edges`): each thread sums its long
+edges once per block of ``T`` steps, ``T + 1`` consecutive history slots per edge, and
+its short edges at every evaluation. On the GPU the history of 1e4-1e5 simulations lives
+in device memory (each slot of a node is one coalesced row across the warp) and the
+delayed coupling is bound by reading it: the block design reads every long edge's value
+once per coupling time where the step-by-step sum read it at both of Heun's
+evaluations, halving that traffic, and the reads of consecutive times are consecutive
+rows. The same design on both devices also keeps the summation order, hence the
+results, the same on both.
+
 Memory: everything lives in global memory, allocated once per launch chunk: states
-``x``, ``xt``, ``F``, ``Z`` ``(svar, node, sim)``, the efferent history ring buffer
-``E`` ``(H, channel, node, sim)`` (H = max delay + 2 steps, 1 without delays), monitor
-accumulators, Balloon states, and the outputs ``(time, obs, node, sim)`` /
-``(time, node, sim)``. Only the requested outputs are copied back. A batch whose
-buffers do not fit the free device memory is run in chunks of simulations; a long run
-is split into launches of ``steps_per_launch`` steps (state persists on the device).
+``x``, ``xt``, ``F``, ``Z`` ``(svar, node, sim)``, the efferent history
+``E`` ``(channel, node, slot, sim)`` (a ring of H = max(max delay, T) + 2 slots and a
+mirror of its first T + 1; one slot without delays; ``Ef`` is the same memory, flat),
+the block's long-edge sums ``D`` ``(T + 1, channel, node, sim)``, monitor accumulators,
+Balloon states, and the outputs ``(time, obs, node, sim)`` / ``(time, node, sim)``.
+Only the requested outputs are copied back. A batch whose buffers do not fit the free
+device memory is run in chunks of simulations; a long run is split into launches of
+``steps_per_launch`` steps (state persists on the device; a launch starts a block).
 
 Numerics: results equal the CPU shell's to floating-point rounding, not bit for bit:
 the GPU contracts ``a * b + c`` into fused multiply-adds and uses libdevice's math
