@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from . import _codegen
-from ._codegen import MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG, Gen as _Gen, csv as _csv
+from ._codegen import MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG, Gen as _Gen
 
 __all__ = ["KernelConfig", "lanes_for", "batch_columns", "build_kernel", "MONITOR_NONE", "MONITOR_RAW", "MONITOR_TAVG"]
 
