@@ -346,7 +346,9 @@ class Budget:
         import dask
 
         path = os.fspath(_store._local_path(store))
-        return self._delayed(path, self.prepare(path))
+        with _store.StoreLock(path, purpose="Budget.to_delayed (preparing the store)"):
+            pending = self.prepare(path)
+        return self._delayed(path, pending)
 
     def _delayed(self, path: str, pending: list[tuple[int, int]]) -> list:
         import dask
@@ -376,19 +378,28 @@ class Budget:
         BudgetSummary
             A block that raises or keeps killing workers (``KilledWorker``) is counted as
             failed, its ``done`` left false; the rest of the budget completes.
+
+        Raises
+        ------
+        StoreLockedError
+            Another live driver is writing ``store`` (the message names its host, pid and
+            start); the store is not touched. The run holds the store's claim
+            (``STORE.lock``, see :class:`vbi_dask.store.StoreLock`) until it returns.
         """
         t0 = time.perf_counter()
         _check_scheduler(scheduler)
         path = os.fspath(_store._local_path(store))
         totals = _Totals()
-        pending = self.prepare(path)
-        totals.skipped = self.n_sims - sum(e - s for s, e in pending)
-        if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
-            self._run_local(self._delayed(path, pending), LOCAL_SCHEDULERS[scheduler], n_workers, progress, totals)
-        elif pending:
-            self._run_distributed(path, pending, scheduler, n_workers, progress, totals)
-        done = _store.read_done(path)
-        valid = np.asarray(_store._group(path)["valid"][:], dtype=bool)
+        with _store.StoreLock(path, purpose=f"vbi-dask simulate, {self.n_sims} simulations") as claim:
+            pending = self.prepare(path)
+            totals.skipped = self.n_sims - sum(e - s for s, e in pending)
+            if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+                self._run_local(self._delayed(path, pending), LOCAL_SCHEDULERS[scheduler], n_workers, progress,
+                                totals)
+            elif pending:
+                self._run_distributed(path, pending, scheduler, n_workers, progress, totals, claim)
+            done = _store.read_done(path)
+            valid = _store.read_flags(path, "valid")
         summary = BudgetSummary(
             store=path, n_sims=self.n_sims, done=int(done.sum()), ran=totals.ran, skipped=totals.skipped,
             failed=totals.failed, invalid=int((done & ~valid).sum()), wall_s=time.perf_counter() - t0,
@@ -414,7 +425,8 @@ class Budget:
         for result in results:
             totals.add(result)
 
-    def _run_distributed(self, path: str, pending, scheduler, n_workers, progress: bool, totals: "_Totals") -> None:
+    def _run_distributed(self, path: str, pending, scheduler, n_workers, progress: bool, totals: "_Totals",
+                         claim: "_store.StoreLock") -> None:
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
@@ -450,6 +462,7 @@ class Budget:
                     totals.fail(start, stop, f"block [{start}, {stop}): {type(error).__name__}: {error}")
                 future.release()
                 bar.update(1, stop - start)
+                claim.check()  # another driver took the store over: submit nothing more
                 for _ in range(min(len(queue), max(1, window() - futures.count()))):
                     futures.add(submit())
             bar.close()

@@ -3,6 +3,7 @@
     vbi-dask simulate CONFIG.yaml --store PATH [--cluster KIND|ADDRESS] [--cluster-config YAML] [--workers N]
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
     vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES]
+    vbi-dask verify STORE [--repair]
     vbi-dask demo [--out demo_output] [--n-sims N]
 
 Each command is a ``(configure, handler)`` pair in :data:`COMMANDS`: ``configure(parser)``
@@ -73,10 +74,26 @@ def _read_yaml(path: Path) -> dict:
     return config
 
 
+def _configure_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", type=Path, help="budget store (Zarr) made by 'vbi-dask simulate'")
+    parser.add_argument("--repair", action="store_true",
+                        help="mark damaged blocks not done, so that re-running the budget recomputes exactly those")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .store import verify
+
+    report = verify(args.store, repair=args.repair)
+    print(report)
+    return 0 if report.ok or report.repaired else 1
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "simulate": ("run a simulation budget into a resumable Zarr store", _configure_simulate, _simulate),
     "train": ("train a neural posterior by streaming a store", _train_cli.configure_train, _train_cli.train),
     "infer": ("sample the posterior given observed features", _train_cli.configure_infer, _train_cli.infer),
+    "verify": ("check that every done block of a store reads back as written (--repair: mark damaged ones "
+               "not done)", _configure_verify, _verify),
     "demo": ("run the end-to-end inference demo (budget, training, diagnostics)", _train_cli.configure_demo,
              _train_cli.demo),
 }

@@ -6,6 +6,7 @@ Schema (version 1), one store per budget::
     features(sim, feature)                 float32  FeatureSet columns
     bold(sim, time_bold, node)             float32  only with keep_bold
     valid(sim)                             bool     finite features and theta in the prior's support
+    checksum(sim)                          uint64   of each written row (see :func:`row_checksums`)
     done(sim)                              bool     block written (set last, after the data)
     connectome_weights(node, node_from)    float64  (+ connectome_tract_lengths_mm, _centres_mm, _cortical)
     coords: sim (int64 global index), param, feature, node, node_from (str), time_bold (ms)
@@ -17,21 +18,37 @@ Every variable with a ``sim`` dim is chunked by ``chunk_size`` simulations; a bl
 one chunk, written by one task (chunk-aligned region writes are safe from many
 processes; see ``shared/notes/zarr-dask.md``). Completion is the ``done`` variable,
 written after the block's data: never zarr attributes, never chunk existence.
+
+Integrity: ``done`` means the block's rows read back exactly as written. Each row's
+``checksum`` (8 bytes of BLAKE2b over its index and its stored bytes) is written with the
+data; :func:`verify` re-reads every done block and reports the ones that cannot be read
+or do not match (a deleted chunk reads as the fill value), and with ``repair=True``
+marks them not done, so that the next run recomputes exactly those. Reading for training
+(:mod:`vbi_dask.train.data`) raises :class:`StoreDamagedError`, naming the block, rather
+than returning damaged rows. Stores written before checksums existed (no ``checksum``
+variable) are verified for readability and finite features only.
+
+One writer: drivers that write a store hold its claim (``STORE.lock``, see
+:class:`StoreLock`); a second driver is refused with the holder named.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
 
+from ._claim import LEASE_S, StoreLock, StoreLockedError
 from .connectome import Connectome
 
-__all__ = ["SCHEMA_VERSION", "open_store", "connectome_from_store", "StoreMismatchError"]
+__all__ = ["SCHEMA_VERSION", "open_store", "connectome_from_store", "StoreMismatchError", "StoreDamagedError",
+           "StoreLock", "StoreLockedError", "LEASE_S", "verify", "VerifyReport", "row_checksums"]
 
 SCHEMA_VERSION = 1
 # name -> dims; the training code relies on these names.
@@ -48,11 +65,49 @@ JSON_ATTRS = ("simulation", "prior", "featureset")
 # attributes that must agree for a budget to resume or extend a store
 CONFIG_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "chunk_size", "keep_bold",
                 "kernel_numerics")
-SIM_VARIABLES = ("theta", "features", "bold", "valid", "done")
+SIM_VARIABLES = ("theta", "features", "bold", "valid", "checksum", "done")
+# the variables a row's checksum covers, in this order
+CHECKED_VARIABLES = ("theta", "features", "valid", "bold")
 
 
 class StoreMismatchError(ValueError):
     """A store was made by another budget configuration (the message lists the fields)."""
+
+
+class StoreDamagedError(RuntimeError):
+    """Part of a store cannot be read or holds values its ``done`` rows cannot have (the
+    message names the store, variable and simulations, and how to repair)."""
+
+
+def _repair_hint(store) -> str:
+    return f"run 'vbi-dask verify {os.fspath(store)} --repair', then re-run the budget to recompute those blocks"
+
+
+def read_rows(array, start: int, stop: int, *, store, name: str) -> np.ndarray:
+    """``array[start:stop]``, or :class:`StoreDamagedError` naming the chunk that failed."""
+    try:
+        return array[start:stop]
+    except Exception as error:  # noqa: BLE001 - codecs raise many types; all mean a damaged chunk
+        raise StoreDamagedError(
+            f"store {os.fspath(store)!r}: variable {name!r} at simulations [{start}, {stop}) cannot be read "
+            f"({type(error).__name__}: {error}); {_repair_hint(store)}") from error
+
+
+def row_checksums(start: int, *, theta: np.ndarray, features: np.ndarray, valid: np.ndarray,
+                  bold: np.ndarray | None = None) -> np.ndarray:
+    """uint64 checksum of each row ``start + k``: 8 bytes of BLAKE2b over the global
+    index and the row's stored bytes (float32 theta, features, bold; the valid byte)."""
+    arrays = [np.ascontiguousarray(theta, dtype=np.float32), np.ascontiguousarray(features, dtype=np.float32),
+              np.ascontiguousarray(valid, dtype=bool)]
+    if bold is not None:
+        arrays.append(np.ascontiguousarray(bold, dtype=np.float32))
+    out = np.empty(len(arrays[0]), dtype=np.uint64)
+    for k in range(len(out)):
+        digest = hashlib.blake2b(np.int64(start + k).tobytes(), digest_size=8)
+        for array in arrays:
+            digest.update(array[k].tobytes())
+        out[k] = np.frombuffer(digest.digest(), dtype="<u8")[0]
+    return out
 
 
 def _local_path(store: str | os.PathLike) -> Path:
@@ -100,6 +155,7 @@ def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_na
         "theta": (("sim", "param"), lazy((n_sims, len(param_names)), np.float32, np.nan)),
         "features": (("sim", "feature"), lazy((n_sims, len(feature_names)), np.float32, np.nan)),
         "valid": (("sim",), lazy((n_sims,), bool, False)),
+        "checksum": (("sim",), lazy((n_sims,), np.uint64, 0)),
         "done": (("sim",), lazy((n_sims,), bool, False)),
         "connectome_weights": (("node", "node_from"), connectome.weights),
     }
@@ -122,6 +178,7 @@ def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_na
     ds = xr.Dataset(data, coords=coords, attrs=dict(attrs))
     ds["done"].attrs["description"] = "block written; set after the data"
     ds["valid"].attrs["description"] = "finite features and theta inside the prior's support"
+    ds["checksum"].attrs["description"] = "BLAKE2b (8 bytes) of the row's index and stored bytes; see verify"
     encoding = {name: {"chunks": (chunks,) + ds[name].shape[1:]} for name in SIM_VARIABLES if name in ds}
     ds.to_zarr(os.fspath(_local_path(store)), compute=False, zarr_format=3, consolidated=False, mode="w",
                encoding=encoding)
@@ -143,8 +200,26 @@ def read_attrs(store: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_done(store: str | os.PathLike) -> np.ndarray:
-    """The ``done`` flags as a bool array (n_sims,)."""
-    return np.asarray(_group(store)["done"][:], dtype=bool)
+    """The ``done`` flags as a bool array (n_sims,).
+
+    Raises
+    ------
+    StoreDamagedError
+        A chunk of ``done`` cannot be read (the message names its simulations).
+    """
+    return read_flags(store, "done")
+
+
+def read_flags(store: str | os.PathLike, name: str, group=None) -> np.ndarray:
+    """A bool ``sim`` variable (``done`` or ``valid``); a damaged chunk raises
+    :class:`StoreDamagedError` naming its simulations (found chunk by chunk)."""
+    array = (group if group is not None else _group(store))[name]
+    try:
+        return np.asarray(array[:], dtype=bool)
+    except Exception:  # noqa: BLE001 - find the chunk and name it
+        size = array.chunks[0]
+        return np.concatenate([np.asarray(read_rows(array, s, min(s + size, array.shape[0]), store=store, name=name),
+                                          dtype=bool) for s in range(0, array.shape[0], size)])
 
 
 def sim_sizes(store: str | os.PathLike) -> dict[str, int]:
@@ -162,8 +237,15 @@ def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in sorted(set(old) | set(new), key=str):
             _diff(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}.{key}", out)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and old != new:
+        items: list[str] = []
+        for k, (a, b) in enumerate(zip(old, new)):
+            _diff(a, b, f"{prefix}[{k}]", items)
+        out.extend(items[:5])
+        if len(items) > 5:
+            out.append(f"{prefix}: ... and {len(items) - 5} more differing element(s)")
     elif old != new:
-        show = lambda v: (json.dumps(v) if not isinstance(v, str) else repr(v))[:120]  # noqa: E731
+        show = lambda v: json.dumps(v) if not isinstance(v, str) else repr(v)  # noqa: E731
         out.append(f"{prefix}: store {show(old)}, budget {show(new)}")
 
 
@@ -236,16 +318,19 @@ def write_block(store: str | os.PathLike, start: int, stop: int, *, theta: np.nd
     chunk, n_sims = done.chunks[0], done.shape[0]
     if start % chunk or not (stop - start == chunk or stop == n_sims) or not 0 <= start < stop <= n_sims:
         raise ValueError(f"region [{start}, {stop}) is not one chunk of {chunk} simulations of {n_sims}")
-    group["theta"][start:stop] = np.asarray(theta, dtype=np.float32)
-    group["features"][start:stop] = np.asarray(features, dtype=np.float32)
+    rows = {"theta": np.asarray(theta, dtype=np.float32), "features": np.asarray(features, dtype=np.float32),
+            "valid": np.asarray(valid, dtype=bool)}
     if bold is not None:
-        group["bold"][start:stop] = np.asarray(bold, dtype=np.float32)
-    group["valid"][start:stop] = np.asarray(valid, dtype=bool)
+        rows["bold"] = np.asarray(bold, dtype=np.float32)
+    for name, values in rows.items():
+        group[name][start:stop] = values
+    if "checksum" in group:  # stores from before checksums have none
+        group["checksum"][start:stop] = row_checksums(start, **rows)
     done[start:stop] = True  # last: the block counts only once its data is in
 
 
 def block_done(store: str | os.PathLike, start: int, stop: int) -> bool:
-    return bool(np.all(_group(store)["done"][start:stop]))
+    return bool(np.all(read_rows(_group(store)["done"], start, stop, store=store, name="done")))
 
 
 def extend(store: str | os.PathLike, n_sims: int) -> None:
@@ -311,3 +396,142 @@ def connectome_from_store(ds: xr.Dataset) -> Connectome:
     if connectome.hash() != ds.attrs["connectome_hash"]:
         raise ValueError("the connectome stored in the variables does not match the store's connectome_hash")
     return connectome
+
+
+# ---------------------------------------------------------------------- integrity
+@dataclass(frozen=True)
+class BlockProblem:
+    """A done block that does not read back as written."""
+
+    block: int
+    start: int
+    stop: int
+    problem: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify` found. ``ok``: every done block reads back as written."""
+
+    store: str
+    n_sims: int
+    n_blocks: int
+    checked_blocks: int
+    checksums: bool
+    problems: tuple[BlockProblem, ...] = ()
+    repaired: bool = False
+    done_after: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def damaged_blocks(self) -> list[int]:
+        return sorted({p.block for p in self.problems})
+
+    def __str__(self) -> str:
+        kind = "checksums, readability and finite features" if self.checksums else \
+            "readability and finite features (the store has no checksums: written before they existed)"
+        lines = [f"store {self.store}: {self.checked_blocks} done block(s) of {self.n_blocks} checked ({kind})"]
+        if self.ok:
+            lines.append("no damage found")
+            return "\n".join(lines)
+        lines.append(f"{len(self.damaged_blocks)} damaged block(s):")
+        lines += [f"  block {p.block} (simulations [{p.start}, {p.stop})): {p.problem}" for p in self.problems]
+        if self.repaired:
+            lines.append(f"marked not done ({self.done_after} of {self.n_sims} simulations done now); re-run the "
+                         "budget (same configuration and store) to recompute exactly these blocks")
+        else:
+            lines.append(f"repair: vbi-dask verify {self.store} --repair, then re-run the budget")
+        return "\n".join(lines)
+
+
+def _fill_rows(values: np.ndarray, fill) -> np.ndarray:
+    """Rows entirely equal to the fill value (how a missing chunk reads)."""
+    flat, fill = values.reshape(len(values), -1), np.asarray(fill).item()
+    if isinstance(fill, float) and np.isnan(fill):
+        return np.isnan(flat).all(axis=1)
+    return (flat == fill).all(axis=1)
+
+
+def _check_block(group, store, start: int, stop: int) -> str | None:
+    """The problem of done block ``[start, stop)``, or None when it reads back as written."""
+    done = np.asarray(read_rows(group["done"], start, stop, store=store, name="done"), dtype=bool)
+    if not done.any():
+        return None
+    rows, failed = {}, []
+    for name in CHECKED_VARIABLES + ("checksum",):
+        if name not in group:
+            continue
+        try:
+            rows[name] = np.asarray(read_rows(group[name], start, stop, store=store, name=name))
+        except StoreDamagedError as error:
+            failed.append(f"{name!r} cannot be read ({error.__cause__.__class__.__name__}: {error.__cause__})")
+    if failed:
+        return "; ".join(failed)
+    problems = []
+    if not done.all():
+        problems.append(f"only {int(done.sum())} of its {stop - start} rows are marked done")
+    valid = rows["valid"].astype(bool)
+    bad = np.flatnonzero(done & valid & ~np.isfinite(rows["features"]).all(axis=1))
+    if bad.size:
+        problems.append(f"non-finite features in done and valid rows {(start + bad[:8]).tolist()}"
+                        + (" ..." if bad.size > 8 else ""))
+    if "checksum" in rows:
+        expected = row_checksums(start, **{k: rows[k] for k in CHECKED_VARIABLES if k in rows})
+        wrong = np.flatnonzero(done & (expected != rows["checksum"]))
+        if wrong.size:
+            missing = [name for name in CHECKED_VARIABLES + ("checksum",)
+                       if name in rows and _fill_rows(rows[name], group[name].fill_value)[wrong].all()]
+            problems.append(f"{wrong.size} row(s) do not match their checksums"
+                            + (f" ({', '.join(map(repr, missing))} read as the fill value: chunk missing)"
+                               if missing else " (altered data)"))
+    return "; ".join(problems) or None
+
+
+def verify(store: str | os.PathLike, *, repair: bool = False, lease_s: float | None = None) -> VerifyReport:
+    """Check that every done block of ``store`` reads back as written.
+
+    Reads each done block's ``theta``, ``features``, ``valid`` (and ``bold``), recomputes
+    the row checksums and compares them with the stored ones; also flags unreadable
+    chunks and non-finite features in done and valid rows.
+
+    Parameters
+    ----------
+    repair : mark the damaged blocks not done (holding the store's claim, so never beside
+        a running driver); the next run of the budget recomputes exactly those blocks,
+        bit-identical to what was lost.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No vbi-dask store at ``store`` (see :func:`open_store`).
+    StoreLockedError
+        With ``repair``, another driver is writing the store.
+    """
+    path = _local_path(store)
+    open_store(path)  # validates
+    group = _group(path)
+    n_sims, size = int(group["done"].shape[0]), int(group["done"].chunks[0])
+    blocks = [(s, min(s + size, n_sims)) for s in range(0, n_sims, size)]
+    problems, checked = [], 0
+    for index, (start, stop) in enumerate(blocks):
+        try:
+            problem = _check_block(group, path, start, stop)
+            is_done = problem is not None or bool(np.any(group["done"][start:stop]))
+        except StoreDamagedError as error:
+            cause = error.__cause__
+            problem, is_done = f"'done' cannot be read ({type(cause).__name__}: {cause})", True
+        checked += is_done
+        if problem is not None:
+            problems.append(BlockProblem(index, start, stop, problem))
+    report = VerifyReport(str(path), n_sims, len(blocks), checked, "checksum" in group, tuple(problems))
+    if repair and problems:
+        with StoreLock(path, purpose="vbi-dask verify --repair", lease_s=lease_s):
+            writable = _group(path, "r+")
+            for problem in problems:  # a whole chunk: written without reading the damaged one
+                writable["done"][problem.start:problem.stop] = False
+        report = VerifyReport(str(path), n_sims, len(blocks), checked, report.checksums, report.problems,
+                              repaired=True, done_after=int(read_done(path).sum()))
+    return report

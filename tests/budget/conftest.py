@@ -17,7 +17,7 @@ from vbi_dask.prior import Prior
 
 N_NODES = 6
 FEATURES = ["fc", {"name": "fcd", "window_samples": 5, "step_samples": 2}, "moments", {"name": "psd", "nperseg": 8}]
-SIM_VARIABLES = ("theta", "features", "valid", "done", "bold")
+SIM_VARIABLES = ("theta", "features", "valid", "checksum", "done", "bold")
 
 
 def connectome() -> Connectome:

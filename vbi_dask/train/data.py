@@ -216,8 +216,10 @@ class StoreData:
 
     @cached_property
     def _flags(self) -> tuple[np.ndarray, np.ndarray]:
+        from ..store import read_flags
+
         group = self._group
-        return np.asarray(group["done"][:], dtype=bool), np.asarray(group["valid"][:], dtype=bool)
+        return read_flags(self.store, "done", group), read_flags(self.store, "valid", group)
 
     @property
     def n_sims(self) -> int:
@@ -258,14 +260,34 @@ class StoreData:
     # ------------------------------------------------------------------ reading
     def read_chunk(self, chunk: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sim indices, theta float32 (rows, param), features float32 (rows, feature))
-        of one chunk's usable rows in ``split``."""
+        of one chunk's usable rows in ``split``.
+
+        Raises
+        ------
+        StoreDamagedError
+            A chunk cannot be read, or a done and valid row holds non-finite values (a
+            missing chunk reads as NaN): never returned as data.
+        """
+        from ..store import StoreDamagedError, read_rows
+
         start = chunk * self.chunk_size
         stop = min(start + self.chunk_size, self.n_sims)
         keep = self.split[start:stop] == _split_index(split)
         handles = self._handles
-        theta = np.asarray(handles["theta"][start:stop], dtype=np.float32)[keep]
-        x = np.asarray(handles["features"][start:stop], dtype=np.float32)[keep]
-        return np.arange(start, stop)[keep], theta, x
+        theta = np.asarray(read_rows(handles["theta"], start, stop, store=self.store, name="theta"),
+                           dtype=np.float32)[keep]
+        x = np.asarray(read_rows(handles["features"], start, stop, store=self.store, name="features"),
+                       dtype=np.float32)[keep]
+        sims = np.arange(start, stop)[keep]
+        bad = ~(np.isfinite(x).all(axis=1) & np.isfinite(theta).all(axis=1))
+        if bad.any():
+            rows = sims[bad]
+            raise StoreDamagedError(
+                f"store {self.store!r}: simulations {rows[:8].tolist()}{' ...' if rows.size > 8 else ''} "
+                f"({rows.size} in block [{start}, {stop})) are marked done and valid but hold non-finite theta or "
+                f"features (a missing or altered chunk); refusing to use them. Run 'vbi-dask verify "
+                f"{self.store} --repair', then re-run the budget")
+        return sims, theta, x
 
     def chunks(self, split: str) -> np.ndarray:
         """Indices of the chunks holding at least one usable row of ``split``."""
