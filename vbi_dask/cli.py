@@ -2,21 +2,34 @@
 
     vbi-dask simulate CONFIG.yaml --store PATH [--cluster KIND|ADDRESS] [--cluster-config YAML] [--workers N]
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
-    vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES]
+    vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES] [--max-sampling-time S] [--no-reject]
     vbi-dask verify STORE [--repair]
+    vbi-dask check CONFIG.yaml [--duration-ms MS] [--n-runs N] [--tolerance X]
     vbi-dask demo [--out demo_output] [--n-sims N]
 
 Each command is a ``(configure, handler)`` pair in :data:`COMMANDS`: ``configure(parser)``
-adds the command's arguments, ``handler(args) -> int`` runs it and returns the exit status.
+adds the command's arguments, ``handler(args) -> int`` runs it and returns the exit status;
+the part of a handler that does the work runs in ``with working(args):``.
+
+Exit status: 0 done; 2 a usage or configuration error (one line ``vbi-dask CMD: error:
+...``); 1 a failure while working (one line ``vbi-dask CMD: failed: Type: message``; the
+traceback with ``vbi-dask --debug CMD ...``); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+from ._cli_common import existing_file, is_usage_error, positive_int, working
+from . import _check_cli
 from .train import _cli as _train_cli  # torch-free: torch loads when a training command runs
 
 __all__ = ["main", "COMMANDS"]
@@ -34,7 +47,7 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
                              "instead of CONFIG's")
     parser.add_argument("--scheduler", default=None, choices=("sync", "threads"),
                         help="run in this process with dask's local scheduler instead of a cluster")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="workers of a local cluster (default: CPU count)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -43,32 +56,97 @@ def _simulate(args: argparse.Namespace) -> int:
     from .budget import budget_from_config
     from .cluster import close_client, cluster_from_config, get_client
 
-    config = _read_yaml(args.config)
+    config = _read_yaml(existing_file(args.config, "configuration"))
+    if args.store.exists() and not args.store.is_dir():
+        raise NotADirectoryError(f"--store {str(args.store)!r} is a file, not a Zarr store folder; choose another path")
     budget = budget_from_config(config, base_dir=args.config.parent)
     if args.scheduler:
-        summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet)
+        with working(args), _interrupted_report(budget, args.store):
+            summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers,
+                                 progress=not args.quiet)
     else:
-        section = _read_yaml(args.cluster_config).get("cluster") if args.cluster_config else config.get("cluster")
+        if args.cluster_config:
+            section = _read_yaml(existing_file(args.cluster_config, "--cluster-config")).get("cluster")
+        else:
+            section = config.get("cluster")
         kind, options = cluster_from_config(section, args.cluster)
         if args.workers is not None:
             if kind not in ("local", "cuda", "auto"):
                 raise ValueError(f"--workers applies to a local cluster, not to {kind!r}: size it in its options")
             options["n_workers"] = args.workers
-        client = get_client(kind, **options)
-        try:
-            summary = budget.run(args.store, scheduler=client, progress=not args.quiet)
-        finally:
-            close_client(client)
+        local = kind in ("local", "cuda", "auto")  # worker processes writing to this terminal
+        with working(args), _interrupted_report(budget, args.store):
+            # local workers start with Ctrl-C ignored: it reaches this driver alone, which
+            # shuts them down (else each prints its own KeyboardInterrupt traceback)
+            with _sigint_ignored(local):
+                client = get_client(kind, **options)
+            try:
+                summary = budget.run(args.store, scheduler=client, progress=not args.quiet)
+            except KeyboardInterrupt:
+                # the shutdown cancels the tasks in flight, which Dask logs one by one
+                _silence_dask_logs()
+                if local:
+                    with contextlib.suppress(Exception):
+                        client.run(_silence_dask_logs)
+                raise
+            finally:
+                close_client(client)
     if args.quiet:
         print(summary)
     return 0 if summary.failed == 0 else 1
 
 
+@contextlib.contextmanager
+def _interrupted_report(budget, store: Path) -> Iterator[None]:
+    """Turn Ctrl-C into ``KeyboardInterrupt("N of M simulations (B of K blocks) of STORE are
+    done; run the same command again to resume")``."""
+    from .store import read_done
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            done = read_done(store)
+        except Exception:  # noqa: BLE001 - no store yet, or one that cannot be read: say less
+            raise KeyboardInterrupt(f"no simulation of {store} is done yet; run the same command again to "
+                                    "start over") from None
+        blocks = budget.blocks()
+        n_blocks = sum(bool(done[s:e].all()) for s, e in blocks)
+        raise KeyboardInterrupt(f"{int(done.sum())} of {done.size} simulations ({n_blocks} of {len(blocks)} "
+                                f"blocks) of {store} are done; run the same command again to resume") from None
+
+
+@contextlib.contextmanager
+def _sigint_ignored(enabled: bool) -> Iterator[None]:
+    """Ignore SIGINT while child processes start: they inherit that, and Python then leaves
+    it ignored in them."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _silence_dask_logs() -> None:
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def _read_yaml(path: Path) -> dict:
+    """The YAML mapping in ``path``; a syntax error names its line and column (from 1)."""
     import yaml
 
     with open(path, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
+        try:
+            config = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a YAML mapping at the top level")
     return config
@@ -92,6 +170,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "simulate": ("run a simulation budget into a resumable Zarr store", _configure_simulate, _simulate),
     "train": ("train a neural posterior by streaming a store", _train_cli.configure_train, _train_cli.train),
     "infer": ("sample the posterior given observed features", _train_cli.configure_infer, _train_cli.infer),
+    "check": ("numerical pre-flight of a budget configuration: short runs at the prior's corners at dt and "
+              "dt/2 (exit 1 when they diverge or disagree)", _check_cli.configure, _check_cli.check),
     "verify": ("check that every done block of a store reads back as written (--repair: mark damaged ones "
                "not done)", _configure_verify, _verify),
     "demo": ("run the end-to-end inference demo (budget, training, diagnostics)", _train_cli.configure_demo,
@@ -99,24 +179,50 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 }
 
 
+_DEBUG_HELP = "on an error, print the full traceback"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vbi-dask", description="Simulation-based inference on virtual brains.")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (text, configure, _) in COMMANDS.items():
-        configure(sub.add_parser(name, help=text, description=text))
+        command = sub.add_parser(name, help=text, description=text)
+        configure(command)
+        # also after the command; SUPPRESS: an absent flag keeps the value parsed before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``vbi-dask``; returns the exit status (2: bad input)."""
+    """Entry point of ``vbi-dask``; returns the exit status.
+
+    0: done. 2: a usage or configuration error: bad arguments, a missing path, invalid
+    YAML or configuration, or a refusal by vbi-dask's checks (see
+    :func:`vbi_dask._cli_common.is_usage_error`). 1: a failure while working. 130: Ctrl-C.
+    Each prints one line to stderr (the traceback too with ``--debug``); bad arguments
+    raise argparse's ``SystemExit(2)`` after its usage message.
+    """
     args = build_parser().parse_args(argv)
     handler = COMMANDS[args.command][2]
+    prefix = f"vbi-dask {args.command}"
     try:
         return handler(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError) as error:
+    except KeyboardInterrupt as interrupt:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{prefix}: interrupted" + (f": {interrupt}" if interrupt.args else ""), file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every error ends as one line and an exit status
+        if args.debug:
+            traceback.print_exc()
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"vbi-dask {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        if is_usage_error(error, args):
+            print(f"{prefix}: error: {message}", file=sys.stderr)
+            return 2
+        print(f"{prefix}: failed: {type(error).__name__}: {message}", file=sys.stderr)
+        return 1
+
 
 
 if __name__ == "__main__":

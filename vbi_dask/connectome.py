@@ -309,18 +309,26 @@ def _parse_centres(text: str, source: str) -> tuple[np.ndarray, list[str] | None
     return centres, None
 
 
-def _read(path: PathLike) -> tuple[Path, str]:
+def _file(path: PathLike) -> Path:
+    """``path`` if it is a file, else FileNotFoundError or IsADirectoryError."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"connectome path {path} is a directory, not a weights, tract lengths or centres "
+                                "file (.npy, .csv, .txt)")
     if not path.is_file():
         raise FileNotFoundError(f"connectome file not found: {path}")
+    return path
+
+
+def _read(path: PathLike) -> tuple[Path, str]:
+    path = _file(path)
     return path, _decode(path.name, path.read_bytes(), str(path))
 
 
 def _read_matrix(path: PathLike) -> tuple[np.ndarray, list[str] | None]:
     path = Path(path)
     if path.suffix == ".npy":
-        if not path.is_file():
-            raise FileNotFoundError(f"connectome file not found: {path}")
+        _file(path)
         try:
             matrix, labels = np.load(path, allow_pickle=False).astype(np.float64), None
         except (OSError, ValueError, TypeError) as error:
@@ -366,6 +374,8 @@ def load_matrix(path: PathLike) -> np.ndarray:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a directory.
     ValueError
         If the content is not a 2-D numeric matrix; the message names ``path``.
     """
@@ -414,10 +424,14 @@ def load_tvb_zip(path: PathLike, name: str | None = None) -> Connectome:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a directory.
     ValueError
         If it is not a zip, lacks weights, holds a member twice, or content is invalid.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"connectome path {path} is a directory, not a TVB connectome zip file")
     if not path.is_file():
         raise FileNotFoundError(f"connectome zip not found: {path}")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 import zarr
 
 from vbi_dask import store as store_module
-from vbi_dask.budget import budget_from_config
+from vbi_dask.budget import Budget, budget_from_config
 from vbi_dask.cli import main
 
 from .conftest import FEATURES, SLOW_MS, append_line, connectome, read_lines, slow_budget, tree
@@ -110,6 +111,99 @@ def test_cli_reports_bad_input_without_touching_the_store(tmp_path, capsys, refe
     assert main(["simulate", str(config), "--store", str(reference_store), "--scheduler", "sync"]) == 2
     assert "another budget configuration" in capsys.readouterr().err
     assert tree(reference_store) == before
+
+
+def one_line_error(capsys, command: str = "simulate") -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"vbi-dask {command}: error: "), err
+    return err.strip()
+
+
+def test_configuration_and_path_errors_are_one_line_usage_errors(tmp_path, capsys):
+    store = tmp_path / "s.zarr"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: mpr\nprior:\n  G: [0.0, 1.0\nn_sims: 8\n")
+    assert main(["simulate", str(bad), "--store", str(store)]) == 2
+    assert one_line_error(capsys) == (f"vbi-dask simulate: error: {bad}: invalid YAML at line 4, column 7: "
+                                      "expected ',' or ']', but got ':'")
+    bad.write_text("model: mpr\n  seed: 1\n")
+    assert main(["simulate", str(bad), "--store", str(store)]) == 2
+    assert "invalid YAML at line 2, column 7: mapping values are not allowed here" in one_line_error(capsys)
+    assert main(["simulate", str(tmp_path), "--store", str(store)]) == 2
+    assert f"configuration {str(tmp_path)!r} is a directory, not a file" in one_line_error(capsys)
+    assert main(["simulate", str(tmp_path / "none.yaml"), "--store", str(store)]) == 2
+    assert "does not exist" in one_line_error(capsys)
+    config = write_config(tmp_path)
+    assert main(["simulate", str(config), "--store", str(store), "--cluster-config", str(tmp_path)]) == 2
+    assert f"--cluster-config {str(tmp_path)!r} is a directory" in one_line_error(capsys)
+
+    folder = tmp_path / "connectome"
+    folder.mkdir()
+    config = write_config(tmp_path, connectome=str(folder))
+    assert main(["simulate", str(config), "--store", str(store), "--scheduler", "sync"]) == 2
+    assert f"connectome path {folder} is a directory, not a TVB connectome zip file" in one_line_error(capsys)
+    config = write_config(tmp_path, connectome={"weights": "connectome", "normalise": "none"})
+    assert main(["simulate", str(config), "--store", str(store), "--scheduler", "sync"]) == 2
+    assert f"connectome path {folder} is a directory, not a weights" in one_line_error(capsys)
+    assert not store.exists()
+
+    for argv in (["--debug", "simulate", str(config)], ["simulate", str(config), "--debug"]):
+        assert main(argv + ["--store", str(store)]) == 2  # still a usage error, with the traceback
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback") and "IsADirectoryError" in err
+        assert err.strip().splitlines()[-1].startswith("vbi-dask simulate: error: connectome path")
+
+
+def test_failure_while_running_is_exit_1_with_one_line(tmp_path, capsys, monkeypatch):
+    """A ValueError or OSError raised by a library while the budget runs is a failure of the
+    run (1), not a usage error (2) as it would be while reading the configuration."""
+    config = write_config(tmp_path)
+    for error in (OSError(28, "No space left on device"), ValueError("Expected parameter loc to be finite")):
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(Budget, "run", fail)
+        assert main(["simulate", str(config), "--store", str(tmp_path / "s.zarr"), "--scheduler", "sync"]) == 1
+        err = capsys.readouterr().err
+        assert err == f"vbi-dask simulate: failed: {type(error).__name__}: {error}\n"
+        assert main(["--debug", "simulate", str(config), "--store", str(tmp_path / "s.zarr"), "--scheduler",
+                     "sync"]) == 1
+        assert capsys.readouterr().err.startswith("Traceback")
+
+
+def test_ctrl_c_says_how_many_blocks_are_done_and_exits_130(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) after the first block:
+    one line naming the done simulations and blocks, no traceback, and the count is the store's."""
+    config = write_config(tmp_path)
+    path = tmp_path / "interrupted.zarr"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vbi_dask.cli", "simulate", str(config), "--store", str(path), "--scheduler", "sync",
+         "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                done = zarr.open_group(str(path), mode="r")["done"][:]
+            except (FileNotFoundError, KeyError, ValueError):
+                done = np.zeros(0, dtype=bool)
+            if done.sum() >= 8:
+                os.killpg(process.pid, signal.SIGINT)
+                break
+            time.sleep(0.02)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err[-2000:]
+    assert out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    match = re.fullmatch(r"vbi-dask simulate: interrupted: (\d+) of 64 simulations \((\d+) of 8 blocks\) of (.+) are "
+                         r"done; run the same command again to resume\n", err)
+    assert match, err
+    done = store_module.read_done(path)
+    assert 8 <= int(match[1]) == done.sum() < 64 and int(match[2]) == int(match[1]) // 8
+    assert Path(match[3]) == path
 
 
 def test_module_entry_point_help():

@@ -24,7 +24,7 @@ _MODULES = {
     "estimator": ("EstimatorConfig", "FeatureStandardizer", "build_estimator"),
     "module": ("DensityEstimatorModule", "StoreDataModule"),
     "posterior": ("PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
-                  "sample_posterior", "check_observation", "select_features"),
+                  "sample_posterior", "check_observation", "select_features", "SamplingTimeout"),
     "diagnostics": ("posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration", "plot_pair",
                     "plot_zscore_shrinkage", "plot_sbc", "plot_fc_predictive"),
     "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
@@ -54,5 +54,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .module import DensityEstimatorModule, StoreDataModule  # noqa: F401
     from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401
                           simulate_signals)
-    from .posterior import (PosteriorInfo, StorePosterior, check_observation, load_posterior,  # noqa: F401
-                            sample_posterior, save_posterior, select_features, train_posterior)
+    from .posterior import (PosteriorInfo, SamplingTimeout, StorePosterior, check_observation,  # noqa: F401
+                            load_posterior, sample_posterior, save_posterior, select_features, train_posterior)

@@ -2,18 +2,24 @@
 :mod:`vbi_dask.cli`): argument parsing and printing only, the work is the public API.
 
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...] ...
-    vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES]
+    vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES] [--max-sampling-time 60] [--no-reject]
     vbi-dask demo [--out demo_output] [--n-sims 3000] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._cli_common import existing_file, output_file, positive_float, positive_int, working
+
 __all__ = ["configure_train", "train", "configure_infer", "infer", "configure_demo", "demo"]
+
+MAX_SAMPLING_TIME_S = 60.0  # infer's default: a command never waits forever on rejection sampling
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
@@ -42,17 +48,31 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     from .estimator import EstimatorConfig
-    from .posterior import save_posterior, train_posterior
 
+    if not args.store.exists():
+        raise FileNotFoundError(f"no store at {str(args.store)!r}")
+    if not args.store.is_dir():
+        raise NotADirectoryError(f"{str(args.store)!r} is a file, not a store folder made by 'vbi-dask simulate'")
+    output_file(args.out, "--out")
     embedding = tuple(int(w) for w in args.embedding.split(",") if w.strip()) if args.embedding else ()
     config = EstimatorConfig(model=args.estimator, hidden_features=args.hidden, num_transforms=args.transforms,
                              num_bins=args.bins, embedding=embedding)
     devices = args.devices if args.devices == "auto" else int(args.devices)
-    posterior = train_posterior(
-        args.store, estimator=config, features=args.features, batch_size=args.batch_size, learning_rate=args.lr,
-        max_epochs=args.max_epochs, stop_after_epochs=args.patience, validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction, seed=args.seed, log_dir=args.log_dir, logger=args.logger,
-        accelerator=args.accelerator, devices=devices, progress=args.progress)
+    with working(args):
+        return _train(args, config, devices)
+
+
+def _train(args: argparse.Namespace, config, devices) -> int:
+    from .posterior import save_posterior, train_posterior
+
+    try:
+        posterior = train_posterior(
+            args.store, estimator=config, features=args.features, batch_size=args.batch_size, learning_rate=args.lr,
+            max_epochs=args.max_epochs, stop_after_epochs=args.patience, validation_fraction=args.validation_fraction,
+            test_fraction=args.test_fraction, seed=args.seed, log_dir=args.log_dir, logger=args.logger,
+            accelerator=args.accelerator, devices=devices, progress=args.progress)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"training stopped, no model written to {args.out}") from None
     path = save_posterior(posterior, args.out)
     info = posterior.info
     t = info.training
@@ -78,10 +98,21 @@ def configure_infer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--observed", type=Path, required=True,
                         help="features: .npy, .csv or .txt with one row per observation; or .nc with an xarray "
                              "DataArray of features (dim 'feature') or of a signal (dims time, node)")
-    parser.add_argument("--samples", type=int, default=1000, help="posterior samples per observation")
+    parser.add_argument("--samples", type=positive_int, default=1000,
+                        help="posterior samples per observation (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dt-ms", type=float, default=None, help="sampling period of a signal (.nc) in ms")
     parser.add_argument("--out", type=Path, default=None, help="samples to write: .csv, .npy or .nc")
+    parser.add_argument("--max-sampling-time", type=positive_float, default=MAX_SAMPLING_TIME_S, metavar="SECONDS",
+                        help="stop with an error when drawing the samples inside the prior takes longer: an "
+                             "observation unlike every simulation leaves almost no draw inside the prior's support "
+                             f"(default {MAX_SAMPLING_TIME_S:g})")
+    parser.add_argument("--no-reject", action="store_true",
+                        help="keep every draw of the trained flow, also those outside the prior's support (fast, "
+                             "never stops on time; the samples may then lie outside the simulated parameter ranges)")
+
+
+_OUTPUT_TYPES = (".csv", ".npy", ".nc")
 
 
 def _read_observed(path: Path, posterior, dt_ms: float | None):
@@ -103,11 +134,29 @@ def _read_observed(path: Path, posterior, dt_ms: float | None):
 
 
 def infer(args: argparse.Namespace) -> int:
-    from .posterior import load_posterior, sample_posterior
+    from .posterior import load_posterior
 
+    existing_file(args.model, "model file")
+    existing_file(args.observed, "--observed")
+    if args.out is not None:
+        output_file(args.out, "--out")
+        if args.out.suffix.lower() not in _OUTPUT_TYPES:
+            raise ValueError(f"unknown output type {args.out.suffix!r} of --out; use .csv, .npy or .nc")
     posterior = load_posterior(args.model)
     observed = _read_observed(args.observed, posterior, args.dt_ms)
-    samples = sample_posterior(posterior, observed, args.samples, seed=args.seed)
+    with working(args):
+        return _infer(args, posterior, observed)
+
+
+def _infer(args: argparse.Namespace, posterior, observed) -> int:
+    from .posterior import sample_posterior
+
+    with warnings.catch_warnings(record=True) as caught:  # one line each (sbi's, e.g. draws outside the prior)
+        warnings.simplefilter("default")
+        samples = sample_posterior(posterior, observed, args.samples, seed=args.seed,
+                                   reject_outside_prior=not args.no_reject, max_sampling_time=args.max_sampling_time)
+    for warning in caught:
+        print(f"vbi-dask infer: warning: {warning.message}", file=sys.stderr)
     batch = samples.transpose("sample", ...).values.reshape(args.samples, -1, samples.sizes["param"])
     names = list(posterior.info.param_names)
     for k in range(batch.shape[1]):
@@ -119,17 +168,16 @@ def infer(args: argparse.Namespace) -> int:
                   f"{q[1, j]:10.4g} {q[2, j]:10.4g}")
     if args.out is not None:
         suffix = args.out.suffix.lower()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".nc":
             samples.to_netcdf(args.out)
         elif suffix == ".npy":
             np.save(args.out, samples.values)
-        elif suffix == ".csv":
+        else:  # .csv (the type is checked before sampling)
             flat = batch.reshape(-1, len(names))
             obs = np.repeat(np.arange(batch.shape[1])[None], args.samples, axis=0).reshape(-1, 1)
             np.savetxt(args.out, np.hstack([obs, flat]), delimiter=",", header=",".join(["obs"] + names),
                        comments="")
-        else:
-            raise ValueError(f"unknown output type {suffix!r}; use .csv, .npy or .nc")
         print(f"samples written to {args.out}")
     return 0
 
@@ -150,7 +198,10 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
 def demo(args: argparse.Namespace) -> int:
     from ..pipeline import run_demo
 
-    result = run_demo(args.out, n_sims=args.n_sims, duration_ms=args.duration_ms, n_workers=args.workers,
-                      seed=args.seed, progress=not args.quiet)
+    if args.out.exists() and not args.out.is_dir():
+        raise NotADirectoryError(f"--out {str(args.out)!r} is a file; the demo writes a folder")
+    with working(args):
+        result = run_demo(args.out, n_sims=args.n_sims, duration_ms=args.duration_ms, n_workers=args.workers,
+                          seed=args.seed, progress=not args.quiet)
     print(f"report: {args.out / 'report.md'}  (calibration {'passed' if result['calibration']['passed'] else 'FAILED'})")
     return 0

@@ -15,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -33,7 +35,7 @@ from .data import StoreData
 from .estimator import EstimatorConfig, build_estimator
 
 __all__ = ["PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
-           "sample_posterior", "check_observation", "select_features"]
+           "sample_posterior", "check_observation", "select_features", "SamplingTimeout"]
 
 FORMAT = "vbi-dask-posterior"
 FORMAT_VERSION = 1
@@ -79,6 +81,14 @@ class PosteriorInfo:
         for key in ("param_names", "feature_names", "used_features"):
             data[key] = tuple(data[key])
         return cls(**data)
+
+
+class SamplingTimeout(RuntimeError):
+    """Sampling within the prior's support did not finish in ``max_sampling_time`` seconds.
+
+    The message gives the measured acceptance rate (the fraction of the flow's draws
+    inside the prior's support) and what to do.
+    """
 
 
 class StorePosterior(DirectPosterior):
@@ -182,6 +192,8 @@ def train_posterior(
     ValueError
         A store without features or usable rows, unknown features, an invalid
         estimator, too few training rows for one batch.
+    KeyboardInterrupt
+        Ctrl-C while training (Lightning's ``sys.exit(1)`` for it is turned back into this).
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -235,7 +247,8 @@ def train_posterior(
                     enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=root,
                 )
                 t_fit = time.perf_counter()
-                trainer.fit(module, datamodule=datamodule)
+                with _interrupt_as_keyboard_interrupt():
+                    trainer.fit(module, datamodule=datamodule)
                 fit_seconds = time.perf_counter() - t_fit
             best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(best["state_dict"])
@@ -345,6 +358,27 @@ def _rows_per_epoch(datamodule, world_size: int, epoch: int) -> int:
     stream = StoreStream(dm.data, "train", batch_size=dm.batch_size, seed=dm.seed, epoch=epoch, shuffle=True,
                          drop_last=True, prefetch_chunks=0)
     return sum(sum(sizes) for sizes in stream.batch_sizes(world_size * max(1, dm.num_workers)))
+
+
+class _interrupt_as_keyboard_interrupt:
+    """Lightning turns Ctrl-C into ``sys.exit(1)`` and leaves SIGINT ignored: give back a
+    KeyboardInterrupt and the SIGINT handler."""
+
+    def __enter__(self):
+        import signal
+
+        self._handler = signal.getsignal(signal.SIGINT)
+        return self
+
+    def __exit__(self, kind, error, tb):
+        import signal
+        import threading
+
+        if kind is not SystemExit or not isinstance(error.__context__, KeyboardInterrupt):
+            return False
+        if threading.current_thread() is threading.main_thread() and self._handler is not None:
+            signal.signal(signal.SIGINT, self._handler)
+        raise KeyboardInterrupt from None
 
 
 class _quiet:
@@ -490,34 +524,100 @@ def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *
     ----------
     posterior : a :class:`StorePosterior`.
     x : features (feature,) or (obs, feature); see :func:`check_observation`.
-    n_samples : samples per observation.
+    n_samples : samples per observation (a positive integer).
     seed : seeds the sampling (the global torch RNG state is restored afterwards).
-    reject_outside_prior : draw until every sample lies inside the prior (sbi's rejection;
-        slow when the observation is far from what the simulations produce: sbi warns
-        with the acceptance rate). False: keep the flow's samples as they are.
-    max_sampling_time : seconds after which rejection sampling stops with an error
-        (default: no limit).
+    reject_outside_prior : draw until every sample lies inside the prior's support (sbi's
+        rejection sampling; slow, or endless, when the observation is far from what the
+        simulations produce). False: keep the flow's draws as they are, including those
+        outside the prior (sbi warns when more than 5% are).
+    max_sampling_time : seconds after which rejection sampling stops with
+        :class:`SamplingTimeout` (default: no limit; the command line's default is 60).
+        The check runs between batches of draws, so it can be passed by one batch.
 
     Returns
     -------
     DataArray
         ``(sample, param)`` for one observation, ``(sample, obs, param)`` for a batch;
         ``param`` holds the parameter names.
+
+    Raises
+    ------
+    ValueError
+        A bad observation (see :func:`check_observation`), ``n_samples`` or
+        ``max_sampling_time`` not positive.
+    SamplingTimeout
+        Rejection sampling ran past ``max_sampling_time``; the message gives the measured
+        acceptance rate (sbi's own log warning about it is not shown).
     """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if max_sampling_time is not None and not max_sampling_time > 0:
+        raise ValueError(f"max_sampling_time must be a positive number of seconds or None, got {max_sampling_time!r}")
     tensor, single = check_observation(x, posterior.info)
     options = {"reject_outside_prior": reject_outside_prior, "max_sampling_time": max_sampling_time}
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    started = time.monotonic()
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), _without_acceptance_log():
         warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")  # nflows' LU layers
         torch.manual_seed(seed)
         with torch.no_grad():
-            if single:
-                samples = posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
-                                           max_sampling_batch_size=max_sampling_batch_size, **options)
-            else:
-                # sbi caps batch x observations at 100_000 (with a warning): cap it here
-                per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
-                samples = posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
-                                                   max_sampling_batch_size=per_obs, **options)
+            try:
+                if single:
+                    samples = posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
+                                               max_sampling_batch_size=max_sampling_batch_size, **options)
+                else:
+                    # sbi caps batch x observations at 100_000 (with a warning): cap it here
+                    per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
+                    samples = posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
+                                                       max_sampling_batch_size=per_obs, **options)
+            except RuntimeError as error:
+                # sbi raises a bare RuntimeError at its time limit: tell why, with numbers
+                if not reject_outside_prior or max_sampling_time is None or \
+                        time.monotonic() - started < max_sampling_time:
+                    raise
+                raise SamplingTimeout(_timeout_message(posterior, tensor, single, n_samples,
+                                                       max_sampling_time)) from error
     dims = ("sample", "param") if single else ("sample", "obs", "param")
     return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)},
                         name="theta")
+
+
+def _timeout_message(posterior: StorePosterior, x: torch.Tensor, single: bool, n_samples: int,
+                     seconds: float) -> str:
+    """Why rejection sampling timed out, from the acceptance rate measured on fresh draws."""
+    from sbi.utils import within_support
+
+    draws = max(100, min(10_000, 100_000 // len(x)))
+    theta = posterior.posterior_estimator.sample(torch.Size((draws,)), condition=x)  # (draw, obs, param)
+    inside = within_support(posterior.prior, theta.reshape(-1, theta.shape[-1])).reshape(draws, len(x))
+    accepted = inside.sum(dim=0).numpy()
+    worst = int(np.argmin(accepted))
+    rate = accepted[worst] / draws
+    where = "" if single else f" for observation {worst}"
+    measured = (f"acceptance rate {rate:.3%}{where} ({accepted[worst]} of {draws} draws from the flow lie inside "
+                "the prior's support)")
+    if rate < 0.01:  # sbi's own threshold for warning about slow rejection
+        return (f"sampling within the prior stopped after max_sampling_time={seconds:g} s: {measured}. The "
+                "observation lies outside what the simulations produce (the prior's support): check the "
+                "observation's features (the store's feature set, recording length and nodes), widen the prior and "
+                "simulate again, or sample without rejection (--no-reject; reject_outside_prior=False) to see the "
+                "unrestricted posterior")
+    return (f"sampling {n_samples} samples within the prior did not finish within max_sampling_time={seconds:g} s "
+            f"({measured}): allow more time (--max-sampling-time) or ask for fewer samples")
+
+
+class _without_acceptance_log:
+    """Drop sbi's log warning about a low acceptance rate (sbi logs it on the root logger;
+    :class:`SamplingTimeout` says the same with numbers, if it comes to that)."""
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not re.search(r"proposal samples are\s+accepted", record.getMessage())
+
+    def __enter__(self):
+        self._filter = self._Filter()
+        logging.getLogger().addFilter(self._filter)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger().removeFilter(self._filter)
+        return False
