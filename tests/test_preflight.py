@@ -192,3 +192,21 @@ def test_check_command_exit_codes(tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:  # argparse: a usage error
         main(["check", str(_config(tmp_path, 0.5)), "--tolerance", "-1"])
     assert usage.value.code == 2
+
+
+def test_simulate_warns_before_a_new_budget_and_its_summary_says_where_rows_diverged(tmp_path, capsys):
+    config = _config(tmp_path, 0.9)
+    store = tmp_path / "s.zarr"
+    assert main(["simulate", str(config), "--store", str(store), "--scheduler", "sync", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the numerical pre-flight has 1 finding(s)" in captured.err
+    assert "G=0.9" in captured.err and "lower dt" in captured.err
+    summary = captured.out
+    n_invalid = int(re.search(r"invalid \(NaN/inf\)\s+(\d+)", summary).group(1))
+    assert n_invalid > 0 and re.search(rf"invalid rows:\n  {n_invalid} invalid rows? of 64 ", summary)
+    # resumed (something done): no pre-flight again; --no-check skips it for a new store
+    assert main(["simulate", str(config), "--store", str(store), "--scheduler", "sync", "--quiet"]) == 0
+    assert "pre-flight" not in capsys.readouterr().err
+    assert main(["simulate", str(config), "--store", str(tmp_path / "t.zarr"), "--scheduler", "sync", "--quiet",
+                 "--no-check"]) == 0
+    assert "pre-flight" not in capsys.readouterr().err

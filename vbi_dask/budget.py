@@ -93,6 +93,7 @@ class BudgetSummary:
     failed_blocks: tuple[int, ...] = ()
     errors: tuple[str, ...] = ()
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    invalid_where: tuple[str, ...] = ()  # where in the prior invalid rows concentrate (invalid_by_prior)
 
     @property
     def sims_per_s(self) -> float:
@@ -116,6 +117,8 @@ class BudgetSummary:
         rows += [(f"  {k}", f"{v:.2f} s") for k, v in self.timings_s.items()]
         width = max(len(k) for k, _ in rows)
         text = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        if self.invalid_where:
+            text += "\ninvalid rows:\n" + "\n".join("  " + line for line in self.invalid_where)
         if self.errors:
             text += "\nerrors:\n" + "\n".join("  " + e.strip().splitlines()[-1] for e in self.errors[:5])
         return text
@@ -400,11 +403,18 @@ class Budget:
                 self._run_distributed(path, pending, scheduler, n_workers, progress, totals, claim)
             done = _store.read_done(path)
             valid = _store.read_flags(path, "valid")
+        invalid_where = ()
+        if (done & ~valid).any():
+            from .preflight import invalid_by_prior
+
+            # the stored theta, drawn again (bit-identical, and nothing to read)
+            theta = self.prior.sample(self.n_sims, seed=self.seed).astype(np.float32)
+            invalid_where = tuple(invalid_by_prior(theta[done], valid[done], self.prior))
         summary = BudgetSummary(
             store=path, n_sims=self.n_sims, done=int(done.sum()), ran=totals.ran, skipped=totals.skipped,
             failed=totals.failed, invalid=int((done & ~valid).sum()), wall_s=time.perf_counter() - t0,
             failed_blocks=tuple(sorted(totals.failed_blocks)), errors=tuple(totals.errors),
-            timings_s=dict(totals.timings),
+            timings_s=dict(totals.timings), invalid_where=invalid_where,
         )
         if progress:
             print(summary, flush=True)

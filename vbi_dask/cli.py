@@ -1,6 +1,7 @@
 """Command line: ``vbi-dask <command> ...`` (thin: parse arguments, call the public API).
 
     vbi-dask simulate CONFIG.yaml --store PATH [--cluster KIND|ADDRESS] [--cluster-config YAML] [--workers N]
+                      [--no-check]
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
     vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES] [--max-sampling-time S] [--no-reject]
     vbi-dask verify STORE [--repair]
@@ -50,6 +51,8 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="workers of a local cluster (default: CPU count)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the numerical pre-flight (vbi-dask check) run before a new store is filled")
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -60,6 +63,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.store.exists() and not args.store.is_dir():
         raise NotADirectoryError(f"--store {str(args.store)!r} is a file, not a Zarr store folder; choose another path")
     budget = budget_from_config(config, base_dir=args.config.parent)
+    if not args.no_check and _nothing_done(args.store):
+        _preflight_warnings(budget, args)
     if args.scheduler:
         with working(args), _interrupted_report(budget, args.store):
             summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers,
@@ -94,6 +99,28 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.quiet:
         print(summary)
     return 0 if summary.failed == 0 else 1
+
+
+def _nothing_done(store: Path) -> bool:
+    from .store import read_done
+
+    try:
+        return not read_done(store).any()
+    except Exception:  # noqa: BLE001 - no store yet (or one the run will refuse with its own message)
+        return True
+
+
+def _preflight_warnings(budget, args: argparse.Namespace) -> None:
+    """The numerical pre-flight before a new budget: findings are printed as warnings
+    (the budget runs anyway; its summary tells where invalid rows lie)."""
+    from .preflight import preflight
+
+    with working(args):
+        report = preflight(budget)
+    if not report.ok:
+        print(f"vbi-dask simulate: warning: the numerical pre-flight has {len(report.findings)} finding(s) (the "
+              "budget runs anyway; 'vbi-dask check CONFIG' prints the whole report):\n"
+              + "\n".join(f"  - {finding.message}" for finding in report.findings), file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

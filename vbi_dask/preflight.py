@@ -448,16 +448,16 @@ def _concentration(name: str, side: str, x: np.ndarray, invalid: np.ndarray) -> 
 
 
 def invalid_by_prior(theta: np.ndarray, valid: np.ndarray, prior: "Prior | Grid", *, alpha: float = 0.01,
-                     fraction: float = 0.2) -> list[str]:
+                     min_effect: float = 0.7) -> list[str]:
     """Where in the prior the invalid (diverged) rows of a budget concentrate.
 
     For each column of ``theta`` (and, for a regional parameter, the mean over its
-    regions), the invalid rows falling in the top (bottom) ``fraction`` of all rows'
-    values are counted and compared with the ``fraction`` expected if invalid rows were
-    spread like the rest: a concentration is reported when a one-sided binomial test
-    rejects at ``alpha`` (Bonferroni-corrected over the columns and both ends) and at
-    least twice the expected share of invalid rows lies there. Thresholds come from the
-    rows themselves, so any prior or grid works.
+    regions), the values of the invalid rows are compared with those of the valid rows by
+    a one-sided Mann-Whitney test at each end: a concentration is reported when it
+    rejects at ``alpha`` (Bonferroni-corrected over the columns and both ends) and the
+    effect is large: an invalid row's value exceeds (or falls below) a valid row's with
+    probability at least ``min_effect``. The test needs no threshold of its own and works
+    whatever the share of invalid rows, for any prior or grid.
 
     Parameters
     ----------
@@ -466,18 +466,19 @@ def invalid_by_prior(theta: np.ndarray, valid: np.ndarray, prior: "Prior | Grid"
     prior : the budget's :class:`~vbi_dask.prior.Prior` or :class:`~vbi_dask.prior.Grid`
         (for the column names).
     alpha : family-wise significance level.
-    fraction : share of the rows at each end of a parameter's range that is examined.
+    min_effect : smallest probability of superiority (0.5: no effect, 1: complete
+        separation) reported.
 
     Returns
     -------
     list of str
         Empty when every row is valid. Otherwise a first line with the count
         ("412 invalid rows of 10000 (4.12%)") followed by one line per concentration,
-        most significant first ("they concentrate at high G: G >= 0.75 holds 97% of them;
+        most significant first ("they concentrate at high G: G >= 0.75 holds 90% of them;
         31% of the rows there are invalid"), or a line saying that no parameter
         concentrates them.
     """
-    from scipy.stats import binomtest
+    from scipy.stats import mannwhitneyu
 
     theta = np.asarray(theta, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool)
@@ -486,13 +487,15 @@ def invalid_by_prior(theta: np.ndarray, valid: np.ndarray, prior: "Prior | Grid"
         raise ValueError(f"theta must be (sim, param) with param={len(names)} ({names}), got shape {theta.shape}")
     if valid.shape != (theta.shape[0],):
         raise ValueError(f"valid must be (sim,) = ({theta.shape[0]},), got shape {valid.shape}")
-    if not 0 < fraction < 0.5:
-        raise ValueError(f"fraction must be in (0, 0.5), got {fraction}")
+    if not 0.5 < min_effect <= 1:
+        raise ValueError(f"min_effect must be in (0.5, 1], got {min_effect}")
     invalid = ~valid
     n, n_invalid = len(valid), int(invalid.sum())
     if n_invalid == 0:
         return []
-    lines = [f"{n_invalid} invalid rows of {n} ({100 * n_invalid / n:.3g}%)"]
+    lines = [f"{n_invalid} invalid row{'s' if n_invalid != 1 else ''} of {n} ({100 * n_invalid / n:.3g}%)"]
+    if n_invalid == n:
+        return lines + ["every row is invalid: the whole prior diverges (lower dt or check the model's parameters)"]
     columns = {name: theta[:, j] for j, name in enumerate(names)}
     groups: dict[str, list[int]] = {}
     for j, name in enumerate(names):
@@ -504,16 +507,13 @@ def invalid_by_prior(theta: np.ndarray, valid: np.ndarray, prior: "Prior | Grid"
     for name, x in columns.items():
         if not np.isfinite(x).all() or x.min() == x.max():
             continue
-        for side in ("high", "low"):
-            cut = np.quantile(x, 1 - fraction if side == "high" else fraction)
-            inside = x >= cut if side == "high" else x <= cut
-            expected = inside.mean()  # ~ fraction (a grid's ties make it larger)
-            k = int((inside & invalid).sum())
-            if expected == 0 or k < 2 * expected * n_invalid:
-                continue
-            p = binomtest(k, n_invalid, expected, alternative="greater").pvalue
-            if p < level:
-                found.append((p, _concentration(name, side, x, invalid)))
+        for side, alternative in (("high", "greater"), ("low", "less")):
+            test = mannwhitneyu(x[invalid], x[valid], alternative=alternative)
+            effect = test.statistic / (n_invalid * (n - n_invalid))  # P(invalid value > valid value)
+            if side == "low":
+                effect = 1 - effect
+            if test.pvalue < level and effect >= min_effect:
+                found.append((test.pvalue, _concentration(name, side, x, invalid)))
     if not found:
         lines.append("they are spread over the prior: no parameter concentrates them")
     lines += [text for _, text in sorted(found, key=lambda item: item[0])]

@@ -118,12 +118,17 @@ def test_extend_appends_simulations_with_the_same_seed_scheme(reference_store, t
 
 
 def test_diverging_simulations_are_flagged_not_fatal(tmp_path):
-    b = budget(n_sims=16, eta=(-6.0, 2.0), keep_bold=False)  # eta above ~-2 diverges at dt 0.1 ms
+    b = budget(n_sims=48, eta=(-6.0, -1.0), keep_bold=False)  # eta above ~-4 diverges at dt 0.1 ms
     summary = b.run(tmp_path / "div.zarr", scheduler="sync", progress=False)
     ds = open_store(tmp_path / "div.zarr").load()
     valid, features = ds["valid"].values, ds["features"].values
-    assert summary.failed == 0 and summary.done == 16 and ds["done"].values.all()
-    assert 0 < summary.invalid < 16 and summary.invalid == int((~valid).sum())
+    assert summary.failed == 0 and summary.done == 48 and ds["done"].values.all()
+    assert 0 < summary.invalid < 48 and summary.invalid == int((~valid).sum())
+    # the summary says where they are: every invalid row has eta above the lowest invalid one
+    assert summary.invalid_where[0] == f"{summary.invalid} invalid rows of 48 ({100 * summary.invalid / 48:.3g}%)"
+    assert summary.invalid_where[1].startswith("they concentrate at high eta: eta >= ")
+    assert ds["theta"].sel(param="eta").values[~valid].min() > ds["theta"].sel(param="eta").values[valid].min()
+    assert "invalid rows:\n  " in str(summary)
     assert np.array_equal(valid, np.isfinite(features).all(axis=1))
     assert "bold" not in ds
 
