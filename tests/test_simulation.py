@@ -138,3 +138,20 @@ def test_per_node_and_per_sim_parameters_are_first_class():
         for i in range(3):
             alone = sim.run({"eta": eta[k, i], "G": 0.0}, n_sims=k + 1, seed=0, threads=1)["r"].values[k, -1, i]
             assert both[k, i] == alone
+
+
+def test_swept_parameters_are_coordinates_on_sim():
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(size=(4, 4))
+    np.fill_diagonal(weights, 0.0)
+    sim = Simulation("mpr", connectome=Connectome(weights=weights, name="t"), dt_ms=0.1, duration_ms=20.0,
+                     monitors=(TemporalAverage(1.0),))
+    eta = np.array([[-5.0, -4.0, -5.0, -4.0]]) + 0.1 * np.arange(3)[:, None]  # (sim, node)
+    ds = sim.run({"G": np.array([0.1, 0.2, 0.3]), "eta": xr.DataArray(eta, dims=("sim", "node")), "J": 14.0},
+                 seed=1, first_sim=5)
+    assert ds["G"].dims == ("sim",) and ds["G"].values.tolist() == [0.1, 0.2, 0.3]
+    assert ds["eta"].dims == ("sim", "node") and np.array_equal(ds["eta"].values, eta)
+    assert "J" not in ds.coords and "tau" not in ds.coords  # the same in every simulation: not swept
+    picked = ds.sel(sim=ds.G > 0.15)
+    assert picked["sim"].values.tolist() == [6, 7] and np.array_equal(picked["r"].values, ds["r"].values[1:])
+    assert np.array_equal(ds.swap_dims(sim="G").sel(G=0.2)["r"].values, ds["r"].values[1])

@@ -28,7 +28,7 @@ from .kernels.coupling import COUPLINGS
 from .models import ModelSpec, get_model
 from .monitors import EEG, MEG, Bold, Monitor, Raw, TemporalAverage, eeg_leadfield_sphere
 from .monitors import monitor_from_dict, monitor_to_dict
-from ._params import param_array, resolve_n_sims
+from ._params import broadcast_param, param_array, resolve_n_sims
 
 __all__ = ["Simulation", "simulate"]
 
@@ -355,10 +355,30 @@ class Simulation:
 
         Returns an ``xarray.Dataset`` with one variable per observable (sim, time, node),
         ``bold`` (sim, time_bold, node) and ``eeg``/``meg`` (sim, time, sensor) as monitored.
+        Swept parameters (those whose value differs between simulations) are coordinates:
+        on ``sim`` when the value is the same for every region (``ds.sel(sim=ds.G > 0.5)``,
+        ``ds.swap_dims(sim="G")``), on ``(sim, node)`` otherwise.
         """
+        params = dict(params or {})
         arrays = self.run_arrays(params, n_sims=n_sims, seed=seed, first_sim=first_sim, threads=threads,
                                  backend=backend)
-        return self.to_dataset(arrays, first_sim=first_sim)
+        ds = self.to_dataset(arrays, first_sim=first_sim)
+        return ds.assign_coords(self._swept(params, ds.sizes["sim"]))
+
+    def _swept(self, params: Mapping, n_sims: int) -> dict[str, tuple]:
+        """Coordinates of the parameters that differ between simulations."""
+        n, units = self.connectome.n_nodes, {p.name: p.unit for p in self.model.all_params}
+        coords = {}
+        for name, value in params.items():
+            values = broadcast_param(name, value, n, n_sims)  # (node, sim)
+            if (values == values[:, :1]).all():
+                continue  # the same in every simulation: not swept
+            attrs = {"units": units.get(name, ""), "description": "swept parameter"}
+            if (values == values[:1]).all():
+                coords[name] = ("sim", values[0].copy(), attrs)
+            else:
+                coords[name] = (("sim", "node"), values.T.copy(), attrs)
+        return coords
 
     def to_dataset(self, arrays: Mapping[str, np.ndarray], *, first_sim: int = 0) -> xr.Dataset:
         model, c = self.model, self.connectome
