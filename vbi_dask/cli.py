@@ -63,9 +63,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.store.exists() and not args.store.is_dir():
         raise NotADirectoryError(f"--store {str(args.store)!r} is a file, not a Zarr store folder; choose another path")
     budget = budget_from_config(config, base_dir=args.config.parent)
-    if not args.no_check and _nothing_done(args.store):
-        _preflight_warnings(budget, args)
+    preflight = not args.no_check and _nothing_done(args.store)
     if args.scheduler:
+        if preflight:
+            _preflight_warnings(budget, args)
         with working(args), _interrupted_report(budget, args.store):
             summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers,
                                  progress=not args.quiet)
@@ -79,6 +80,8 @@ def _simulate(args: argparse.Namespace) -> int:
             if kind not in ("local", "cuda", "auto"):
                 raise ValueError(f"--workers applies to a local cluster, not to {kind!r}: size it in its options")
             options["n_workers"] = args.workers
+        if preflight:  # after every check of the arguments: it simulates for a few seconds
+            _preflight_warnings(budget, args)
         local = kind in ("local", "cuda", "auto")  # worker processes writing to this terminal
         with working(args), _interrupted_report(budget, args.store):
             # local workers start with Ctrl-C ignored: it reaches this driver alone, which

@@ -164,11 +164,12 @@ def test_failure_while_running_is_exit_1_with_one_line(tmp_path, capsys, monkeyp
             raise error
 
         monkeypatch.setattr(Budget, "run", fail)
-        assert main(["simulate", str(config), "--store", str(tmp_path / "s.zarr"), "--scheduler", "sync"]) == 1
+        assert main(["simulate", str(config), "--store", str(tmp_path / "s.zarr"), "--scheduler", "sync",
+                     "--no-check"]) == 1
         err = capsys.readouterr().err
         assert err == f"vbi-dask simulate: failed: {type(error).__name__}: {error}\n"
         assert main(["--debug", "simulate", str(config), "--store", str(tmp_path / "s.zarr"), "--scheduler",
-                     "sync"]) == 1
+                     "sync", "--no-check"]) == 1
         assert capsys.readouterr().err.startswith("Traceback")
 
 
@@ -180,7 +181,8 @@ def test_ctrl_c_says_how_many_blocks_are_done_and_exits_130(tmp_path):
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "vbi_dask.cli", "simulate", str(config), "--store", str(path), "--scheduler", "sync",
-         "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+         "--quiet", "--no-check"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
