@@ -4,8 +4,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BASE_VENV ?= .venv-base
 
-.PHONY: install demo test notebooks bench bench-gpu clean
+.PHONY: install demo test test-base notebooks bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -26,6 +27,14 @@ test: install
 	# every notebook, executed at small sizes (their committed outputs are left as they are)
 	VBI_DASK_NOTEBOOK_SIZE=small $(PY) -m pytest -q --nbmake --nbmake-timeout=900 notebooks
 
+# the base install (`pip install .`, no extras) in a venv of its own: import, simulate, a tiny
+# budget twice (bit-identical), and one-line errors naming the extras of training and clusters
+test-base:
+	test -x $(BASE_VENV)/bin/python || $(PYTHON) -m venv $(BASE_VENV)
+	$(BASE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BASE_VENV)/bin/python -m pip install --quiet .
+	env -u PYTHONPATH $(BASE_VENV)/bin/python tests/base_install/check_base.py
+
 # re-run the notebooks at full size and write their outputs (figures) back into them
 notebooks: install
 	VBI_DASK_NOTEBOOK_SIZE=full $(PY) -m pytest -q --nbmake --nbmake-timeout=3600 --overwrite notebooks
@@ -38,4 +47,4 @@ bench-gpu: install
 	$(PY) bench/bench_gpu.py
 
 clean:
-	rm -rf $(VENV) demo_output bench.jsonl .pytest_cache
+	rm -rf $(VENV) $(BASE_VENV) demo_output bench.jsonl .pytest_cache

@@ -4,6 +4,10 @@ CRD schema). SLURM runs for real in tests/deploy/test_slurm.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -105,3 +109,21 @@ def test_kubernetes_without_credentials_says_what_to_set(monkeypatch, tmp_path):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(RuntimeError, match="kubernetes cluster: .*credentials.*KUBECONFIG"):
         cluster.get_client("kubernetes", n_workers=1)
+
+
+def test_cli_without_kubernetes_credentials_is_one_line(tmp_path):
+    """No traceback either from dask-kubernetes' exit hook, which deletes the clusters it
+    knows of (a process of its own: the hook runs at exit)."""
+    pytest.importorskip("dask_kubernetes")
+    from tests.budget.test_cli import ROOT, write_config
+
+    config = write_config(tmp_path)
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "missing"), "PYTHONPATH": str(ROOT)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    out = subprocess.run([sys.executable, "-m", "vbi_dask.cli", "simulate", str(config), "--store",
+                          str(tmp_path / "k.zarr"), "--cluster", "kubernetes", "--no-check"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 1 and out.stdout == "", out
+    assert out.stderr.startswith("vbi-dask simulate: failed: RuntimeError: kubernetes cluster: Unable to find valid "
+                                 "credentials: set KUBECONFIG") and len(out.stderr.splitlines()) == 1, out.stderr
+    assert not (tmp_path / "k.zarr").exists()

@@ -40,10 +40,13 @@ and the cluster: ``vbi-dask simulate budget.yaml --cluster slurm`` picks ``slurm
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 from collections.abc import Mapping
 from typing import Any
+
+from ._extras import require
 
 __all__ = ["CLUSTER_KINDS", "get_client", "close_client", "make_cluster", "cluster_from_config",
            "kubernetes_cluster_spec", "adaptive_maximum", "cluster_gpu_count"]
@@ -77,11 +80,10 @@ def cluster_gpu_count() -> int:
 
 
 def _import(module: str, name: str, extra: str):
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except ImportError as err:
-        raise ImportError(f"this cluster kind needs {module.split('.')[0].replace('_', '-')}: "
-                          f"pip install 'vbi-dask[{extra}]'") from err
+    """``module.name``; a missing package raises the one-line :class:`~vbi_dask._extras.MissingExtraError`
+    naming ``extra`` (an installed package that fails to import raises its own error)."""
+    require(extra, f"cluster kind {extra!r}", [module.split(".")[0]])
+    return getattr(__import__(module, fromlist=[name]), name)
 
 
 def _local_cuda_cluster_class():
@@ -118,8 +120,9 @@ def make_cluster(kind: str = "auto", **options: Any):
     ------
     ValueError
         Unknown kind or option (the message lists the valid ones).
-    ImportError
-        The kind's optional dependency is missing (the message names the extra).
+    MissingExtraError
+        The kind's optional dependency is missing (an ImportError; the one-line message
+        names the extra).
     """
     if kind not in CLUSTER_KINDS:
         raise ValueError(f"unknown cluster kind {kind!r}; valid: {', '.join(CLUSTER_KINDS)} or a scheduler address")
@@ -237,11 +240,17 @@ def _kubernetes(options: dict):
     except ValueError as err:
         if "credentials" not in str(err):
             raise
-        raise RuntimeError(f"kubernetes cluster: {err}: set KUBECONFIG (or ~/.kube/config), or run inside a pod whose "
-                           "service account may create DaskClusters (deploy/kubernetes/README.md)") from err
-    if adapt is not None:
-        cluster.adapt(**dict(adapt))
-    return cluster
+        problem = str(err)
+    else:
+        if adapt is not None:
+            cluster.adapt(**dict(adapt))
+        return cluster
+    # The half-built KubeCluster stays registered with dask-kubernetes' exit hook (which would
+    # try to delete it and print a traceback at exit) while the error's frames hold it: raised
+    # outside the except clause, with those frames collected, it is gone.
+    gc.collect()
+    raise RuntimeError(f"kubernetes cluster: {problem}: set KUBECONFIG (or ~/.kube/config), or run inside a pod "
+                       "whose service account may create DaskClusters (deploy/kubernetes/README.md)")
 
 
 def cluster_from_config(section: Any, kind: str | None = None) -> tuple[str, dict]:

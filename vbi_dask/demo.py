@@ -24,6 +24,9 @@ __all__ = ["simulation_demo"]
 def simulation_demo(out: str | Path = "demo_output", *, n_sims: int = 16, duration_s: float = 60.0,
                     seed: int = 0, threads: int | None = None) -> dict:
     """Simulate a G sweep of MPR on the default connectome and save figures and a summary."""
+    from ._extras import require
+
+    require("train", "the simulation demo's figures", ["matplotlib"])
     import matplotlib
 
     matplotlib.use("Agg")

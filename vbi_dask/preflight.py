@@ -202,11 +202,11 @@ def _fmt(values: np.ndarray) -> str:
 
 
 def _has_quantile_function(factor: "ParamPrior") -> bool:
-    from .prior import _SCIPY_PPF
+    from .prior import _SCIPY_PPF, _torch
 
     if factor.dist in ("Uniform", "MultivariateNormal") or factor.dist in _SCIPY_PPF:
         return True
-    import torch
+    torch = _torch()
 
     try:
         factor._torch_dist(factor.n_columns).icdf(torch.full((factor.n_columns,), 0.5, dtype=torch.float64))

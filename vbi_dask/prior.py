@@ -51,8 +51,13 @@ _SCIPY_PPF = {
 }
 
 
-def _torch():
-    import torch  # optional at import time of vbi_dask
+def _torch(what: str = "a prior other than Uniform"):
+    """torch (the 'train' extra): priors other than Uniform and ``to_torch`` use it; uniform
+    priors and grids need no torch."""
+    from ._extras import require
+
+    require("train", what, ["torch"])
+    import torch
 
     return torch
 
@@ -424,7 +429,7 @@ class Prior(_Design):
         """A torch distribution over theta (event shape (n_param,)), accepted by sbi's
         ``process_prior``: sbi's ``BoxUniform`` when every factor is uniform, else
         ``sbi.utils.MultipleIndependent`` of the factors (a single factor: itself)."""
-        torch = _torch()
+        torch = _torch("Prior.to_torch")
         from sbi.utils import BoxUniform, MultipleIndependent
 
         if all(f.dist == "Uniform" for f in self.params):
@@ -507,7 +512,7 @@ class Grid(_Design):
 
     def to_torch(self):
         """sbi's ``BoxUniform`` over the grid's bounding box (for training on a sweep)."""
-        torch = _torch()
+        torch = _torch("Grid.to_torch")
         from sbi.utils import BoxUniform
 
         low, high = self.bounds()

@@ -88,7 +88,7 @@ def test_copy_sources_exist_and_make_an_installable_package(dockerfile):
 def test_extras_exist_in_pyproject(dockerfile):
     extras = _extras(dockerfile)
     assert extras <= set(PYPROJECT["project"]["optional-dependencies"]), extras
-    assert {"slurm", "kubernetes", "notebooks"} <= extras
+    assert {"train", "slurm", "kubernetes", "notebooks"} <= extras  # images train and serve the CLI
     assert ("cuda" in extras) == (dockerfile == CUDA)
 
 
