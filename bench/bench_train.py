@@ -11,9 +11,14 @@ Rows appended to bench.jsonl:
 - ``train.sbi_samples_per_s``: the same for ``NPE(prior).append_simulations().train()``;
 - ``train.vs_sbi_ratio``: their ratio (target >= 0.8);
 - ``train.peak_rss_ratio_10x``: peak RSS of one training epoch on a store of 200 000
-  rows x 256 features (200 MB) over one of 20 000 rows (target < 1.2).
+  rows x 256 features (200 MB) over one of 20 000 rows (target < 1.2);
+- ``train.loaded_vs_quiet``: training throughput (samples/s of the fit, a fixed small
+  training: 6 000 rows, the same NSF, 2 epochs, default threads) with one CPU kept busy
+  by a background busy loop, over the throughput without it (target >= 0.4). The row
+  also gives, for comparison, the loaded throughput with as many torch threads as the
+  process's CPUs (``all_cpus_*``: what torch does by default).
 
-    .venv/bin/python bench/bench_train.py [--repeats 3] [--epochs 5]
+    .venv/bin/python bench/bench_train.py [--repeats 3] [--epochs 5] [--only loaded]
 """
 
 from __future__ import annotations
@@ -43,16 +48,16 @@ def make_problem(seed: int = 0):
     return theta, x
 
 
-def ours(store: Path, epochs: int, seed: int) -> dict:
+def ours(store: Path, epochs: int, seed: int, threads: int | None = None) -> dict:
     from vbi_dask.train import train_posterior
 
     t0 = time.perf_counter()
     post = train_posterior(store, estimator=ESTIMATOR, batch_size=200, learning_rate=5e-4, max_epochs=epochs,
-                           stop_after_epochs=10**6, seed=seed)
+                           stop_after_epochs=10**6, seed=seed, progress=False, threads=threads)
     wall = time.perf_counter() - t0
     t = post.info.training
     return {"wall_s": wall, "samples": t["samples_seen"], "samples_per_s": t["samples_seen"] / wall,
-            "fit_samples_per_s": t["samples_per_s"], "epochs": t["epochs"]}
+            "fit_samples_per_s": t["samples_per_s"], "epochs": t["epochs"], "threads": t["threads"]}
 
 
 def theirs(theta: np.ndarray, x: np.ndarray, prior, epochs: int, seed: int) -> dict:
@@ -102,10 +107,58 @@ def peak_rss_ratio(folder: Path) -> tuple[float, dict, dict]:
     return results[1]["rss_kb"] / results[0]["rss_kb"], results[0], results[1]
 
 
+LOADED_ROWS, LOADED_EPOCHS = 6_000, 2
+
+
+class busy_cpu:
+    """A background process spinning on one CPU for the duration of the block."""
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)  # let it reach its loop
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+        return False
+
+
+def loaded_vs_quiet(folder: Path, prior, repeats: int) -> dict:
+    """Fit throughput of a fixed small training, alternating quiet and one busy CPU."""
+    from vbi_dask.train._runtime import cpu_share
+    from vbi_dask.train._synthetic import write_store
+
+    theta, x = make_problem()
+    store = folder / "loaded.zarr"
+    write_store(store, theta[:LOADED_ROWS], x[:LOADED_ROWS], prior, chunk_size=500)
+    ours(store, 1, 0)  # warm-up
+    quiet, loaded = [], []
+    for k in range(repeats):
+        quiet.append(ours(store, LOADED_EPOCHS, 0))
+        with busy_cpu():
+            loaded.append(ours(store, LOADED_EPOCHS, 0))
+        print(f"repeat {k}: quiet {quiet[-1]['fit_samples_per_s']:.0f} samples/s, one CPU busy "
+              f"{loaded[-1]['fit_samples_per_s']:.0f} samples/s ({quiet[-1]['threads']} torch threads)", flush=True)
+    with busy_cpu():  # once: the threads torch would take by itself, for comparison
+        all_cpus = ours(store, LOADED_EPOCHS, 0, threads=cpu_share())
+    print(f"one CPU busy, {all_cpus['threads']} torch threads: {all_cpus['fit_samples_per_s']:.0f} samples/s",
+          flush=True)
+    quiet_rate = float(np.median([r["fit_samples_per_s"] for r in quiet]))
+    loaded_rate = float(np.median([r["fit_samples_per_s"] for r in loaded]))
+    return {"ratio": loaded_rate / quiet_rate, "quiet_samples_per_s": quiet_rate,
+            "loaded_samples_per_s": loaded_rate, "threads": quiet[0]["threads"], "cpu_share": cpu_share(),
+            "all_cpus_threads": all_cpus["threads"], "all_cpus_loaded_samples_per_s": all_cpus["fit_samples_per_s"],
+            "all_cpus_ratio": all_cpus["fit_samples_per_s"] / quiet_rate, "n_sims": LOADED_ROWS,
+            "epochs": LOADED_EPOCHS, "estimator": ESTIMATOR, "repeats": repeats}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--only", choices=("loaded",), default=None,
+                        help="only the train.loaded_vs_quiet row")
     args = parser.parse_args()
 
     from vbi_dask.train._synthetic import write_store
@@ -118,6 +171,10 @@ def main() -> int:
         theta, x = make_problem()
         prior = Prior({"eta": {"dist": "Normal", "loc": 0.0, "scale": 1.0, "nodes": list(range(N_PARAMS))}},
                       model="mpr", n_nodes=N_PARAMS)
+        if args.only == "loaded":
+            row = loaded_vs_quiet(folder, prior, args.repeats)
+            print(record("train.loaded_vs_quiet", row.pop("ratio"), "ratio", **row))
+            return 0
         store = folder / "problem.zarr"
         write_store(store, theta, x, prior, chunk_size=1000)
         # sbi trains and validates on the rows we train and validate on (no test split here)
@@ -131,7 +188,7 @@ def main() -> int:
         ours_rate = float(np.median([r["samples_per_s"] for r in a]))
         sbi_rate = float(np.median([r["samples_per_s"] for r in b]))
         extra = {"n_sims": N_SIMS, "n_features": N_FEATURES, "estimator": ESTIMATOR, "epochs": args.epochs,
-                 "threads": torch.get_num_threads()}
+                 "threads": a[0]["threads"], "sbi_threads": torch.get_num_threads()}
         print(record("train.samples_per_s", ours_rate, "samples/s",
                      fit_only=float(np.median([r["fit_samples_per_s"] for r in a])), **extra))
         print(record("train.sbi_samples_per_s", sbi_rate, "samples/s", **extra))
@@ -139,6 +196,8 @@ def main() -> int:
         ratio, small, large = peak_rss_ratio(folder)
         print(record("train.peak_rss_ratio_10x", ratio, "ratio", small_rss_kb=small["rss_kb"],
                      large_rss_kb=large["rss_kb"], small_rows=small["rows"], large_rows=large["rows"]))
+        row = loaded_vs_quiet(folder, prior, args.repeats)
+        print(record("train.loaded_vs_quiet", row.pop("ratio"), "ratio", **row))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

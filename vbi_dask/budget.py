@@ -28,8 +28,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import _config
 from . import store as _store
-from ._progress import BlockProgress
+from ._progress import Progress
 from .connectome import Connectome, default_connectome, load_connectome, load_tvb_zip
 from .features import FeatureSet
 from .kernels.edges import NUMERICS_VERSION
@@ -140,7 +141,8 @@ class Budget:
     features : FeatureSet or list of feature entries
         Computed per simulation into ``features(sim, feature)``.
     chunk_size : int
-        Simulations per block (one task, one Zarr chunk).
+        Simulations per block (one task, one Zarr chunk); default: the
+        ``vbi_dask.chunk-size`` setting (64; see :mod:`vbi_dask._config`).
     seed : int
         Keys the prior draws, initial conditions and noise, with the simulation index.
     keep_bold : bool
@@ -163,7 +165,7 @@ class Budget:
     prior: Prior | Grid
     n_sims: int
     features: FeatureSet | Sequence[Any]
-    chunk_size: int = 64
+    chunk_size: int | None = None
     seed: int = 0
     keep_bold: bool = False
     backend: str = "cpu"
@@ -173,6 +175,8 @@ class Budget:
             raise TypeError(f"simulation must be a Simulation, got {type(self.simulation).__name__}")
         if not isinstance(self.prior, (Prior, Grid)):
             raise TypeError(f"prior must be a Prior or Grid, got {type(self.prior).__name__}")
+        if self.chunk_size is None:
+            object.__setattr__(self, "chunk_size", _config.get("chunk-size"))
         for name in ("n_sims", "chunk_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -373,8 +377,10 @@ class Budget:
             processes (``NUMBA_NUM_THREADS=1``), closed at the end.
         n_workers : workers of the LocalCluster, or threads of the "threads" scheduler
             (default: the CPU count).
-        progress : show a progress bar (and the dashboard link of a cluster) and print
-            the summary.
+        progress : show progress on stderr (a tqdm bar in a terminal or notebook; in a
+            file or a SLURM log, a line of blocks done, sims/s and ETA at most every 10 s,
+            and one at the end; see :mod:`vbi_dask._progress`), the dashboard link of a
+            cluster, and print the summary.
 
         Returns
         -------
@@ -422,16 +428,20 @@ class Budget:
 
     def _run_local(self, tasks, scheduler: str, n_workers, progress: bool, totals: "_Totals") -> None:
         import dask
-        from dask.diagnostics import ProgressBar
+        from dask.callbacks import Callback
 
         kwargs = {"scheduler": scheduler}
         if scheduler == "threads" and n_workers:
             kwargs["num_workers"] = int(n_workers)
-        if progress and tasks:
-            with ProgressBar(dt=0.5):
-                results = dask.compute(*tasks, **kwargs)
-        else:
+        bar = Progress(len(tasks), unit="blocks", work_unit="sims", enabled=progress)
+
+        def block_done(key, result, dsk, state, worker_id):
+            if isinstance(result, dict) and "start" in result:  # a block's summary (not the shared budget)
+                bar.update(1, result["stop"] - result["start"])
+
+        with Callback(posttask=block_done):
             results = dask.compute(*tasks, **kwargs)
+        bar.close()
         for result in results:
             totals.add(result)
 
@@ -448,7 +458,7 @@ class Budget:
             # future workers) busy, few enough that driver and scheduler memory stay flat
             window = lambda: 2 * max(1, sum(client.nthreads().values()), adaptive_maximum(client)) + 2  # noqa: E731
             queue = list(pending)
-            bar = BlockProgress(len(queue), enabled=progress)
+            bar = Progress(len(queue), unit="blocks", work_unit="sims", enabled=progress)
             sizes = {}
             # the budget travels once, as a task every block depends on (a scattered value
             # would be lost with its worker; a task is recomputed)
@@ -641,5 +651,5 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
             raise ValueError(f"prior must be a mapping of parameter -> spec, got {config['prior']!r}")
         prior = Prior(dict(config["prior"]), model=simulation.model, n_nodes=n_nodes)
     return Budget(simulation, prior, n_sims=config["n_sims"], features=FeatureSet.from_dict(config["features"]),
-                  chunk_size=config.get("chunk_size", 64), seed=config.get("seed", 0),
+                  chunk_size=config.get("chunk_size"), seed=config.get("seed", 0),
                   keep_bold=config.get("keep_bold", False), backend=config.get("backend", "cpu"))

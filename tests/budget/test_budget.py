@@ -282,11 +282,34 @@ def test_unknown_scheduler_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "s.zarr").exists()
 
 
-def test_progress_bar_and_summary_are_printed(tmp_path, capsys):
-    summary = budget(n_sims=8).run(tmp_path / "p.zarr", scheduler="sync", progress=True)
-    out = capsys.readouterr().out
-    assert "100% Completed" in out and "simulations done   8 / 8" in out
-    assert str(summary) in out and summary.sims_per_s > 0
+def test_progress_to_a_file_is_a_few_lines_and_the_summary(tmp_path, capsys):
+    """Output captured (not a terminal, like a SLURM log): no carriage returns, one
+    progress line at most every 10 s and one at the end, on stderr; the summary on stdout."""
+    summary = budget(n_sims=16).run(tmp_path / "p.zarr", scheduler="sync", progress=True)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err
+    lines = captured.err.strip().splitlines()
+    assert 1 <= len(lines) <= 1 + int(summary.wall_s // 10)
+    assert lines[-1].startswith("all 2 blocks done, ") and "sims/s" in lines[-1]
+    assert "simulations done   16 / 16" in captured.out
+    assert str(summary) in captured.out and summary.sims_per_s > 0
+
+
+def test_progress_in_a_terminal_is_a_tqdm_bar():
+    import io
+
+    from vbi_dask._progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = Progress(4, unit="blocks", work_unit="sims", stream=stream)
+    for _ in range(4):
+        bar.update(1, 8)
+    bar.close()
+    assert "\r" in stream.getvalue() and "4/4" in stream.getvalue() and "sims/s" in stream.getvalue()
 
 
 def test_backend_auto_without_gpu_gives_the_cpu_store(reference_store, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """The ``train``, ``infer`` and ``demo`` commands of ``vbi-dask`` (registered in
 :mod:`vbi_dask.cli`): argument parsing and printing only, the work is the public API.
 
-    vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...] ...
+    vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...] [--log-dir DIR [--resume]] ...
     vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES] [--max-sampling-time 60] [--no-reject]
     vbi-dask demo [--out demo_output] [--n-sims 3000] [--workers 2]
 """
@@ -39,11 +39,23 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.0, help="held out for diagnostics")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-dir", type=Path, default=None, help="logs and checkpoints (default: temporary)")
-    parser.add_argument("--logger", choices=("csv", "tensorboard"), default="csv")
+    parser.add_argument("--log-dir", type=Path, default=None,
+                        help="logs and full checkpoints, kept (default: a temporary folder, deleted; give one to be "
+                             "able to --resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="resume the interrupted training of --log-dir from its last checkpoint (same store and "
+                             "options; --max-epochs and --patience may change)")
+    parser.add_argument("--logger", choices=("csv", "tensorboard"), default="csv",
+                        help="metrics log in --log-dir: csv, or tensorboard as well (default csv)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
     parser.add_argument("--devices", default="1", help="devices, or 'auto' (default 1)")
-    parser.add_argument("--progress", action="store_true", help="Lightning's progress bar")
+    parser.add_argument("--precision", default=None,
+                        help="Lightning's precision, e.g. 32-true, bf16-mixed, 16-mixed (default 32-true)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads (default: the CPUs this process may use, less one, at least 1)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no training progress (default: a bar in a terminal; in a file, a line per epoch at "
+                             "most every 10 s)")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -58,6 +70,12 @@ def train(args: argparse.Namespace) -> int:
     config = EstimatorConfig(model=args.estimator, hidden_features=args.hidden, num_transforms=args.transforms,
                              num_bins=args.bins, embedding=embedding)
     devices = args.devices if args.devices == "auto" else int(args.devices)
+    if args.resume:
+        if args.log_dir is None:
+            raise ValueError("--resume needs the --log-dir of the interrupted training")
+        if not (args.log_dir / "checkpoints" / "last.ckpt").is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from in --log-dir {str(args.log_dir)!r} "
+                                    "(no checkpoints/last.ckpt)")
     with working(args):
         return _train(args, config, devices)
 
@@ -70,16 +88,20 @@ def _train(args: argparse.Namespace, config, devices) -> int:
             args.store, estimator=config, features=args.features, batch_size=args.batch_size, learning_rate=args.lr,
             max_epochs=args.max_epochs, stop_after_epochs=args.patience, validation_fraction=args.validation_fraction,
             test_fraction=args.test_fraction, seed=args.seed, log_dir=args.log_dir, logger=args.logger,
-            accelerator=args.accelerator, devices=devices, progress=args.progress)
+            accelerator=args.accelerator, devices=devices, progress=not args.quiet, precision=args.precision,
+            threads=args.threads, ckpt_path="last" if args.resume else None)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"training stopped, no model written to {args.out}") from None
+        again = ("; resume with the same command and --resume" if args.log_dir is not None and
+                 (args.log_dir / "checkpoints" / "last.ckpt").is_file() else "")
+        raise KeyboardInterrupt(f"training stopped, no model written to {args.out}{again}") from None
     path = save_posterior(posterior, args.out)
     info = posterior.info
     t = info.training
     print(f"trained {args.estimator} on {info.split['n_train']} simulations ({info.split['n_validation']} validation, "
           f"{info.split['n_test']} test), {len(info.used_features)} of {len(info.feature_names)} features")
-    print(f"epochs {t['epochs']} (best {t['best_epoch']}), best validation loss {t['best_val_loss']:.4f}, "
-          f"{t['samples_per_s']:.0f} samples/s")
+    resumed = "" if t["resumed_from_epoch"] is None else f", resumed at epoch {t['resumed_from_epoch']}"
+    print(f"epochs {t['epochs']} (best {t['best_epoch']}{resumed}), best validation loss {t['best_val_loss']:.4f}, "
+          f"{t['samples_per_s']:.0f} samples/s" + (f", {t['threads']} torch threads" if t["threads"] else ""))
     if info.split["n_test"]:
         from .diagnostics import heldout, posterior_zscores
 

@@ -3,6 +3,8 @@ data module streaming its batches from a budget store."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
@@ -20,12 +22,18 @@ class DensityEstimatorModule(L.LightningModule):
     and ``val_loss`` (per-epoch means weighted by batch size, averaged over devices).
     Gradient clipping, early stopping and checkpoints are the Trainer's
     (see :func:`vbi_dask.train.train_posterior`).
+
+    ``run`` (JSON-able) describes what the training depends on besides the weights
+    (estimator, features, statistics, split, hyper-parameters); it is written into every
+    checkpoint as ``checkpoint["vbi_dask_run"]`` so that a resume can check it.
     """
 
-    def __init__(self, estimator: torch.nn.Module, learning_rate: float = 5e-4):
+    def __init__(self, estimator: torch.nn.Module, learning_rate: float = 5e-4, *,
+                 run: dict[str, Any] | None = None):
         super().__init__()
         self.estimator = estimator
         self.learning_rate = float(learning_rate)
+        self.run = run
 
     def _loss(self, batch) -> torch.Tensor:
         theta, x = batch
@@ -43,6 +51,10 @@ class DensityEstimatorModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.estimator.parameters(), lr=self.learning_rate)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run is not None:
+            checkpoint["vbi_dask_run"] = self.run
 
 
 class StoreDataModule(L.LightningDataModule):

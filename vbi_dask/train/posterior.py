@@ -152,8 +152,12 @@ def train_posterior(
     devices: int | str = 1,
     strategy: str = "auto",
     log_dir: str | os.PathLike | None = None,
-    logger: str = "csv",
-    progress: bool = False,
+    logger: Any = "csv",
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+    precision: str | int | None = None,
+    ckpt_path: str | os.PathLike | None = None,
+    threads: int | None = None,
 ) -> StorePosterior:
     """Train a neural posterior estimator by streaming ``(theta, features)`` from a store.
 
@@ -171,15 +175,46 @@ def train_posterior(
         the best validation epoch are restored.
     validation_fraction, test_fraction, split_seed : the split of the simulations by
         index hash (see :func:`vbi_dask.train.data.split_of`); test rows are never read.
-    seed : seeds the initial weights and the shuffle (the global torch RNG state is
-        restored afterwards).
+    seed : seeds the run (``lightning.seed_everything(seed, workers=True)``: the initial
+        weights), every epoch's draws (from (seed, epoch)) and the shuffle; the global
+        random states (Python, NumPy, torch CPU) are restored afterwards. The same seed,
+        data and settings give the same weights, also across an interruption and resume.
     buffer_chunks, prefetch_chunks, num_workers : streaming (see :class:`StoreStream`).
     accelerator, devices, strategy : Lightning's; ``devices > 1`` trains data-parallel,
         each rank streaming its own chunks.
-    log_dir : where the logs (``logger``: "csv" or "tensorboard") and checkpoints go;
-        None: a temporary folder, deleted at the end (give one with ``strategy="ddp"``,
-        whose ranks are separate launches of the script and must share it).
-    progress : show Lightning's progress bar and messages.
+    log_dir : where the logs and the checkpoints go; None: a temporary folder, deleted at
+        the end (give one with ``strategy="ddp"``, whose ranks are separate launches of
+        the script and must share it, and to be able to resume). Checkpoints are full
+        (weights, optimiser, epoch, early-stopping and checkpoint state):
+        ``checkpoints/last.ckpt`` (end of the last finished epoch) and
+        ``checkpoints/best.ckpt`` (lowest validation loss).
+    logger : "csv" (``LOG_DIR/logs/metrics.csv``; a resumed run writes
+        ``logs/resumed_from_epoch_K/metrics.csv``), "tensorboard" (also
+        ``LOG_DIR/tensorboard``), any Lightning logger object or a list of them, or False
+        (none). The history in ``info.training`` does not depend on it.
+    progress : show progress on stderr: tqdm bars over epochs and batches in a terminal or
+        notebook; otherwise (a file, a SLURM log) a line per epoch at most every 10 s with
+        the losses, the best validation loss and the time, and one at the end
+        (see :class:`vbi_dask.train._callbacks.TrainingProgress`).
+    callbacks : more Lightning callbacks, run after ours (history, per-epoch seeding,
+        threads, progress, early stopping, checkpoints); a progress bar among them
+        replaces ours.
+    precision : Lightning's ``Trainer(precision=...)`` (e.g. "bf16-mixed"); None: its
+        default (32-bit).
+    ckpt_path : resume an interrupted training in its ``log_dir`` (which may have been
+        moved or copied): "last" for ``LOG_DIR/checkpoints/last.ckpt``, or the path of a
+        checkpoint in that folder. The run must be the same (estimator, features,
+        data split and statistics, batch size, learning rate, seed, clipping): it then
+        continues at the epoch after the checkpoint and ends as the uninterrupted training
+        would have (same epochs, same weights). ``max_epochs`` and ``stop_after_epochs``
+        may be changed.
+    threads : torch threads while training (restored afterwards). None: one less than
+        the process's CPU share, at least 1: a Dask worker's threads inside a worker,
+        else the CPUs of the process's affinity mask (``os.sched_getaffinity``: SLURM,
+        taskset, cpusets) capped by a cgroup CPU quota, divided among data-parallel CPU
+        ranks. One CPU is left because an OpenMP team that needs every CPU stalls
+        whenever another thread or process takes one (measured: on a 2-core machine with
+        the other core busy, 2 threads trained 10-35x slower than 1).
 
     Returns
     -------
@@ -191,14 +226,24 @@ def train_posterior(
     ------
     ValueError
         A store without features or usable rows, unknown features, an invalid
-        estimator, too few training rows for one batch.
+        estimator, too few training rows for one batch, an unknown logger, a seed
+        outside [0, 2**32); a checkpoint to resume from that is outside ``log_dir``, not
+        written by this function, or of a different training (the message lists the
+        differences).
+    FileNotFoundError
+        ``ckpt_path`` without a ``log_dir``, naming no file, or "last" with no
+        ``checkpoints/last.ckpt`` in ``log_dir``.
     KeyboardInterrupt
         Ctrl-C while training (Lightning's ``sys.exit(1)`` for it is turned back into this).
+        The checkpoints of the finished epochs stay in ``log_dir``: resume with
+        ``ckpt_path="last"``.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, ProgressBar
 
     from ..prior import prior_from_dict
+    from ._callbacks import EpochSeed, FolderCheckpoint, History, TorchThreads, TrainingProgress
+    from ._runtime import seeded
     from .module import DensityEstimatorModule, StoreDataModule
 
     data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=validation_fraction,
@@ -222,38 +267,64 @@ def train_posterior(
         raise ValueError(f"the store's prior names parameters {design.param_names}, its theta columns are "
                          f"{data.param_names}")
     prior = design.to_torch()
+    callbacks = list(callbacks or ())
+    # what a checkpoint must share with this call to be resumed by it
+    run = {"estimator": config.to_dict(), "custom_embedding": embedding_net is not None,
+           "used_features": [names[k] for k in index], "zscore_rows": int(stats.n_rows),
+           "split": {"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
+                     "split_seed": data.split_seed, "n_train": data.n_rows("train"),
+                     "n_validation": data.n_rows("validation")},
+           "batch_size": int(min(batch_size, data.n_rows("train"))), "learning_rate": float(learning_rate),
+           "clip_max_norm": clip_max_norm, "seed": int(seed)}
+    resume = _resume_checkpoint(ckpt_path, log_dir, run)
 
     t0 = time.perf_counter()
     owned = log_dir is None
     root = Path(tempfile.mkdtemp(prefix="vbi-dask-train-")) if owned else Path(log_dir)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             net = build_estimator(config, theta_mean=stats.theta_mean, theta_std=stats.theta_std,
                                   feature_index=np.asarray(index), x_mean=stats.x_mean[index],
                                   x_std=stats.x_std[index], n_features=len(names), embedding_net=embedding_net)
-            module = DensityEstimatorModule(net, learning_rate)
+            module = DensityEstimatorModule(net, learning_rate, run=run)
             datamodule = StoreDataModule(data, batch_size=batch_size, seed=seed, buffer_chunks=buffer_chunks,
                                          prefetch_chunks=prefetch_chunks, num_workers=num_workers)
-            checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor="val_loss", mode="min", save_top_k=1,
-                                         save_weights_only=True, filename="best")
+            # full checkpoints (optimiser, epoch, callbacks' state), so that a training can
+            # resume: the best epoch's, and every epoch's in last.ckpt (Lightning's own
+            # save_last writes only when the best one is written)
+            checkpoint = FolderCheckpoint(dirpath=root / "checkpoints", monitor="val_loss", mode="min", save_top_k=1,
+                                          save_weights_only=False, filename="best", enable_version_counter=False)
+            latest = FolderCheckpoint(dirpath=root / "checkpoints", monitor=None, save_top_k=1,
+                                      save_weights_only=False, filename="last", enable_version_counter=False)
             stopper = EarlyStopping(monitor="val_loss", mode="min", patience=stop_after_epochs, check_finite=True)
-            with _quiet(not progress):
+            history, torch_threads = History(), TorchThreads(threads)
+            ours = [history, EpochSeed(seed), torch_threads, stopper, checkpoint, latest]
+            their_bar = any(isinstance(c, ProgressBar) for c in callbacks)
+            if progress and not their_bar:
+                ours.append(TrainingProgress())
+            options = {} if precision is None else {"precision": precision}
+            with _quiet(resuming=resume is not None):
                 trainer = L.Trainer(
                     max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-                    callbacks=[checkpoint, stopper], logger=_loggers(logger, root),
+                    callbacks=ours + callbacks,
+                    logger=_loggers(logger, root, None if resume is None else resume[1]),
                     gradient_clip_val=clip_max_norm, gradient_clip_algorithm="norm",
                     reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
-                    enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=root,
+                    enable_progress_bar=progress or their_bar, enable_model_summary=False,
+                    default_root_dir=root, **options,
                 )
                 t_fit = time.perf_counter()
                 with _interrupt_as_keyboard_interrupt():
-                    trainer.fit(module, datamodule=datamodule)
+                    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else resume[0])
                 fit_seconds = time.perf_counter() - t_fit
             best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(best["state_dict"])
-            rows = _history(root / "logs")
-            n_seen = sum(_rows_per_epoch(datamodule, trainer.world_size, r["epoch"]) for r in rows)
+            # with spawned ranks the callbacks ran in the children: read the last checkpoint
+            rows = history.rows or _checkpoint_history(Path(checkpoint.dirpath) / "last.ckpt")
+            first_epoch = 0 if resume is None else resume[1]
+            per_epoch = {r["epoch"]: _rows_per_epoch(datamodule, trainer.world_size, r["epoch"]) for r in rows}
+            n_seen = sum(per_epoch.values())
+            n_seen_now = sum(n for epoch, n in per_epoch.items() if epoch >= first_epoch)
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
@@ -282,13 +353,16 @@ def train_posterior(
                   "epochs": len(rows), "best_epoch": best_epoch.get("epoch"),
                   "best_val_loss": best_epoch.get("val_loss"), "seconds": seconds,
                   "fit_seconds": fit_seconds, "samples_seen": n_seen,
-                  "samples_per_s": n_seen / max(fit_seconds, 1e-9),
+                  "samples_per_s": n_seen_now / max(fit_seconds, 1e-9),
+                  "resumed_from_epoch": None if resume is None else resume[1],
                   "history": rows, "accelerator": str(trainer.accelerator.__class__.__name__),
-                  "devices": int(trainer.world_size)},
+                  "devices": int(trainer.world_size), "precision": str(trainer.precision),
+                  "threads": torch_threads.used},
         custom_embedding=embedding_net is not None,
         signal=signal_layout(data.store),
     )
-    return StorePosterior(net, prior, info)
+    with torch.random.fork_rng(devices=[]):  # sbi's DirectPosterior draws when built
+        return StorePosterior(net, prior, info)
 
 
 def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
@@ -319,35 +393,85 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _loggers(kind: str, root: Path) -> list:
-    """A CSV logger (the history is read from it), plus TensorBoard if asked."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+def _loggers(logger: Any, root: Path, resumed_from: int | None) -> Any:
+    """The Trainer's ``logger``: "csv" (plus "tensorboard"), a logger or a list of them, or False."""
+    from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-    if kind not in ("csv", "tensorboard"):
-        raise ValueError(f"unknown logger {kind!r}; valid: csv, tensorboard")
-    loggers = [CSVLogger(save_dir=root, name="logs", version="")]
-    if kind == "tensorboard":
+    if logger is False or logger is None:
+        return False
+    if isinstance(logger, Logger) or (isinstance(logger, (list, tuple)) and logger
+                                      and all(isinstance(lg, Logger) for lg in logger)):
+        return logger
+    if logger not in ("csv", "tensorboard"):
+        raise ValueError(f"unknown logger {logger!r}; valid: 'csv', 'tensorboard', False, or Lightning logger "
+                         "objects")
+    # a resumed run logs beside the first one (a CSV logger empties the folder it writes)
+    version = "" if resumed_from is None else f"resumed_from_epoch_{resumed_from}"
+    loggers = [CSVLogger(save_dir=root, name="logs", version=version)]
+    if logger == "tensorboard":
         loggers.append(TensorBoardLogger(save_dir=root, name="tensorboard"))
     return loggers
 
 
-def _history(folder: Path) -> list[dict[str, float]]:
-    """Per-epoch ``train_loss`` and ``val_loss`` from the CSV log (written by rank 0,
-    also when training ran in spawned processes)."""
-    import csv
+def _resume_checkpoint(ckpt_path, log_dir, run: Mapping[str, Any]) -> tuple[Path, int] | None:
+    """(checkpoint, first epoch to run) of a resume, checked against this call's ``run``.
 
-    rows: dict[int, dict[str, float]] = {}
-    path = folder / "metrics.csv"
-    if not path.exists():
+    Raises
+    ------
+    FileNotFoundError
+        No such checkpoint ("last": none in ``log_dir``, or no ``log_dir``).
+    ValueError
+        Not a checkpoint of :func:`train_posterior`, or of a different run (the message
+        lists the differences).
+    """
+    if ckpt_path is None:
+        return None
+    if log_dir is None:
+        raise FileNotFoundError("a training resumes in its log folder (its checkpoints and logs): give the log_dir "
+                                "of the interrupted training")
+    folder = Path(log_dir) / "checkpoints"
+    if os.fspath(ckpt_path) == "last":
+        path = folder / "last.ckpt"
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from in {os.fspath(Path(log_dir))!r} (no "
+                                    "checkpoints/last.ckpt: the training there finished no epoch, or ran elsewhere)")
+    else:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}")
+        if path.resolve().parent != folder.resolve():
+            raise ValueError(f"{os.fspath(path)!r} is not in {os.fspath(folder)!r}: a training resumes in the log "
+                             "folder its checkpoint belongs to (copy the whole folder and give it as log_dir)")
+    state = _load_checkpoint(path)
+    saved = state.get("vbi_dask_run")
+    if saved is None:
+        raise ValueError(f"{os.fspath(path)!r} is not a checkpoint written by train_posterior")
+    saved, wanted = json.loads(json.dumps(saved)), json.loads(json.dumps(run))
+    differences = [f"{key}: {saved.get(key)!r} in the checkpoint, {wanted.get(key)!r} now"
+                   for key in sorted(set(saved) | set(wanted)) if saved.get(key) != wanted.get(key)]
+    if differences:
+        raise ValueError(f"cannot resume from {os.fspath(path)!r}: it is a different training ("
+                         + "; ".join(differences) + ")")
+    return path, int(state["epoch"]) + 1
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable checkpoint ({type(error).__name__})") from None
+
+
+def _checkpoint_history(path: Path) -> list[dict[str, float]]:
+    """The history kept in a checkpoint by the :class:`History` callback ([] if none)."""
+    if not path.is_file():
         return []
-    with open(path, newline="") as handle:
-        for record in csv.DictReader(handle):
-            epoch = int(float(record["epoch"]))
-            row = rows.setdefault(epoch, {"epoch": epoch})
-            for key in ("train_loss", "val_loss"):
-                if record.get(key):
-                    row[key] = float(record[key])
-    return [rows[e] for e in sorted(rows)]
+    for key, state in _load_checkpoint(path).get("callbacks", {}).items():
+        if key.split("{")[0] == "History" and isinstance(state, dict) and "rows" in state:
+            return [dict(row) for row in state["rows"]]
+    return []
 
 
 def _rows_per_epoch(datamodule, world_size: int, epoch: int) -> int:
@@ -382,16 +506,15 @@ class _interrupt_as_keyboard_interrupt:
 
 
 class _quiet:
-    """Silence Lightning's informational messages and hints (not its errors)."""
+    """Silence Lightning's informational messages and hints (not its errors); when
+    resuming, also its warning that the checkpoint folder is not empty."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    def __init__(self, resuming: bool = False):
+        self.resuming = resuming
 
     def __enter__(self):
         import logging
 
-        if not self.enabled:
-            return self
         self._loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
         self._levels = [lg.level for lg in self._loggers]
         for lg in self._loggers:
@@ -404,13 +527,14 @@ class _quiet:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        if self.resuming:
+            warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
-            self._warnings.__exit__(*exc)
-            for lg, level in zip(self._loggers, self._levels):
-                lg.setLevel(level)
+        self._warnings.__exit__(*exc)
+        for lg, level in zip(self._loggers, self._levels):
+            lg.setLevel(level)
         return False
 
 
