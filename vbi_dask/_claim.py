@@ -28,14 +28,22 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StoreLock", "StoreLockedError", "LEASE_S"]
+__all__ = ["StoreLock", "StoreLockedError", "LEASE_S", "Claim", "read_claim"]
 
-# Seconds without a refresh after which a claim from another host is stale. A live
-# driver refreshes every LEASE_S / 4 s; a driver frozen for longer loses its claim.
+# Seconds without a refresh after which a claim from another host is stale, unless the
+# ``vbi_dask.store-lease`` Dask setting says otherwise (see vbi_dask._config). A live
+# driver refreshes every lease / 4 s; a driver frozen for longer loses its claim.
 LEASE_S = 120.0
+
+
+def _default_lease() -> float:
+    from ._config import get
+
+    return float(get("store-lease"))
 
 
 class StoreLockedError(RuntimeError):
@@ -70,6 +78,47 @@ def _describe(claim: dict[str, Any]) -> str:
             + (f" ({claim['purpose']})" if claim.get("purpose") else ""))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A claim on a store as :func:`read_claim` found it."""
+
+    path: str
+    holder: dict[str, Any]  # the claim file's record: host, pid, started, purpose, ...
+    age_s: float | None  # since its holder last refreshed it, by this machine's clock
+    stale: str | None  # why the next driver would take it over; None while it looks live
+
+    def __str__(self) -> str:
+        refreshed = f", last refreshed {self.age_s:.0f} s ago" if self.age_s is not None else ""
+        verdict = f"looks stale: {self.stale}; the next driver takes it over" if self.stale else "looks live"
+        return f"held by {_describe(self.holder)}{refreshed}: {verdict}"
+
+
+def read_claim(store: str | os.PathLike, *, lease_s: float | None = None) -> Claim | None:
+    """The claim on ``store`` (its ``STORE.lock`` file), or None when no driver holds it.
+
+    Read only: unlike :class:`StoreLock`, which times a claim from another host on the
+    file server's clock (it writes a probe file), the age here is measured with this
+    machine's clock. ``lease_s``: the lease to judge it by (default: the one the claim
+    records, else :data:`LEASE_S`).
+    """
+    lock = StoreLock(store, lease_s=lease_s)
+    holder = lock._read()
+    if holder is None:
+        return None
+    try:
+        age = max(0.0, time.time() - lock.path.stat().st_mtime)
+    except FileNotFoundError:  # released while we read it
+        return None
+    lease = float(lease_s if lease_s is not None else holder.get("lease_s") or _default_lease())
+    stale = None
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        if not _alive(holder["pid"], holder.get("pid_start")):
+            stale = f"process {holder['pid']} on this host is gone"
+    elif age > lease and not holder.get("unreadable"):  # an unreadable claim is never taken over
+        stale = f"not refreshed for {age:.0f} s (lease {lease:.0f} s)"
+    return Claim(str(lock.path), holder, age, stale)
+
+
 class StoreLock:
     """The claim on ``store``: ``with StoreLock(store, purpose="simulate"): ...``.
 
@@ -83,7 +132,7 @@ class StoreLock:
         self.store = Path(os.fspath(store))
         self.path = self.store.with_name(self.store.name + ".lock")
         self.purpose = purpose
-        self.lease_s = float(LEASE_S if lease_s is None else lease_s)
+        self.lease_s = float(_default_lease() if lease_s is None else lease_s)
         if not self.lease_s > 0:
             raise ValueError(f"lease_s must be positive, got {lease_s!r}")
         self.claim: dict[str, Any] | None = None

@@ -3,7 +3,8 @@ work, and the mark of where a command's work starts (see :func:`working`).
 
 Exit statuses (:func:`vbi_dask.cli.main`): 2 for a usage or configuration error (bad
 arguments, a missing or unreadable path, an invalid configuration, a refusal by
-vbi-dask's own checks), 1 for a failure while the work runs, 130 on Ctrl-C.
+vbi-dask's own checks, a missing optional dependency), 1 for a failure while the work
+runs, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 import os
 from pathlib import Path
 from typing import Iterator
+
+from ._extras import MissingExtraError
 
 __all__ = ["positive_int", "positive_float", "existing_file", "output_file", "working", "is_usage_error"]
 
@@ -78,13 +81,17 @@ def working(args: argparse.Namespace) -> Iterator[None]:
 def is_usage_error(error: Exception, args: argparse.Namespace) -> bool:
     """Whether ``error`` is the user's to fix (exit 2) rather than a failure of the run (1).
 
-    Before the command's work starts (:func:`working`), a ValueError, KeyError, TypeError
-    or OSError is: arguments, paths, the configuration. Once it runs, only a ValueError or
-    KeyError raised by vbi-dask's own checks is (a refused store, a bad observation);
-    anything else, such as an error from torch, Dask or Zarr, an OSError or a RuntimeError
+    A missing optional dependency (:class:`~vbi_dask._extras.MissingExtraError`, whose
+    message names the extra to install) always is. Before the command's work starts
+    (:func:`working`), a ValueError, KeyError, TypeError or OSError is: arguments, paths,
+    the configuration. Once it runs, only a ValueError or KeyError raised by vbi-dask's
+    own checks is (a refused store, a bad observation); anything else, such as an error
+    from torch, Dask or Zarr, an OSError or a RuntimeError
     (:class:`~vbi_dask.train.SamplingTimeout`, a store held by another driver), is a
     failure of the run.
     """
+    if isinstance(error, MissingExtraError):
+        return True
     if not getattr(args, "working", False):
         return isinstance(error, (ValueError, KeyError, TypeError, OSError))
     return isinstance(error, (ValueError, KeyError)) and _raised_by_vbi_dask(error)

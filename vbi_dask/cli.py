@@ -5,6 +5,7 @@
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
     vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES] [--max-sampling-time S] [--no-reject]
     vbi-dask verify STORE [--repair]
+    vbi-dask status STORE
     vbi-dask check CONFIG.yaml [--duration-ms MS] [--n-runs N] [--tolerance X]
     vbi-dask demo [--out demo_output] [--n-sims N]
 
@@ -12,9 +13,11 @@ Each command is a ``(configure, handler)`` pair in :data:`COMMANDS`: ``configure
 adds the command's arguments, ``handler(args) -> int`` runs it and returns the exit status;
 the part of a handler that does the work runs in ``with working(args):``.
 
-Exit status: 0 done; 2 a usage or configuration error (one line ``vbi-dask CMD: error:
-...``); 1 a failure while working (one line ``vbi-dask CMD: failed: Type: message``; the
-traceback with ``vbi-dask --debug CMD ...``); 130 interrupted (Ctrl-C).
+Exit status (:data:`EXIT_STATUS`, also in ``vbi-dask --help``): 0 done; 2 a usage or
+configuration error, a missing optional dependency included (one line ``vbi-dask CMD:
+error: ...``); 1 a failure while working (one line ``vbi-dask CMD: failed: Type:
+message``; the traceback with ``vbi-dask --debug CMD ...``); 130 interrupted (Ctrl-C).
+Every option's help shows its default (:func:`_show_defaults`).
 """
 
 from __future__ import annotations
@@ -24,16 +27,20 @@ import contextlib
 import logging
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ._cli_common import existing_file, is_usage_error, positive_int, working
-from . import _check_cli
-from .train import _cli as _train_cli  # torch-free: torch loads when a training command runs
+from . import __version__, _check_cli
+from ._extras import deferred, require
 
-__all__ = ["main", "COMMANDS"]
+with deferred("train"):  # the parsers need no torch; a training command's handler requires the extra
+    from .train import _cli as _train_cli
+
+__all__ = ["main", "COMMANDS", "EXIT_STATUS"]
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
@@ -196,24 +203,87 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok or report.repaired else 1
 
 
+def _configure_status(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", type=Path, help="budget store (Zarr) made by 'vbi-dask simulate'")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .store import status
+
+    print(status(args.store))
+    return 0
+
+
+def _needs(extra: str, handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``handler``, run only when the optional dependencies of ``extra`` are installed (else
+    one line naming the extra, exit 2)."""
+    def run(args: argparse.Namespace) -> int:
+        require(extra, "this command")
+        return handler(args)
+
+    return run
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "simulate": ("run a simulation budget into a resumable Zarr store", _configure_simulate, _simulate),
-    "train": ("train a neural posterior by streaming a store", _train_cli.configure_train, _train_cli.train),
-    "infer": ("sample the posterior given observed features", _train_cli.configure_infer, _train_cli.infer),
+    "train": ("train a neural posterior by streaming a store", _train_cli.configure_train,
+              _needs("train", _train_cli.train)),
+    "infer": ("sample the posterior given observed features", _train_cli.configure_infer,
+              _needs("train", _train_cli.infer)),
     "check": ("numerical pre-flight of a budget configuration: short runs at the prior's corners at dt and "
               "dt/2 (exit 1 when they diverge or disagree)", _check_cli.configure, _check_cli.check),
     "verify": ("check that every done block of a store reads back as written (--repair: mark damaged ones "
                "not done)", _configure_verify, _verify),
+    "status": ("print a store's configuration and progress: blocks and simulations done, invalid rows, the "
+               "driver holding it, what to do next (reads only)", _configure_status, _status),
     "demo": ("run the end-to-end inference demo (budget, training, diagnostics)", _train_cli.configure_demo,
-             _train_cli.demo),
+             _needs("train", _train_cli.demo)),
+}
+
+# status -> meaning, printed by `vbi-dask --help`
+EXIT_STATUS = {
+    0: "done",
+    1: "a failure while working: one line 'vbi-dask CMD: failed: ...'",
+    2: "a usage or configuration error, or a missing optional dependency: one line 'vbi-dask CMD: error: ...' "
+       "(naming the extra to install)",
+    130: "interrupted (Ctrl-C): one line saying what is done",
 }
 
 
 _DEBUG_HELP = "on an error, print the full traceback"
 
 
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append ``(default: X)`` to the help of each option whose help does not state its
+    default (a switch's is ``off``; a flag without help gets one that shows its default),
+    ``(required)`` to a required option's."""
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        text = action.help or ""
+        if "default" in text or "required" in text:
+            continue
+        if action.required:
+            action.help = f"{text} (required)".lstrip()
+            continue
+        if action.nargs == 0:  # store_true / store_false
+            shown = "on" if action.const is False else "off"
+        elif action.default is None or action.default is argparse.SUPPRESS:
+            shown = "none"
+        elif isinstance(action.default, (list, tuple)):
+            shown = " ".join(map(str, action.default)) or "none"
+        else:
+            shown = str(action.default)
+        action.help = f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vbi-dask", description="Simulation-based inference on virtual brains.")
+    epilog = "exit status (--debug adds the traceback to the line of an error):\n" + "\n".join(
+        textwrap.fill(meaning, 78, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
+        for code, meaning in EXIT_STATUS.items())
+    parser = argparse.ArgumentParser(prog="vbi-dask", description="Simulation-based inference on virtual brains.",
+                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vbi-dask {__version__}")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (text, configure, _) in COMMANDS.items():
@@ -221,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         configure(command)
         # also after the command; SUPPRESS: an absent flag keeps the value parsed before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+        _show_defaults(command)
+    _show_defaults(parser)
     return parser
 
 

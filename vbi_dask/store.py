@@ -44,11 +44,12 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
-from ._claim import LEASE_S, StoreLock, StoreLockedError
+from ._claim import LEASE_S, Claim, StoreLock, StoreLockedError, read_claim
 from .connectome import Connectome
 
 __all__ = ["SCHEMA_VERSION", "open_store", "connectome_from_store", "StoreMismatchError", "StoreDamagedError",
-           "StoreLock", "StoreLockedError", "LEASE_S", "verify", "VerifyReport", "row_checksums"]
+           "StoreLock", "StoreLockedError", "LEASE_S", "verify", "VerifyReport", "row_checksums", "status",
+           "StoreStatus"]
 
 SCHEMA_VERSION = 1
 # name -> dims; the training code relies on these names.
@@ -535,3 +536,138 @@ def verify(store: str | os.PathLike, *, repair: bool = False, lease_s: float | N
         report = VerifyReport(str(path), n_sims, len(blocks), checked, report.checksums, report.problems,
                               repaired=True, done_after=int(read_done(path).sum()))
     return report
+
+
+# ---------------------------------------------------------------------- status
+def _number(value: Any) -> str:
+    """A prior argument: ``0.5``, or ``lo..hi`` for per-node values that differ."""
+    values = np.asarray(value, dtype=np.float64).ravel()
+    lo, hi = f"{values.min():g}", f"{values.max():g}"
+    return lo if lo == hi else f"{lo}..{hi}"
+
+
+def _prior_lines(prior: Mapping[str, Any]) -> list[str]:
+    """One line per factor of a stored prior (``Prior.to_dict`` or ``Grid.to_dict``)."""
+    if prior.get("kind") == "grid":
+        return [f"{name}: grid of {len(values)} value(s) in [{_number(min(values))}, {_number(max(values))}]"
+                for name, values in prior.get("axes", {}).items()]
+    lines = []
+    for factor in prior.get("params", []):
+        nodes = factor.get("nodes")
+        if nodes is None:
+            where = ""
+        else:
+            where = f" at node(s) {', '.join(map(str, nodes))}" if len(nodes) <= 6 else f" at {len(nodes)} nodes"
+        args = ", ".join(f"{key}={_number(value)}" for key, value in factor.get("args", {}).items())
+        lines.append(f"{factor['name']}{where}: {factor.get('dist', 'Uniform')}({args})")
+    return lines
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """A budget store's configuration and progress (:func:`status`; ``vbi-dask status``).
+
+    A store records which blocks are done, not which failed: a block that failed (or was
+    never reached) is not done. ``invalid``: done rows whose ``valid`` flag is false (a
+    diverged simulation, or theta outside the prior's support).
+    """
+
+    store: str
+    schema_version: int
+    vbi_dask_version: str
+    kernel_numerics: int | None
+    simulation: Mapping[str, Any]
+    prior: Mapping[str, Any]
+    param_names: tuple[str, ...]
+    n_features: int
+    n_sims: int
+    chunk_size: int
+    seed: int
+    n_blocks: int
+    blocks_done: int
+    done: int
+    invalid: int
+    claim: Claim | None
+
+    @property
+    def not_done(self) -> int:
+        return self.n_sims - self.done
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.n_sims
+
+    def next_step(self) -> str:
+        """What to do next, in one line."""
+        from . import __version__
+        from .kernels.edges import NUMERICS_VERSION
+
+        if self.claim is not None and self.claim.stale is None:
+            return (f"a driver is writing this store ({self.claim.holder.get('host')}, pid "
+                    f"{self.claim.holder.get('pid')}); run 'vbi-dask status {self.store}' again to follow it")
+        if self.complete:
+            return (f"complete: 'vbi-dask verify {self.store}' checks that every block reads back as written; "
+                    f"'vbi-dask train {self.store}' trains on its {self.done - self.invalid} valid simulations")
+        if self.kernel_numerics is not None and self.kernel_numerics != NUMERICS_VERSION:
+            return (f"its kernels rounded differently from this vbi-dask's ({__version__}, kernel numerics "
+                    f"{NUMERICS_VERSION}): finish it with vbi-dask {self.vbi_dask_version}, or use a new store")
+        return (f"resume with 'vbi-dask simulate CONFIG --store {self.store}' (CONFIG: the configuration that made "
+                f"it): only the {self.n_blocks - self.blocks_done} block(s) not done run")
+
+    def __str__(self) -> str:
+        sim = self.simulation
+        connectome = sim.get("connectome") or {}
+        numerics = "" if self.kernel_numerics is None else f", kernel numerics {self.kernel_numerics}"
+        prior = _prior_lines(self.prior)
+        names = self.param_names if len(self.param_names) <= 8 else (*self.param_names[:4], "...",
+                                                                        self.param_names[-1])
+        rows = [
+            ("store", self.store),
+            ("schema", f"version {self.schema_version}, written by vbi-dask {self.vbi_dask_version}{numerics}"),
+            ("model", f"{sim.get('model')} on {connectome.get('n_nodes')} nodes (connectome "
+                      f"{connectome.get('name')!r}), dt {_number(sim.get('dt_ms'))} ms, "
+                      f"{_number(sim.get('duration_ms'))} ms per simulation, {sim.get('integrator')} integrator"),
+            ("parameters", f"{len(self.param_names)}: {', '.join(names)}"),
+            *(("", line) for line in prior),
+            ("features", str(self.n_features)),
+            ("budget", f"{self.n_sims} simulations in blocks of {self.chunk_size}, seed {self.seed}"),
+            ("blocks done", f"{self.blocks_done} / {self.n_blocks}"),
+            ("simulations done", f"{self.done} / {self.n_sims} ({self.done - self.invalid} valid, {self.invalid} "
+                                 "invalid: diverged or outside the prior)"),
+            ("not done", f"{self.not_done}" + (" (failed or not yet run: run the budget again)" if self.not_done
+                                                else "")),
+            ("claim", str(self.claim) if self.claim is not None else "none (no driver is writing it)"),
+        ]
+        return "\n".join(f"{label:<17} {text}".rstrip() for label, text in rows) + f"\nnext: {self.next_step()}"
+
+
+def status(store: str | os.PathLike) -> StoreStatus:
+    """The configuration and progress of the budget store ``store``; reads only (the store
+    and its claim file are left as they are).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No vbi-dask store at ``store``, or one of another schema version.
+    StoreDamagedError
+        The ``done`` or ``valid`` flags cannot be read.
+    """
+    path = _local_path(store)
+    if not path.exists():
+        raise FileNotFoundError(f"no store at {str(path)!r}")
+    if store_state(path) != "zarr":
+        raise ValueError(f"{str(path)!r} is an empty folder, not a vbi-dask store")
+    attrs = read_attrs(path)
+    _check_schema_attrs(path, attrs)
+    group = _group(path)
+    done = read_flags(path, "done", group)
+    n_sims, size = len(done), int(attrs["chunk_size"])
+    valid = read_flags(path, "valid", group)[:n_sims]
+    blocks = [(s, min(s + size, n_sims)) for s in range(0, n_sims, size)]
+    return StoreStatus(
+        store=str(path), schema_version=int(attrs["schema_version"]), vbi_dask_version=str(attrs["vbi_dask_version"]),
+        kernel_numerics=attrs.get("kernel_numerics"), simulation=attrs["simulation"], prior=attrs["prior"],
+        param_names=tuple(str(name) for name in group["param"][:]), n_features=int(group["feature"].shape[0]),
+        n_sims=n_sims, chunk_size=size, seed=int(attrs["seed"]), n_blocks=len(blocks),
+        blocks_done=sum(bool(done[s:e].all()) for s, e in blocks), done=int(done.sum()),
+        invalid=int((done & ~valid).sum()), claim=read_claim(path))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -212,3 +215,180 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "vbi_dask.cli", "--help"], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert out.returncode == 0 and "simulate" in out.stdout
+
+
+# ---------------------------------------------------------------------- version, help, extras
+def test_version_is_the_package_version(capsys):
+    import vbi_dask
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"vbi-dask {vbi_dask.__version__}\n"
+
+
+def _options_help(capsys, argv: list[str]) -> dict[str, str]:
+    """Option -> its help text (lines joined), parsed from ``--help`` output."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--help"])
+    assert exit_.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    entries: dict[str, str] = {}
+    current = None
+    for line in lines[lines.index("options:") + 1:]:
+        if not line.strip():
+            break
+        if re.match(r"  -", line):
+            flags, _, text = line.strip().partition("  ")
+            current = flags.split(",")[-1].split()[0]
+            entries[current] = text.strip()
+        else:
+            entries[current] = (entries[current] + " " + line.strip()).strip()
+    return entries
+
+
+def test_every_option_of_every_command_shows_its_default(capsys):
+    from vbi_dask.cli import COMMANDS
+
+    for argv in [[]] + [[name] for name in COMMANDS]:
+        entries = _options_help(capsys, argv)
+        assert "--debug" in entries, argv
+        for flag, text in entries.items():
+            if flag in ("--help", "--version"):
+                continue
+            assert "default" in text or text.endswith("(required)"), (argv, flag, text)
+    simulate, train = _options_help(capsys, ["simulate"]), _options_help(capsys, ["train"])
+    assert simulate["--store"].endswith("(required)") and simulate["--quiet"] == "no progress bar (default: off)"
+    assert train["--batch-size"].endswith("(default: 200)") and train["--out"].endswith("(default: posterior.pt)")
+
+
+def test_help_documents_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    epilog = out[out.index("exit status"):]
+    for code in ("0", "1", "2", "130"):
+        assert re.search(rf"^  {code} +\S", epilog, re.M), (code, epilog)
+    assert "missing optional dependency" in epilog
+
+
+TRAIN_EXTRA = ("this command needs the 'train' extra: pip install 'vbi-dask[train]' "
+               "(missing: torch, lightning, sbi, matplotlib)")
+
+
+def test_missing_extras_are_one_line_usage_errors(tmp_path, capsys, monkeypatch):
+    """Training commands without torch, Lightning, sbi and matplotlib; cluster kinds without
+    their packages: exit 2, one line naming the extra, nothing written."""
+    for module in ("torch", "lightning", "sbi", "matplotlib", "dask_jobqueue", "dask_cuda"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    for argv in (["train", str(tmp_path)], ["infer", "model.pt", "--observed", "x.npy"], ["demo", "--out",
+                                                                                       str(tmp_path / "demo")]):
+        assert main(argv) == 2
+        assert one_line_error(capsys, argv[0]) == f"vbi-dask {argv[0]}: error: {TRAIN_EXTRA}"
+    assert not (tmp_path / "demo").exists()
+    config = write_config(tmp_path)
+    for kind, package in (("slurm", "dask-jobqueue"), ("cuda", "dask-cuda")):
+        store = tmp_path / f"{kind}.zarr"
+        assert main(["simulate", str(config), "--store", str(store), "--cluster", kind, "--no-check"]) == 2
+        assert one_line_error(capsys) == (f"vbi-dask simulate: error: cluster kind {kind!r} needs the {kind!r} extra: "
+                                          f"pip install 'vbi-dask[{kind}]' (missing: {package})")
+        assert not store.exists()
+
+
+# ---------------------------------------------------------------------- status
+INVALID = "invalid: diverged or outside the prior"
+
+
+def _status(capsys, store) -> dict[str, str]:
+    """``vbi-dask status STORE`` (exit 0) as label -> text; the hint under ``next``."""
+    assert main(["status", str(store)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    rows = {}
+    for line in captured.out.splitlines():
+        if line.startswith("next: "):
+            rows["next"] = line[len("next: "):]
+        elif line[:17].strip():
+            rows[line[:17].strip()] = line[18:]
+    return rows
+
+
+def _flags(store) -> tuple[np.ndarray, np.ndarray]:
+    group = zarr.open_group(str(store), mode="r")
+    return group["done"][:], group["valid"][:]
+
+
+def test_status_of_a_finished_store(capsys, reference_store):
+    import vbi_dask
+    from vbi_dask.kernels.edges import NUMERICS_VERSION
+
+    before = tree(reference_store)
+    rows = _status(capsys, reference_store)
+    done, valid = _flags(reference_store)
+    invalid = int((done & ~valid).sum())
+    assert done.all() and 0 < invalid < 40  # the reference has both kinds of rows
+    assert rows["store"] == str(reference_store)
+    assert rows["schema"] == (f"version 1, written by vbi-dask {vbi_dask.__version__}, "
+                              f"kernel numerics {NUMERICS_VERSION}")
+    assert rows["model"] == "mpr on 6 nodes (connectome 'tiny'), dt 0.1 ms, 2000 ms per simulation, heun integrator"
+    assert rows["parameters"] == "3: G, eta[0], eta[3]"
+    assert rows["features"] == str(zarr.open_group(str(reference_store), mode="r")["features"].shape[1])
+    assert rows["budget"] == "40 simulations in blocks of 8, seed 7"
+    assert rows["blocks done"] == "5 / 5"
+    assert rows["simulations done"] == f"40 / 40 ({40 - invalid} valid, {invalid} {INVALID})"
+    assert rows["not done"] == "0"
+    assert rows["claim"] == "none (no driver is writing it)"
+    assert rows["next"].startswith(f"complete: 'vbi-dask verify {reference_store}'")
+    assert f"trains on its {40 - invalid} valid simulations" in rows["next"]
+    out = subprocess.run([sys.executable, "-m", "vbi_dask.cli", "status", str(reference_store)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0 and "G: Uniform(low=0, high=1)" in out.stdout
+    assert "eta at node(s) 0, 3: Uniform(low=-6, high=-3.5)" in out.stdout
+    assert tree(reference_store) == before  # reads only
+
+
+def test_status_of_a_half_done_store(tmp_path, capsys, reference_store):
+    store = tmp_path / "half.zarr"
+    shutil.copytree(reference_store, store)
+    group = zarr.open_group(str(store), mode="r+")
+    group["done"][8:16] = False  # blocks 1 and 4 not done (as after a killed driver)
+    group["done"][32:40] = False
+    done, valid = _flags(store)
+    rows = _status(capsys, store)
+    invalid = int((done & ~valid).sum())
+    assert rows["blocks done"] == "3 / 5"
+    assert rows["simulations done"] == f"24 / 40 ({24 - invalid} valid, {invalid} {INVALID})"
+    assert rows["not done"] == "16 (failed or not yet run: run the budget again)"
+    assert rows["next"] == (f"resume with 'vbi-dask simulate CONFIG --store {store}' (CONFIG: the configuration that "
+                            "made it): only the 2 block(s) not done run")
+    assert main(["status", str(tmp_path / "none.zarr")]) == 2
+    assert "no store at" in one_line_error(capsys, "status")
+
+
+def test_status_names_the_driver_holding_the_store(tmp_path, capsys, reference_store):
+    store = tmp_path / "held.zarr"
+    shutil.copytree(reference_store, store)
+    claim = store.with_name("held.zarr.lock")
+    claim.write_text(json.dumps({"host": "node-b", "pid": 4242, "started": "2026-01-02 10:00:00 UTC", "token": "t"}))
+    rows = _status(capsys, store)
+    assert re.fullmatch(r"held by host node-b, pid 4242, since 2026-01-02 10:00:00 UTC, last refreshed \d+ s ago: "
+                        r"looks live", rows["claim"]), rows["claim"]
+    assert rows["next"] == f"a driver is writing this store (node-b, pid 4242); run 'vbi-dask status {store}' again " \
+                           "to follow it"
+
+    hour_ago = time.time() - 3600
+    os.utime(claim, (hour_ago, hour_ago))  # another host's claim, not refreshed for an hour
+    before = (claim.read_bytes(), claim.stat().st_mtime)
+    rows = _status(capsys, store)
+    assert re.fullmatch(r"held by host node-b, pid 4242, since 2026-01-02 10:00:00 UTC, last refreshed 36\d\d s ago: "
+                        r"looks stale: not refreshed for 36\d\d s \(lease 120 s\); the next driver takes it over",
+                        rows["claim"]), rows["claim"]
+    assert rows["next"].startswith("complete: ")
+    assert (claim.read_bytes(), claim.stat().st_mtime) == before  # the claim is read, not touched
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    claim.write_text(json.dumps({"host": socket.gethostname(), "pid": gone.pid, "started": "now", "token": "u"}))
+    assert _status(capsys, store)["claim"].endswith(f"looks stale: process {gone.pid} on this host is gone; the next "
+                                                    "driver takes it over")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["held.zarr", "held.zarr.lock"]
