@@ -12,7 +12,11 @@ in a few minutes:
 5. posterior z-scores and shrinkage on the held-out test simulations, SBC and expected
    coverage, a pair plot and a posterior-predictive FC check for one held-out
    simulation re-simulated from the store alone;
-6. ``report.md``, ``summary.json``, the figures and ``posterior.pt`` in ``out_dir``.
+6. ``report.md``, ``report.html`` (the same, figures inline), ``summary.json``, the
+   figures and ``posterior.pt`` in ``out_dir``.
+
+The report explains each diagnostic in one sentence and states each check's verdict as
+computed: it never describes a failed check as a success.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = No
 
     from .train import (calibration, heldout, plot_fc_predictive, plot_pair, plot_sbc, plot_zscore_shrinkage,
                         posterior_predictive, posterior_zscores, sample_posterior, save_posterior,
-                        simulate_observation, train_posterior)
+                        plot_tarp, simulate_observation, train_posterior)
     from .features import fc_matrix
 
     cfg = dataclasses.replace(config or DemoConfig(), **overrides)
@@ -135,7 +139,7 @@ def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = No
     posterior = train_posterior(store, estimator=cfg.estimator, features=train_features, batch_size=cfg.batch_size,
                                 learning_rate=cfg.learning_rate, max_epochs=cfg.max_epochs,
                                 stop_after_epochs=cfg.stop_after_epochs, validation_fraction=0.1, test_fraction=0.1,
-                                seed=cfg.seed, log_dir=out / "training")
+                                seed=cfg.seed, log_dir=out / "training", progress=progress)
     timings["train_s"] = time.perf_counter() - t0
     save_posterior(posterior, out / "posterior.pt")
 
@@ -159,6 +163,7 @@ def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = No
                           title=f"posterior of held-out simulation {int(sims[k])} (red: true)"),
         "zscore_shrinkage": plot_zscore_shrinkage(stats, out / "zscore_shrinkage.png"),
         "sbc": plot_sbc(cal, out / "sbc.png"),
+        "tarp": plot_tarp(cal, out / "tarp.png"),
     }
     predictive = posterior_predictive(store, samples.values[: cfg.n_predictive])
     observed_fc = fc_matrix(observed["signal"].values[None])[0]
@@ -192,18 +197,40 @@ def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = No
         "figures": {k: Path(v).name for k, v in figures.items()},
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2))
-    (out / "report.md").write_text(_report(result, budget))
+    report = _report(result, budget)
+    (out / "report.md").write_text(report)
+    (out / "report.html").write_text(_html(report, {k: out / v for k, v in result["figures"].items()}))
     shutil.rmtree(out / "training" / "checkpoints", ignore_errors=True)
-    say(f"done: {out / 'report.md'}", flush=True)
+    say(f"done: {out / 'report.md'} and {out / 'report.html'}", flush=True)
     return result
 
 
 def _report(r: dict[str, Any], budget) -> str:
-    cfg, h, o = r["config"], r["heldout"], r["observation"]
+    cfg, h, o, c = r["config"], r["heldout"], r["observation"], r["calibration"]
+    names = list(h["mean_z"])
+    alpha = 0.01
     rows = "\n".join(f"| {p} | {h['mean_shrinkage'][p]:.3f} | {h['mean_z'][p]:.2f} | "
-                     f"{r['calibration']['ks_pvals'][p]:.3f} | {o['true'][p]:.3f} | {o['posterior_mean'][p]:.3f} "
-                     f"+- {o['posterior_std'][p]:.3f} |" for p in h["mean_z"])
-    t = r["timings_s"]
+                     f"{c['ks_pvals'][p]:.3f} | {c['c2st_dap'][p]:.3f} | {o['true'][p]:.3f} | "
+                     f"{o['posterior_mean'][p]:.3f} +- {o['posterior_std'][p]:.3f} |" for p in names)
+    t, checks = r["timings_s"], c["checks"]
+    verdict = lambda ok: "passes" if ok else "**FAILS**"  # noqa: E731
+    failing_ranks = [p for p in names if c["ks_pvals"][p] <= alpha / len(names)]
+    failing_dap = [p for p in names if c["c2st_dap"][p] >= 0.6]
+    shrink = min(h["mean_shrinkage"].values())
+    z_high = [p for p in names if h["mean_z"][p] >= 2.0]
+    if c["passed"]:
+        overall = ("Every calibration check passes: on these held-out simulations the posterior's spread matches "
+                   "its errors.")
+    else:
+        failed = [name for name, ok in checks.items() if not ok]
+        overall = (f"Calibration check(s) {', '.join(failed)} FAIL: the posterior's spread does not match its errors "
+                   "on held-out simulations, so its credible intervals cannot be taken at face value. Likely causes: "
+                   "too few simulations or training epochs for the estimator (more simulations, a longer training), "
+                   "or features that hide a parameter's effect in part of the prior (see the rank histograms in "
+                   "`sbc.png`: a U shape is overconfidence, a hump underconfidence, a slope a bias).")
+    pins = ("All parameters shrink strongly (mean shrinkage >= 0.5)" if shrink >= 0.5 else
+            f"Some parameters are weakly identified (lowest mean shrinkage {shrink:.2f})")
+    bias = (f"mean z-scores stay below 2" if not z_high else f"mean z-score >= 2 for {', '.join(z_high)}")
     return f"""# vbi-dask demo: MPR on 84 regions, G and 3 regional excitabilities
 
 Simulation: Montbrió-Pazó-Roxin on the embedded 84-region connectome (weights / max),
@@ -224,23 +251,54 @@ epochs (best {r['training']['best_epoch']}, validation loss {r['training']['best
 
 ## Held-out test simulations ({h['n']})
 
-| parameter | mean shrinkage | mean z-score | SBC KS p | true (sim {o['sim']}) | posterior mean +- std |
-|---|---|---|---|---|---|
+| parameter | mean shrinkage | mean z-score | SBC rank KS p | C2ST prior vs data-averaged posterior | true (sim {o['sim']}) | posterior mean +- std |
+|---|---|---|---|---|---|---|
 {rows}
 
-sbi's SBC checks {'pass' if r['calibration']['passed'] else 'FAIL'} (rank uniformity by KS, prior vs
-data-averaged posterior by C2ST); the largest gap between the expected coverage of the highest-density
-regions and their credibility is {r['calibration']['max_coverage_gap']:.3f} (see `sbc.png`; below the
-diagonal: overconfident). Shrinkage near 1 and z-scores below 2 mean the features pin the parameters
-down without bias.
+What each diagnostic means, and its verdict here:
+
+- **Shrinkage** (1 - posterior variance / prior variance) says how much the features narrow each
+  parameter down (1: pinned, 0: nothing learned); **z-score** (|posterior mean - true| / posterior std)
+  says how far the truth lies from the posterior mean in posterior standard deviations. {pins}; {bias}.
+- **SBC rank KS test**: the rank of each true value among its posterior samples is uniform when the
+  posterior is calibrated; p below {alpha} / {len(names)} (Bonferroni) rejects that. Verdict:
+  {verdict(checks['sbc_ranks'])}{'' if not failing_ranks else ' (failing: ' + ', '.join(failing_ranks) + ')'}.
+- **C2ST of prior vs data-averaged posterior**: averaged over simulations the posterior must give back
+  the prior; a classifier accuracy of 0.5 means it does, >= 0.6 fails. Verdict:
+  {verdict(checks['sbc_dap'])}{'' if not failing_dap else ' (failing: ' + ', '.join(failing_dap) + ')'}.
+- **TARP** (`tarp.png`): the expected coverage of balls around random references must equal their
+  credibility level (the diagonal); its area to the diagonal is {c['tarp_atc']:.3f} (> 0 underconfident,
+  < 0 overconfident) and its KS p-value {c['tarp_ks_pval']:.3g}. Verdict: {verdict(checks.get('tarp', True))}.
+- **Expected coverage of highest-density regions**: the largest gap between a region's credibility
+  and how often it holds the truth is {c['max_coverage_gap']:.3f} (descriptive, no verdict).
+
+{overall}
 
 Held-out simulation {o['sim']} re-simulated from the store's configuration alone:
 features {'identical to' if o['reproduced_from_store'] else 'DIFFERENT from'} the stored row. The FC of
 {o['predictive_valid']} posterior-predictive simulations (of {o['predictive_n']}; fresh noise) correlates with its FC
 at r = {o['fc_predictive_r']:.2f} (upper triangles; FC is mostly noise at low G, structured near the transition).
 
-Figures: `posterior_pair.png`, `zscore_shrinkage.png`, `sbc.png`, `fc_predictive.png`.
+Figures: `posterior_pair.png`, `zscore_shrinkage.png`, `sbc.png`, `tarp.png`, `fc_predictive.png`.
 
 Timings (s): budget {t['budget_s']:.1f}, training {t['train_s']:.1f}, diagnostics {t['diagnostics_s']:.1f},
 observation and predictive simulations {t['observation_s']:.1f}.
 """
+
+
+def _html(report_md: str, figures: dict[str, Path]) -> str:
+    """``report_md`` as a standalone HTML page, every figure embedded (base64 PNG)."""
+    import base64
+    import html
+
+    import markdown
+
+    body = markdown.markdown(report_md, extensions=["tables"])
+    images = "\n".join(
+        f'<figure id="{html.escape(name)}"><img alt="{html.escape(name)}" '
+        f'src="data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(Path(path).name)}</figcaption></figure>" for name, path in figures.items())
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4} table{border-collapse:"
+             "collapse} td,th{border:1px solid #ccc;padding:0.2em 0.5em} img{max-width:100%} figure{margin:1em 0}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vbi-dask demo report</title>"
+            f"<style>{style}</style></head><body>\n{body}\n<h2>Figures</h2>\n{images}\n</body></html>\n")

@@ -205,13 +205,13 @@ def test_ctrl_c_during_training_exits_130_with_one_line(box_model, tmp_path):
     logs, out = tmp_path / "logs", tmp_path / "m.pt"
     process = subprocess.Popen(
         [sys.executable, "-m", "vbi_dask.cli", "train", str(box_model.parent / "box.zarr"), "--out", str(out),
-         "--max-epochs", "100000", "--patience", "100000", "--log-dir", str(logs)],
+         "--max-epochs", "100000", "--patience", "100000", "--log-dir", str(logs), "--quiet"],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if (logs / "checkpoints" / "best.ckpt").exists():  # an epoch is done: training runs
+            if (logs / "checkpoints" / "last.ckpt").exists():  # an epoch is done: training runs
                 os.killpg(process.pid, signal.SIGINT)
                 break
             time.sleep(0.05)
@@ -220,7 +220,8 @@ def test_ctrl_c_during_training_exits_130_with_one_line(box_model, tmp_path):
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, stderr[-2000:]
-    assert stderr == f"vbi-dask train: interrupted: training stopped, no model written to {out}\n"
+    assert stderr == (f"vbi-dask train: interrupted: training stopped, no model written to {out}; resume with the "
+                      "same command and --resume\n")
     assert stdout == "" and not out.exists()
 
 
@@ -232,7 +233,28 @@ def test_demo_end_to_end_small(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["budget"]["done"] == 200
     assert summary["observation"]["reproduced_from_store"] is True
-    for name in ("report.md", "posterior.pt", "posterior_pair.png", "zscore_shrinkage.png", "sbc.png",
-                 "fc_predictive.png"):
+    for name in ("report.md", "report.html", "posterior.pt", "posterior_pair.png", "zscore_shrinkage.png", "sbc.png",
+                 "tarp.png", "fc_predictive.png"):
         assert (out / name).stat().st_size > 0, name
-    assert "| G |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| G |" in report
+    # every verdict as computed, never softened
+    checks = summary["calibration"]["checks"]
+    assert set(checks) == {"sbc_ranks", "sbc_dap", "tarp"}
+    for name, label in (("sbc_ranks", "SBC rank KS test"), ("sbc_dap", "C2ST of prior vs data-averaged posterior"),
+                        ("tarp", "TARP")):
+        section = report.split(f"**{label}**", 1)[1].split("\n- ", 1)[0]
+        assert ("Verdict:\n  passes" in section or "Verdict: passes" in section) == checks[name], (name, section)
+    assert ("Every calibration check passes" in report) == summary["calibration"]["passed"]
+    if not summary["calibration"]["passed"]:
+        assert "FAIL: the posterior's spread does not match its errors" in report
+
+    # the HTML page in a real headless browser: it loads and shows every figure
+    from tests._browser import page_images
+
+    page = page_images(out / "report.html")
+    assert page["title"] == "vbi-dask demo report" and "Held-out test simulations" in page["text"]
+    shown = {alt: (loaded, width, height, rendered) for alt, loaded, width, height, rendered in page["images"]}
+    assert set(shown) == set(summary["figures"])
+    for name, (loaded, width, height, rendered) in shown.items():
+        assert loaded and width > 100 and height > 100 and rendered > 100, (name, shown[name])

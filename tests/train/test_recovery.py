@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from vbi_dask.features import fc_matrix
-from vbi_dask.train import (calibration, heldout, plot_fc_predictive, plot_pair, plot_sbc, plot_zscore_shrinkage,
-                            posterior_predictive, posterior_zscores, sample_posterior, simulate_observation)
+from vbi_dask.train import (calibration, heldout, plot_fc_predictive, plot_pair, plot_sbc, plot_tarp,
+                            plot_zscore_shrinkage, posterior_predictive, posterior_zscores, sample_posterior,
+                            simulate_observation)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,21 @@ def test_simulation_based_calibration_passes(mpr_posterior, held_out):
     cal = calibration(mpr_posterior, theta, x, n_samples=300, seed=1)
     assert cal.ranks.shape == (len(sims), 3)
     assert cal.passed(), cal.summary()
+    assert set(cal.checks()) == {"sbc_ranks", "sbc_dap", "tarp"} and abs(cal.tarp_atc) < 0.2, cal.summary()
     assert np.abs(cal.coverage - cal.levels).max() < 0.2, cal.summary()
+
+
+def test_calibration_fails_when_posteriors_do_not_belong_to_their_truths(mpr_posterior, held_out):
+    """Each posterior conditioned on another simulation's features: narrow around the wrong
+    value, so the truths fall outside and the SBC ranks pile up at the ends. (TARP with
+    random references cannot see this: truths and posteriors are then independent draws
+    of the prior, whose coverage is exact on average; so the report gives each check's
+    verdict, not one.)"""
+    _, theta, x = held_out
+    shuffled = x[np.random.default_rng(0).permutation(len(x))][:150]
+    cal = calibration(mpr_posterior, theta[:150], shuffled, n_samples=100, seed=1)
+    assert not cal.checks()["sbc_ranks"] and not cal.passed(), cal.summary()
+    assert max(cal.ks_pvals) < 1e-6 and min(cal.c2st_ranks) > 0.7, cal.summary()
 
 
 def test_a_held_out_run_is_reproduced_from_the_store_alone(mpr_posterior, mpr_store, held_out):
@@ -73,6 +88,7 @@ def test_figures(mpr_posterior, mpr_store, held_out, zscores, tmp_path):
         plot_pair(samples, tmp_path / "pair.png", true=theta[0]),
         plot_zscore_shrinkage(zscores, tmp_path / "z.png"),
         plot_sbc(cal, tmp_path / "sbc.png"),
+        plot_tarp(cal, tmp_path / "tarp.png"),
         plot_fc_predictive(fc_matrix(observed["signal"].values[None])[0],
                            fc_matrix(predictive["signal"].values[predictive["valid"].values]), tmp_path / "fc.png"),
     ]

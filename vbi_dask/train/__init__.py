@@ -1,4 +1,6 @@
-"""Training neural posteriors from a budget store (needs torch, Lightning and sbi).
+"""Training neural posteriors from a budget store (the ``train`` extra: torch, Lightning,
+sbi and matplotlib; without it, importing this package raises a one-line
+:class:`~vbi_dask._extras.MissingExtraError` naming the extra).
 
 Data flows store -> :class:`StoreData` (split, z-score statistics, chunk reads) ->
 :class:`StoreStream` (shuffled batches) -> Lightning (:class:`DensityEstimatorModule`)
@@ -18,6 +20,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .._extras import require as _require
+
+_require("train", "vbi_dask.train")  # deferred while vbi_dask.cli loads the training commands' parsers
+
 # public name -> the module defining it
 _MODULES = {
     "data": ("StoreData", "StoreStream", "ZScore", "split_of"),
@@ -26,7 +32,7 @@ _MODULES = {
     "posterior": ("PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
                   "sample_posterior", "check_observation", "select_features", "SamplingTimeout"),
     "diagnostics": ("posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration", "plot_pair",
-                    "plot_zscore_shrinkage", "plot_sbc", "plot_fc_predictive"),
+                    "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"),
     "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
                 "simulate_signals"),
 }
@@ -37,6 +43,7 @@ __all__ = list(_WHERE)
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _require("train", "vbi_dask.train")
     value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     globals()[name] = value
     return value
@@ -49,7 +56,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .data import StoreData, StoreStream, ZScore, split_of  # noqa: F401
     from .diagnostics import (Calibration, calibration, heldout, plot_fc_predictive, plot_pair,  # noqa: F401
-                              plot_sbc, plot_zscore_shrinkage, posterior_zscores, prior_variance)
+                              plot_sbc, plot_tarp, plot_zscore_shrinkage, posterior_zscores, prior_variance)
     from .estimator import EstimatorConfig, FeatureStandardizer, build_estimator  # noqa: F401
     from .module import DensityEstimatorModule, StoreDataModule  # noqa: F401
     from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401

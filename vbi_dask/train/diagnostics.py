@@ -4,12 +4,14 @@
   posterior std`` and shrinkage ``s = 1 - posterior var / prior var`` per parameter and
   observation (Hashemi et al. 2023, "The Bayesian Virtual Epileptic Patient"; the VBI
   paper, Hashemi et al. 2025). Good inference: shrinkage near 1, z-scores small (< 2-3).
-- :func:`calibration`: simulation-based calibration ranks (Talts et al. 2018) and
-  expected coverage of highest-density regions (Deistler et al. 2022), through
-  ``sbi.diagnostics.run_sbc`` / ``check_sbc``.
-- Figures (matplotlib ``Figure`` objects saved as PNG, no pyplot state): posterior pair
-  plot with the true value, z-score vs shrinkage, SBC rank histograms and coverage,
-  observed vs posterior-predictive FC.
+- :func:`calibration`: simulation-based calibration ranks (Talts et al. 2018), expected
+  coverage of highest-density regions (Deistler et al. 2022) and TARP coverage (Lemos et
+  al. 2023), through ``sbi.diagnostics`` (``run_sbc``/``check_sbc``,
+  ``run_tarp``/``check_tarp``).
+- Figures saved as PNG: the posterior pair plot, SBC rank histograms and TARP coverage
+  drawn by sbi's own plotting (``sbi.analysis.pairplot``, ``sbc_rank_plot``,
+  ``plot_tarp``); z-score vs shrinkage and observed vs posterior-predictive FC, which sbi
+  does not draw.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .data import StoreData
 from .posterior import StorePosterior, check_observation, sample_posterior
 
 __all__ = ["posterior_zscores", "heldout", "Calibration", "calibration", "prior_variance",
-           "plot_pair", "plot_zscore_shrinkage", "plot_sbc", "plot_fc_predictive"]
+           "plot_pair", "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"]
 
 
 def prior_variance(posterior: StorePosterior, *, n_samples: int = 200_000, seed: int = 0) -> np.ndarray:
@@ -95,7 +97,10 @@ class Calibration:
     true value; uniform on 0..n_samples when calibrated. ``ks_pvals``, ``c2st_ranks``,
     ``c2st_dap`` (per parameter) come from ``sbi.diagnostics.check_sbc``.
     ``coverage`` is the fraction of true values inside the posterior's highest-density
-    region of credibility ``levels`` (the diagonal when calibrated).
+    region of credibility ``levels`` (the diagonal when calibrated). ``tarp_ecp`` at
+    ``tarp_alpha``: TARP's expected coverage of random-reference balls; ``tarp_atc`` (area
+    to the diagonal above alpha 0.5: > 0 under-, < 0 overconfident... see sbi's
+    ``check_tarp``) and ``tarp_ks_pval`` (KS test of ECP against alpha).
     """
 
     param_names: tuple[str, ...]
@@ -106,11 +111,25 @@ class Calibration:
     c2st_dap: np.ndarray
     levels: np.ndarray
     coverage: np.ndarray
+    tarp_ecp: np.ndarray | None = None
+    tarp_alpha: np.ndarray | None = None
+    tarp_atc: float = float("nan")
+    tarp_ks_pval: float = float("nan")
 
-    def passed(self, *, ks_alpha: float = 0.01, c2st_max: float = 0.6) -> bool:
-        """sbi's checks pass: every KS p-value above ``ks_alpha`` and every
-        prior-vs-data-averaged-posterior C2ST below ``c2st_max``."""
-        return bool((self.ks_pvals > ks_alpha).all() and (self.c2st_dap < c2st_max).all())
+    def checks(self, *, alpha: float = 0.01, c2st_max: float = 0.6) -> dict[str, bool]:
+        """Each check's verdict: ``sbc_ranks`` (every parameter's rank KS p-value above
+        ``alpha``, Bonferroni-corrected over the parameters), ``sbc_dap`` (every
+        prior-vs-data-averaged-posterior C2ST below ``c2st_max``), ``tarp`` (TARP's KS
+        p-value above ``alpha``; absent when TARP was not run)."""
+        out = {"sbc_ranks": bool((self.ks_pvals > alpha / len(self.param_names)).all()),
+               "sbc_dap": bool((self.c2st_dap < c2st_max).all())}
+        if self.tarp_ecp is not None:
+            out["tarp"] = bool(self.tarp_ks_pval > alpha)
+        return out
+
+    def passed(self, **thresholds) -> bool:
+        """Every check of :meth:`checks` passes."""
+        return all(self.checks(**thresholds).values())
 
     def summary(self) -> dict[str, Any]:
         gap = np.abs(self.coverage - self.levels).max()
@@ -120,19 +139,22 @@ class Calibration:
         return {"n_obs": int(len(self.ranks)), "n_samples": self.n_samples,
                 "ks_pvals": rounded(self.ks_pvals, 4), "c2st_ranks": rounded(self.c2st_ranks, 3),
                 "c2st_dap": rounded(self.c2st_dap, 3),
-                "max_coverage_gap": float(gap), "passed": self.passed()}
+                "max_coverage_gap": round(float(gap), 4), "tarp_atc": round(float(self.tarp_atc), 4),
+                "tarp_ks_pval": round(float(self.tarp_ks_pval), 4), "checks": self.checks(),
+                "passed": self.passed()}
 
 
 def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_samples: int = 500,
-                seed: int = 0) -> Calibration:
+                seed: int = 0, tarp: bool = True) -> Calibration:
     """Simulation-based calibration and expected coverage over (theta, x) pairs drawn
     from the prior and the simulator (e.g. held-out store rows).
 
     Uses ``sbi.diagnostics.run_sbc`` (marginal ranks, and ranks of the true parameter's
-    unnormalised log posterior density among the samples' for the coverage) and
-    ``check_sbc``.
+    unnormalised log posterior density among the samples' for the coverage),
+    ``check_sbc``, and with ``tarp`` ``run_tarp``/``check_tarp`` (seeded: the same inputs
+    give the same result).
     """
-    from sbi.diagnostics import check_sbc, run_sbc
+    from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
 
     xs, _ = check_observation(np.atleast_2d(np.asarray(x)), posterior.info)
     thetas = torch.as_tensor(np.atleast_2d(np.asarray(theta)), dtype=torch.float32)
@@ -150,6 +172,12 @@ def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_sampl
         checks = check_sbc(ranks, posterior.prior.sample((len(thetas),)), dap, num_posterior_samples=n_samples)
         density_ranks, _ = run_sbc(thetas, xs, posterior, num_posterior_samples=n_samples,
                                    reduce_fns=log_density, show_progress_bar=False)
+        tarp_results = {}
+        if tarp:
+            ecp, alpha = run_tarp(thetas, xs, posterior, num_posterior_samples=n_samples, show_progress_bar=False)
+            atc, ks_pval = check_tarp(ecp, alpha)
+            tarp_results = {"tarp_ecp": ecp.numpy(), "tarp_alpha": alpha.numpy(), "tarp_atc": float(atc),
+                            "tarp_ks_pval": float(ks_pval)}
     levels = np.linspace(0.0, 1.0, 21)
     # the true value lies in the HPD region of level a when fewer than a * n samples are denser
     outside = 1.0 - density_ranks[:, 0].numpy() / n_samples
@@ -157,7 +185,7 @@ def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_sampl
     return Calibration(
         param_names=tuple(posterior.info.param_names), ranks=ranks.numpy(), n_samples=n_samples,
         ks_pvals=checks["ks_pvals"].numpy(), c2st_ranks=checks["c2st_ranks"].numpy().ravel(),
-        c2st_dap=checks["c2st_dap"].numpy().ravel(), levels=levels, coverage=coverage,
+        c2st_dap=checks["c2st_dap"].numpy().ravel(), levels=levels, coverage=coverage, **tarp_results,
     )
 
 
@@ -175,44 +203,39 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+def _save_pyplot(fig, path: str | os.PathLike) -> Path:
+    """Save a figure made by sbi's plotting (pyplot) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def plot_pair(samples: xr.DataArray, path: str | os.PathLike, *, true: Sequence[float] | None = None,
               limits: tuple[np.ndarray, np.ndarray] | None = None, title: str = "") -> Path:
-    """Pair plot of posterior samples (sample, param): marginal histograms on the
-    diagonal, 2-D histograms below, the true value as a red line / cross."""
+    """sbi's ``pairplot`` of posterior samples (sample, param): marginal histograms on the
+    diagonal, 2-D histograms off it, the true value in red."""
+    from sbi.analysis import pairplot
+
     values = np.asarray(samples.transpose("sample", "param").values)
     names = [str(p) for p in samples["param"].values]
     k = len(names)
-    fig = _figure(2.0 * k + 0.5, 2.0 * k + 0.3)
-    axes = fig.subplots(k, k, squeeze=False)
-    lo = values.min(axis=0) if limits is None else np.maximum(limits[0], values.min(axis=0) - 1e-9)
-    hi = values.max(axis=0) if limits is None else np.minimum(limits[1], values.max(axis=0) + 1e-9)
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    if limits is not None:
+        lo, hi = np.maximum(limits[0], lo), np.minimum(limits[1], hi)
     if true is not None:
         true = np.asarray(true, dtype=float)
         lo, hi = np.minimum(lo, true), np.maximum(hi, true)
     pad = 0.05 * (hi - lo + 1e-12)
-    lo, hi = lo - pad, hi + pad
-    for i in range(k):
-        for j in range(k):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_axis_off()
-                continue
-            if i == j:
-                ax.hist(values[:, i], bins=40, range=(lo[i], hi[i]), color="tab:blue", alpha=0.8)
-                if true is not None:
-                    ax.axvline(true[i], color="tab:red", lw=1.5)
-                ax.set_yticks([])
-            else:
-                ax.hist2d(values[:, j], values[:, i], bins=40, range=[[lo[j], hi[j]], [lo[i], hi[i]]], cmap="Blues")
-                if true is not None:
-                    ax.plot(true[j], true[i], "x", color="tab:red", ms=8, mew=2)
-            if i == k - 1:
-                ax.set_xlabel(names[j])
-            if j == 0 and i > 0:
-                ax.set_ylabel(names[i])
+    fig, _ = pairplot(values, points=None if true is None else true[None], limits=np.c_[lo - pad, hi + pad].tolist(),
+                      labels=names, figsize=(2.0 * k + 0.5, 2.0 * k + 0.3), diag="hist", upper="hist",
+                      points_colors=["tab:red"], diag_kwargs={"mpl_kwargs": {"bins": 40}},
+                      upper_kwargs={"mpl_kwargs": {"bins": 40, "cmap": "Blues"}})
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return _save_pyplot(fig, path)
 
 
 def plot_zscore_shrinkage(stats: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -232,32 +255,34 @@ def plot_zscore_shrinkage(stats: xr.Dataset, path: str | os.PathLike) -> Path:
 
 
 def plot_sbc(cal: Calibration, path: str | os.PathLike) -> Path:
-    """SBC rank histograms (one panel per parameter, with the 99% band of a uniform
-    histogram) and the expected-coverage curve."""
-    from scipy.stats import binom
+    """sbi's ``sbc_rank_plot``: SBC rank histograms, one panel per parameter, with the
+    99% band of a uniform histogram (KS p-values in the titles)."""
+    from sbi.analysis import sbc_rank_plot
 
     k = len(cal.param_names)
-    cols = min(k + 1, 4)
-    rows = -(-(k + 1) // cols)
-    fig = _figure(3.0 * cols, 2.4 * rows)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     n_bins = max(5, min(20, len(cal.ranks) // 10))
-    band = binom(len(cal.ranks), 1.0 / n_bins).ppf([0.005, 0.995])
-    for p, name in enumerate(cal.param_names):
-        ax = axes[p]
-        ax.axhspan(band[0], band[1], color="grey", alpha=0.25)
-        ax.hist(cal.ranks[:, p], bins=n_bins, range=(0, cal.n_samples), color="tab:blue", alpha=0.85)
-        ax.set_title(f"{name} (KS p={cal.ks_pvals[p]:.2f})", fontsize=9)
-        ax.set_xlabel("rank")
-    ax = axes[k]
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-    ax.plot(cal.levels, cal.coverage, "o-", ms=3)
-    ax.set_xlabel("credibility level")
-    ax.set_ylabel("expected coverage")
-    ax.set_title("HPD coverage", fontsize=9)
-    for ax in axes[k + 1:]:
-        ax.set_axis_off()
-    return _save(fig, path)
+    fig, axes = sbc_rank_plot(cal.ranks, cal.n_samples, num_bins=n_bins, plot_type="hist",
+                              parameter_labels=list(cal.param_names), num_cols=min(k, 4),
+                              figsize=(3.0 * min(k, 4), 2.6 * -(-k // 4)))
+    for ax, name, p in zip(np.atleast_1d(axes).ravel(), cal.param_names, cal.ks_pvals):
+        ax.set_title(f"{name} (KS p={p:.2g})", fontsize=9)
+        if ax.get_legend() is not None:  # one set of ranks: the legend only hides bars
+            ax.get_legend().remove()
+    for legend in list(fig.legends):
+        legend.remove()
+    return _save_pyplot(fig, path)
+
+
+def plot_tarp(cal: Calibration, path: str | os.PathLike) -> Path:
+    """sbi's ``plot_tarp``: TARP expected coverage against credibility (the diagonal
+    when calibrated; above it: underconfident, below: overconfident)."""
+    from sbi.analysis import plot_tarp as sbi_plot_tarp
+
+    if cal.tarp_ecp is None:
+        raise ValueError("this Calibration has no TARP results: run calibration(..., tarp=True)")
+    fig, ax = sbi_plot_tarp(torch.as_tensor(cal.tarp_ecp), torch.as_tensor(cal.tarp_alpha),
+                            title=f"TARP: ATC {cal.tarp_atc:.3f}, KS p {cal.tarp_ks_pval:.2g}")
+    return _save_pyplot(fig, path)
 
 
 def plot_fc_predictive(observed_fc: np.ndarray, predicted_fc: np.ndarray, path: str | os.PathLike, *,
