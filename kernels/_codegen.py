@@ -468,8 +468,15 @@ def importable(fn) -> bool:
     )
 
 
+# set by vbi_dask (a callable returning the ``vbi_dask.cache-dir`` Dask setting): these
+# kernels import no Dask themselves
+CACHE_DIR_SETTING = None
+
+
 def cache_dir() -> Path:
-    root = os.environ.get("VBI_DASK_CACHE_DIR")
+    """``$VBI_DASK_CACHE_DIR``, else the ``vbi_dask.cache-dir`` setting, else
+    ``~/.cache/vbi_dask/kernels``; a temporary folder when that is not writable."""
+    root = os.environ.get("VBI_DASK_CACHE_DIR") or (CACHE_DIR_SETTING() if CACHE_DIR_SETTING else None)
     path = Path(root) if root else Path.home() / ".cache" / "vbi_dask" / "kernels"
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ features -> Zarr store -> training -> posterior.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _config  # noqa: F401 - registers the vbi_dask.* Dask settings
 from .connectome import Connectome, default_connectome, load_connectome, load_tvb_zip
 from .models import MODELS, ModelSpec, get_model
 from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
