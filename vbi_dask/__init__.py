@@ -13,6 +13,7 @@ from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
 from .simulation import Simulation, simulate
 from .prior import Grid, Prior
 from .budget import Budget, BudgetSummary, budget_from_config
+from .external import ExternalBudget, ExternalSimulator
 from .store import open_store
 from .cluster import close_client, get_client
 
@@ -27,6 +28,7 @@ __all__ = [
     "Raw", "TemporalAverage", "Bold", "EEG", "MEG",
     "Simulation", "simulate",
     "Prior", "Grid", "Budget", "BudgetSummary", "budget_from_config", "open_store",
+    "ExternalBudget", "ExternalSimulator",
     "get_client", "close_client",
     "__version__",
 ]

@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from .prior import Grid, Prior, prior_from_dict
 from .backend import gpu_annotations
 from .cluster import adaptive_maximum, close_client, get_client
 from .simulation import Simulation
+
+if TYPE_CHECKING:
+    from .external import ExternalBudget
 
 __all__ = ["Budget", "BudgetSummary", "budget_from_config"]
 
@@ -125,56 +128,50 @@ class BudgetSummary:
         return text
 
 
-@dataclass(frozen=True)
-class Budget:
-    """``n_sims`` simulations of ``simulation`` at parameters drawn from ``prior``.
+class _BudgetBase:
+    """What runs a budget, whatever computes its rows (:class:`Budget`, or
+    :class:`vbi_dask.external.ExternalBudget`): blocks, the store's identity (``token``),
+    prepare / resume / extend under the store's claim, the Dask graph, the run.
 
-    Parameters
-    ----------
-    simulation : Simulation
-        Its BOLD monitor output feeds the features when present, else the first
-        observable of its sampled monitor.
-    prior : Prior or Grid
-        For the simulation's model and number of nodes.
-    n_sims : int
-        Number of simulations (global indices 0 .. n_sims - 1).
-    features : FeatureSet or list of feature entries
-        Computed per simulation into ``features(sim, feature)``.
-    chunk_size : int
-        Simulations per block (one task, one Zarr chunk); default: the
-        ``vbi_dask.chunk-size`` setting (64; see :mod:`vbi_dask._config`).
-    seed : int
-        Keys the prior draws, initial conditions and noise, with the simulation index.
-    keep_bold : bool
-        Also store the BOLD signal ``bold(sim, time_bold, node)``.
-    backend : "cpu" (default), "cuda" or "auto"
-        Kernel of each block, resolved on the worker that runs it ("auto": the GPU when
-        the worker has one). With "cuda"/"auto" on a cluster whose workers advertise
-        ``GPU`` resources, blocks are placed with ``resources={"GPU": 1}``. Not part of
-        the store's identity: the backend does not change what a row means.
-
-    Raises
-    ------
-    ValueError
-        Non-positive ``n_sims`` or ``chunk_size``, a prior for another model or number
-        of nodes, ``keep_bold`` without a Bold monitor, features that do not fit the
-        signal (e.g. an FCD window longer than the series).
+    A subclass is a frozen dataclass with ``prior``, ``n_sims``, ``chunk_size`` and
+    ``seed`` and gives :meth:`attrs` (the store's identity), :meth:`compute_block` (the
+    rows of one block, a pure function of (configuration, seed, global index)),
+    ``param_names``, ``feature_names``, :meth:`_allocation` and :meth:`_placement`.
     """
 
-    simulation: Simulation
     prior: Prior | Grid
     n_sims: int
-    features: FeatureSet | Sequence[Any]
-    chunk_size: int | None = None
-    seed: int = 0
-    keep_bold: bool = False
-    backend: str = "cpu"
+    chunk_size: int
+    seed: int
 
-    def __post_init__(self):
-        if not isinstance(self.simulation, Simulation):
-            raise TypeError(f"simulation must be a Simulation, got {type(self.simulation).__name__}")
-        if not isinstance(self.prior, (Prior, Grid)):
-            raise TypeError(f"prior must be a Prior or Grid, got {type(self.prior).__name__}")
+    @property
+    def param_names(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def feature_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def attrs(self) -> dict[str, Any]:
+        """The store's root attributes (JSON-able); :data:`vbi_dask.store.CONFIG_ATTRS`
+        among them fix every row's content."""
+        raise NotImplementedError
+
+    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` in memory: ``theta``, ``features``, ``valid`` (optionally
+        ``bold``) and ``timings``."""
+        raise NotImplementedError
+
+    def _allocation(self) -> dict[str, Any]:
+        """``connectome`` (or None) and ``time_bold_ms`` (or None) of the store to allocate."""
+        raise NotImplementedError
+
+    def _placement(self, client) -> dict[str, Any]:
+        """Keyword arguments of ``client.submit`` that place a block (e.g. GPU resources)."""
+        raise NotImplementedError
+
+    def _check_sizes(self) -> None:
+        """Validate and normalise ``n_sims``, ``chunk_size`` (default: the setting) and ``seed``."""
         if self.chunk_size is None:
             object.__setattr__(self, "chunk_size", _config.get("chunk-size"))
         for name in ("n_sims", "chunk_size"):
@@ -184,56 +181,11 @@ class Budget:
             object.__setattr__(self, name, int(value))
         split_seed(self.seed)  # validates
         object.__setattr__(self, "seed", int(self.seed))
-        sim, prior = self.simulation, self.prior
-        if prior.model.name != sim.model.name:
-            raise ValueError(f"the prior is for model {prior.model.name!r}, the simulation runs {sim.model.name!r}")
-        if prior.n_nodes != sim.connectome.n_nodes:
-            raise ValueError(f"the prior is for {prior.n_nodes} nodes, the connectome has {sim.connectome.n_nodes}")
-        if not isinstance(self.features, FeatureSet):
-            object.__setattr__(self, "features", FeatureSet.from_dict(list(self.features)))
-        if self.keep_bold and sim.bold_monitor is None:
-            raise ValueError("keep_bold needs a Bold monitor in the simulation")
-        object.__setattr__(self, "keep_bold", bool(self.keep_bold))
-        if self.backend not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"backend must be 'cpu', 'cuda' or 'auto', got {self.backend!r}")
-        _ = self.layout  # validates the features against the signal
-
-    # ------------------------------------------------------------------ description
-    @cached_property
-    def layout(self) -> _Layout:
-        return _layout(self.simulation, self.features)
-
-    @property
-    def param_names(self) -> list[str]:
-        return self.prior.param_names
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.layout.feature_names)
 
     def blocks(self) -> list[tuple[int, int]]:
         """(start, stop) of every block."""
         c = self.chunk_size
         return [(s, min(s + c, self.n_sims)) for s in range(0, self.n_sims, c)]
-
-    def attrs(self) -> dict[str, Any]:
-        """The store's root attributes (JSON-able)."""
-        c = self.simulation.connectome
-        return {
-            "simulation": json.dumps(self.simulation.to_dict()),
-            "prior": json.dumps(self.prior.to_dict()),
-            "featureset": json.dumps(self.features.to_dict()),
-            "connectome_hash": c.hash(),
-            "connectome_name": c.name,
-            "seed": self.seed,
-            "n_sims": self.n_sims,
-            "chunk_size": self.chunk_size,
-            "keep_bold": self.keep_bold,
-            "feature_signal": self.layout.signal,
-            "vbi_dask_version": _version(),
-            "schema_version": _store.SCHEMA_VERSION,
-            "kernel_numerics": NUMERICS_VERSION,
-        }
 
     @cached_property
     def token(self) -> str:
@@ -246,61 +198,6 @@ class Budget:
         from dask.base import tokenize
 
         return "simulate-" + tokenize(self.token, os.fspath(store), start, stop)
-
-    @classmethod
-    def from_store(cls, store: str | os.PathLike) -> "Budget":
-        """The budget a store was made by, rebuilt from the store alone."""
-        ds = _store.open_store(store)
-        attrs = _store.read_attrs(store)
-        connectome = _store.connectome_from_store(ds)
-        return cls(
-            Simulation.from_dict(attrs["simulation"], connectome),
-            prior_from_dict(attrs["prior"]),
-            n_sims=int(attrs["n_sims"]),
-            features=FeatureSet.from_dict(attrs["featureset"]),
-            chunk_size=int(attrs["chunk_size"]),
-            seed=int(attrs["seed"]),
-            keep_bold=bool(attrs["keep_bold"]),
-        )
-
-    # ------------------------------------------------------------------ computing
-    def signals(self, theta: np.ndarray, *, first_sim: int, threads: int | None = 1) -> tuple[np.ndarray, dict]:
-        """Simulate at parameters ``theta`` (n, param) with the noise and initial
-        conditions of global indices ``first_sim + k`` (below ``n_sims``: the store's rows).
-
-        Returns the feature signal (sim, time, node) (BOLD when monitored, else the first
-        observable of the sampled monitor) and the kernel's outputs.
-        """
-        params = self.prior.to_params(np.asarray(theta, dtype=np.float64))
-        out = self.simulation.run_arrays(params, n_sims=len(theta), seed=self.seed, first_sim=int(first_sim),
-                                         threads=threads, backend=self.backend)
-        raw = out["bold"] if self.layout.signal == "bold" else out["sampled"][:, 0]
-        return np.moveaxis(raw, -1, 0), out
-
-    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Simulations ``start:stop`` in memory: ``theta``, ``features``, ``valid``
-        (and ``bold`` (sim, time_bold, node) with keep_bold). One kernel thread."""
-        n = stop - start
-        times = {}
-        t0 = time.perf_counter()
-        theta = self.prior.sample(n, seed=self.seed, first_sim=start).astype(np.float32)
-        # the kernel gets exactly the stored (float32) values: every row is reproducible
-        signal, out = self.signals(theta, first_sim=start, threads=1)
-        t1 = time.perf_counter()
-        layout = self.layout
-        if signal.shape[1] != layout.n_time:
-            raise RuntimeError(f"the kernel returned {signal.shape[1]} samples, the store expects {layout.n_time}")
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # diverging simulations give NaN
-            # float64: float32 statistics of small BOLD fluctuations lose too many digits
-            features, _ = self.features.compute(signal.astype(np.float64), layout.dt_ms)
-        features = np.asarray(features, dtype=np.float32)
-        valid = np.isfinite(features).all(axis=1) & self.prior.in_bounds(theta)
-        times["simulate_s"], times["features_s"] = t1 - t0, time.perf_counter() - t1
-        result = {"theta": theta, "features": features, "valid": valid, "timings": times}
-        if self.keep_bold:
-            result["bold"] = np.moveaxis(out["bold"], -1, 0)
-        return result
 
     def prepare(self, store: str | os.PathLike) -> list[tuple[int, int]]:
         """Create, check or extend the store; return the blocks not yet done.
@@ -315,11 +212,13 @@ class Budget:
         """
         path = _store._local_path(store)
         attrs = self.attrs()
+        allocation = self._allocation()
         state = _store.store_state(path)
         if state == "zarr":
             stored = _store.check_compatible(path, attrs)
             sizes = _store.sim_sizes(path)
-            expected = {"theta", "features", "valid", "done", "sim"} | ({"bold"} if self.keep_bold else set())
+            expected = {"theta", "features", "valid", "done", "sim"} | (
+                set() if allocation["time_bold_ms"] is None else {"bold"})
             if not expected <= set(sizes):
                 if "done" in sizes and _store.read_done(path).any():
                     raise ValueError(f"store {str(path)!r} lacks variable(s) {sorted(expected - set(sizes))} but holds "
@@ -336,10 +235,8 @@ class Budget:
                 if self.n_sims != n_stored or any(v != self.n_sims for v in sizes.values()):
                     _store.extend(path, self.n_sims)
         if state == "missing":
-            layout = self.layout
             _store.allocate(path, n_sims=self.n_sims, chunk_size=self.chunk_size, param_names=self.param_names,
-                            feature_names=self.feature_names, connectome=self.simulation.connectome, attrs=attrs,
-                            time_bold_ms=layout.time_bold_ms if self.keep_bold else None)
+                            feature_names=self.feature_names, attrs=attrs, **allocation)
         done = _store.read_done(path)
         return [(s, e) for s, e in self.blocks() if not done[s:e].all()]
 
@@ -463,7 +360,7 @@ class Budget:
             # the budget travels once, as a task every block depends on (a scattered value
             # would be lost with its worker; a task is recomputed)
             shared = client.submit(_identity, self, key="budget-" + self.token, pure=False)
-            placement = (gpu_annotations(client) or {}) if self.backend != "cpu" else {}
+            placement = self._placement(client)
 
             def submit():
                 start, stop = queue.pop(0)
@@ -489,6 +386,176 @@ class Budget:
             shared.release()
         finally:
             close()
+
+
+@dataclass(frozen=True)
+class Budget(_BudgetBase):
+    """``n_sims`` simulations of ``simulation`` at parameters drawn from ``prior``.
+
+    Parameters
+    ----------
+    simulation : Simulation
+        Its BOLD monitor output feeds the features when present, else the first
+        observable of its sampled monitor.
+    prior : Prior or Grid
+        For the simulation's model and number of nodes.
+    n_sims : int
+        Number of simulations (global indices 0 .. n_sims - 1).
+    features : FeatureSet or list of feature entries
+        Computed per simulation into ``features(sim, feature)``.
+    chunk_size : int
+        Simulations per block (one task, one Zarr chunk); default: the
+        ``vbi_dask.chunk-size`` setting (64; see :mod:`vbi_dask._config`).
+    seed : int
+        Keys the prior draws, initial conditions and noise, with the simulation index.
+    keep_bold : bool
+        Also store the BOLD signal ``bold(sim, time_bold, node)``.
+    backend : "cpu" (default), "cuda" or "auto"
+        Kernel of each block, resolved on the worker that runs it ("auto": the GPU when
+        the worker has one). With "cuda"/"auto" on a cluster whose workers advertise
+        ``GPU`` resources, blocks are placed with ``resources={"GPU": 1}``. Not part of
+        the store's identity: the backend does not change what a row means.
+
+    Raises
+    ------
+    ValueError
+        Non-positive ``n_sims`` or ``chunk_size``, a prior for another model or number
+        of nodes, ``keep_bold`` without a Bold monitor, features that do not fit the
+        signal (e.g. an FCD window longer than the series).
+    """
+
+    simulation: Simulation
+    prior: Prior | Grid
+    n_sims: int
+    features: FeatureSet | Sequence[Any]
+    chunk_size: int | None = None
+    seed: int = 0
+    keep_bold: bool = False
+    backend: str = "cpu"
+
+    def __post_init__(self):
+        if not isinstance(self.simulation, Simulation):
+            raise TypeError(f"simulation must be a Simulation, got {type(self.simulation).__name__}")
+        if not isinstance(self.prior, (Prior, Grid)):
+            raise TypeError(f"prior must be a Prior or Grid, got {type(self.prior).__name__}")
+        self._check_sizes()
+        sim, prior = self.simulation, self.prior
+        if prior.model.name != sim.model.name:
+            raise ValueError(f"the prior is for model {prior.model.name!r}, the simulation runs {sim.model.name!r}")
+        if prior.n_nodes != sim.connectome.n_nodes:
+            raise ValueError(f"the prior is for {prior.n_nodes} nodes, the connectome has {sim.connectome.n_nodes}")
+        if not isinstance(self.features, FeatureSet):
+            object.__setattr__(self, "features", FeatureSet.from_dict(list(self.features)))
+        if self.keep_bold and sim.bold_monitor is None:
+            raise ValueError("keep_bold needs a Bold monitor in the simulation")
+        object.__setattr__(self, "keep_bold", bool(self.keep_bold))
+        if self.backend not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"backend must be 'cpu', 'cuda' or 'auto', got {self.backend!r}")
+        _ = self.layout  # validates the features against the signal
+
+    # ------------------------------------------------------------------ description
+    @cached_property
+    def layout(self) -> _Layout:
+        return _layout(self.simulation, self.features)
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.prior.param_names
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.layout.feature_names)
+
+    def attrs(self) -> dict[str, Any]:
+        """The store's root attributes (JSON-able)."""
+        c = self.simulation.connectome
+        return {
+            "simulation": json.dumps(self.simulation.to_dict()),
+            "prior": json.dumps(self.prior.to_dict()),
+            "featureset": json.dumps(self.features.to_dict()),
+            "connectome_hash": c.hash(),
+            "connectome_name": c.name,
+            "seed": self.seed,
+            "n_sims": self.n_sims,
+            "chunk_size": self.chunk_size,
+            "keep_bold": self.keep_bold,
+            "feature_signal": self.layout.signal,
+            "vbi_dask_version": _version(),
+            "schema_version": _store.SCHEMA_VERSION,
+            "kernel_numerics": NUMERICS_VERSION,
+        }
+
+    @classmethod
+    def from_store(cls, store: str | os.PathLike) -> "Budget":
+        """The budget a store was made by, rebuilt from the store alone.
+
+        Raises
+        ------
+        ValueError
+            The store was made by an external simulator (rebuild it with
+            :meth:`vbi_dask.external.ExternalBudget.from_store`).
+        """
+        ds = _store.open_store(store)
+        attrs = _store.read_attrs(store)
+        if _store.is_external(attrs):
+            raise ValueError(f"store {os.fspath(store)!r} was made by the external simulator "
+                             f"{attrs['simulation'].get('function')}: rebuild it with ExternalBudget.from_store")
+        connectome = _store.connectome_from_store(ds)
+        return cls(
+            Simulation.from_dict(attrs["simulation"], connectome),
+            prior_from_dict(attrs["prior"]),
+            n_sims=int(attrs["n_sims"]),
+            features=FeatureSet.from_dict(attrs["featureset"]),
+            chunk_size=int(attrs["chunk_size"]),
+            seed=int(attrs["seed"]),
+            keep_bold=bool(attrs["keep_bold"]),
+        )
+
+    # ------------------------------------------------------------------ computing
+    def signals(self, theta: np.ndarray, *, first_sim: int, threads: int | None = 1) -> tuple[np.ndarray, dict]:
+        """Simulate at parameters ``theta`` (n, param) with the noise and initial
+        conditions of global indices ``first_sim + k`` (below ``n_sims``: the store's rows).
+
+        Returns the feature signal (sim, time, node) (BOLD when monitored, else the first
+        observable of the sampled monitor) and the kernel's outputs.
+        """
+        params = self.prior.to_params(np.asarray(theta, dtype=np.float64))
+        out = self.simulation.run_arrays(params, n_sims=len(theta), seed=self.seed, first_sim=int(first_sim),
+                                         threads=threads, backend=self.backend)
+        raw = out["bold"] if self.layout.signal == "bold" else out["sampled"][:, 0]
+        return np.moveaxis(raw, -1, 0), out
+
+    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Simulations ``start:stop`` in memory: ``theta``, ``features``, ``valid``
+        (and ``bold`` (sim, time_bold, node) with keep_bold). One kernel thread."""
+        n = stop - start
+        times = {}
+        t0 = time.perf_counter()
+        theta = self.prior.sample(n, seed=self.seed, first_sim=start).astype(np.float32)
+        # the kernel gets exactly the stored (float32) values: every row is reproducible
+        signal, out = self.signals(theta, first_sim=start, threads=1)
+        t1 = time.perf_counter()
+        layout = self.layout
+        if signal.shape[1] != layout.n_time:
+            raise RuntimeError(f"the kernel returned {signal.shape[1]} samples, the store expects {layout.n_time}")
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # diverging simulations give NaN
+            # float64: float32 statistics of small BOLD fluctuations lose too many digits
+            features, _ = self.features.compute(signal.astype(np.float64), layout.dt_ms)
+        features = np.asarray(features, dtype=np.float32)
+        valid = np.isfinite(features).all(axis=1) & self.prior.in_bounds(theta)
+        times["simulate_s"], times["features_s"] = t1 - t0, time.perf_counter() - t1
+        result = {"theta": theta, "features": features, "valid": valid, "timings": times}
+        if self.keep_bold:
+            result["bold"] = np.moveaxis(out["bold"], -1, 0)
+        return result
+
+    def _allocation(self) -> dict[str, Any]:
+        return {"connectome": self.simulation.connectome,
+                "time_bold_ms": self.layout.time_bold_ms if self.keep_bold else None}
+
+    def _placement(self, client) -> dict[str, Any]:
+        return (gpu_annotations(client) or {}) if self.backend != "cpu" else {}
 
 
 class _Totals:
@@ -605,7 +672,8 @@ def _connectome(spec: Any, base: Path) -> Connectome:
     return dataclasses.replace(connectome, name=name) if name else connectome
 
 
-def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None) -> Budget:
+def budget_from_config(config: Mapping[str, Any], *,
+                       base_dir: str | os.PathLike | None = None) -> "Budget | ExternalBudget":
     """A :class:`Budget` from a configuration mapping (e.g. read from YAML).
 
     Keys: ``model``; ``connectome`` ("default", a TVB zip path, or ``{weights,
@@ -613,7 +681,9 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
     as ``{bold: {tr_ms: 2000}, temporal_average: {period_ms: 1}}``); ``prior`` (a
     :class:`Prior` mapping) or ``grid`` (a :class:`Grid` mapping); ``n_sims``,
     ``chunk_size``, ``seed``, ``features`` (a :class:`FeatureSet` list), ``keep_bold``,
-    ``backend`` (cpu, cuda or auto). ``cluster`` (where it runs) is read by
+    ``backend`` (cpu, cuda or auto). With ``simulator`` instead of ``model``: an
+    external simulator's budget (:func:`vbi_dask.external.external_budget_from_config`).
+    ``cluster`` (where it runs) is read by
     :func:`vbi_dask.cluster.cluster_from_config`, not here. Relative file paths are
     relative to ``base_dir``. See ``examples/mpr_budget.yaml``.
 
@@ -623,6 +693,10 @@ def budget_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike
         Unknown or missing keys (the message lists the valid ones), and anything the
         objects reject.
     """
+    if "simulator" in config:  # a user's function instead of a model
+        from .external import external_budget_from_config
+
+        return external_budget_from_config(config)
     config = dict(config)
     unknown = sorted(set(config) - set(_CONFIG_KEYS))
     if unknown:

@@ -70,7 +70,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.store.exists() and not args.store.is_dir():
         raise NotADirectoryError(f"--store {str(args.store)!r} is a file, not a Zarr store folder; choose another path")
     budget = budget_from_config(config, base_dir=args.config.parent)
-    preflight = not args.no_check and _nothing_done(args.store)
+    # the pre-flight checks vbi-dask's own kernels; an external simulator has none
+    preflight = not args.no_check and "simulator" not in config and _nothing_done(args.store)
     if args.scheduler:
         if preflight:
             _preflight_warnings(budget, args)

@@ -406,8 +406,13 @@ def preflight(budget: "Budget", options: PreflightOptions | None = None, *, thre
     Raises
     ------
     ValueError
-        Invalid options.
+        Invalid options; a budget of an external simulator (no vbi-dask kernel to check).
     """
+    from .budget import Budget
+
+    if not isinstance(budget, Budget):
+        raise ValueError("the numerical pre-flight checks vbi-dask's simulations; an external simulator's budget "
+                         "has none to check")
     options = dataclasses.replace(options or PreflightOptions(), **overrides)
     t0 = time.perf_counter()
     sim, prior = budget.simulation, budget.prior

@@ -288,8 +288,8 @@ def _describe(name: str, dist) -> tuple[str, dict]:
 class _Design:
     """What budgets need of a prior or a grid (shared by :class:`Prior` and :class:`Grid`)."""
 
-    model: ModelSpec
-    n_nodes: int
+    model: ModelSpec | None  # None: a prior over free names
+    n_nodes: int | None
 
     @property
     def param_names(self) -> list[str]:
@@ -306,6 +306,9 @@ class _Design:
         regions outside the prior keep the model's default. DataArrays carry their dims,
         so a 1-D array is never ambiguous when n equals the number of nodes.
         """
+        if self.model is None:
+            raise ValueError("a prior over free names (no model) gives no simulation parameters; its theta goes "
+                             "to an external simulator as it is")
         theta = np.asarray(theta, dtype=np.float64)
         n_param = len(self.param_names)
         if theta.ndim == 1 and n_param == theta.size:
@@ -341,6 +344,15 @@ def _check_name(model: ModelSpec, name: str) -> None:
         raise KeyError(model.unknown_param_message(name))
 
 
+def _check_free_name(factor: ParamPrior) -> None:
+    """A column of a prior without a model: a plain name, no regions."""
+    if not isinstance(factor.name, str) or not factor.name or any(c in factor.name for c in "[]"):
+        raise ValueError(f"prior without a model: parameter names must be non-empty strings without brackets, "
+                         f"got {factor.name!r}")
+    if factor.nodes is not None:
+        raise ValueError(f"prior for {factor.name!r}: 'nodes' needs a model (a prior over free names has no regions)")
+
+
 @dataclass(frozen=True)
 class Prior(_Design):
     """A prior over named model parameters, factorised across parameters.
@@ -351,10 +363,13 @@ class Prior(_Design):
         Specs, in column order: ``(low, high)`` (uniform), ``{"low", "high", "nodes"}``,
         ``{"dist": "Normal", "loc": .., "scale": .., "nodes": ..}``, or a
         ``torch.distributions`` object (see :meth:`ParamPrior.from_spec`).
-    model : str or ModelSpec
-        The model whose parameters are named.
-    n_nodes : int
-        Number of regions (of the connectome the prior is for).
+    model : str, ModelSpec or None
+        The model whose parameters are named. None: a prior over free names (for a budget
+        of an external simulator, :mod:`vbi_dask.external`): ``Prior({"a": (0, 1)})``;
+        names are not checked against a model, and ``nodes`` and ``n_nodes`` are not
+        given.
+    n_nodes : int or None
+        Number of regions (of the connectome the prior is for); None without a model.
 
     Raises
     ------
@@ -362,29 +377,38 @@ class Prior(_Design):
         Unknown parameter (the message lists the valid ones).
     ValueError
         ``low >= high``, non-finite bounds, node indices out of range or repeated, a
-        parameter given twice, invalid distribution arguments.
+        parameter given twice, invalid distribution arguments; ``nodes`` or ``n_nodes``
+        without a model, a free name with brackets.
     """
 
     params: tuple[ParamPrior, ...]
-    model: ModelSpec | str
-    n_nodes: int
+    model: ModelSpec | str | None = None
+    n_nodes: int | None = None
 
     def __post_init__(self):
-        model = get_model(self.model)
+        model = None if self.model is None else get_model(self.model)
         object.__setattr__(self, "model", model)
-        if isinstance(self.n_nodes, bool) or not isinstance(self.n_nodes, (int, np.integer)) or self.n_nodes < 1:
+        if model is None:
+            if self.n_nodes is not None:
+                raise ValueError(f"n_nodes={self.n_nodes!r} without a model: a prior over free names has no regions")
+        elif isinstance(self.n_nodes, bool) or not isinstance(self.n_nodes, (int, np.integer)) or self.n_nodes < 1:
             raise ValueError(f"n_nodes must be a positive integer, got {self.n_nodes!r}")
-        object.__setattr__(self, "n_nodes", int(self.n_nodes))
+        else:
+            object.__setattr__(self, "n_nodes", int(self.n_nodes))
         items = self.params.items() if isinstance(self.params, Mapping) else [(None, p) for p in self.params]
         factors = []
         for name, spec in items:
             factor = ParamPrior.from_spec(name, spec) if name is not None else spec
             if not isinstance(factor, ParamPrior):
                 raise TypeError(f"params must be a mapping of specs or ParamPrior objects, got {type(factor).__name__}")
-            _check_name(model, factor.name)
+            if model is None:
+                _check_free_name(factor)
+            else:
+                _check_name(model, factor.name)
             factors.append(factor._validate(self.n_nodes))
         if not factors:
-            raise ValueError(f"a prior needs at least one parameter; valid parameters: {', '.join(p.name for p in model.all_params)}")
+            valid = "any names (no model)" if model is None else ", ".join(p.name for p in model.all_params)
+            raise ValueError(f"a prior needs at least one parameter; valid parameters: {valid}")
         names = [f.name for f in factors]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -446,8 +470,9 @@ class Prior(_Design):
         return dists[0] if len(dists) == 1 else MultipleIndependent(dists)
 
     def to_dict(self) -> dict:
-        """JSON-able: ``{"kind": "prior", "model", "n_nodes", "params": [...]}``."""
-        return {"kind": "prior", "model": self.model.name, "n_nodes": self.n_nodes,
+        """JSON-able: ``{"kind": "prior", "model", "n_nodes", "params": [...]}`` (model and
+        n_nodes None for a prior over free names)."""
+        return {"kind": "prior", "model": None if self.model is None else self.model.name, "n_nodes": self.n_nodes,
                 "params": [f.to_dict() for f in self.params]}
 
     @classmethod
@@ -538,4 +563,4 @@ def prior_from_dict(data: Mapping) -> Prior | Grid:
     if kind != "prior":
         raise ValueError(f"unknown prior kind {kind!r}; expected 'prior' or 'grid'")
     factors = [ParamPrior(p["name"], p.get("dist", "Uniform"), p.get("args", {}), p.get("nodes")) for p in data["params"]]
-    return Prior(tuple(factors), model=data["model"], n_nodes=data["n_nodes"])
+    return Prior(tuple(factors), model=data.get("model"), n_nodes=data.get("n_nodes"))

@@ -138,16 +138,17 @@ def store_state(store: str | os.PathLike) -> str:
 
 
 def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_names: list[str],
-             feature_names: list[str], connectome: Connectome, attrs: Mapping[str, Any],
+             feature_names: list[str], connectome: Connectome | None, attrs: Mapping[str, Any],
              time_bold_ms: np.ndarray | None = None) -> None:
     """Create the store with every variable allocated and no simulation written.
 
     Writes metadata, coordinates and the connectome only (``to_zarr(compute=False)``).
+    ``connectome`` is None for an external simulator's store (no ``node`` dim, no
+    connectome variables; see :func:`is_external`).
     """
     import dask.array as da
 
     chunks = chunk_size  # also when n_sims < chunk_size: an extended store keeps its blocks
-    n, labels = connectome.n_nodes, np.array(connectome.labels, dtype=object)
 
     def lazy(shape, dtype, fill):
         return da.full(shape, fill, dtype=dtype, chunks=(chunks,) + shape[1:])
@@ -158,23 +159,24 @@ def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_na
         "valid": (("sim",), lazy((n_sims,), bool, False)),
         "checksum": (("sim",), lazy((n_sims,), np.uint64, 0)),
         "done": (("sim",), lazy((n_sims,), bool, False)),
-        "connectome_weights": (("node", "node_from"), connectome.weights),
     }
     coords = {
         "sim": np.arange(n_sims, dtype=np.int64),
         "param": np.array(param_names, dtype=object),
         "feature": np.array(feature_names, dtype=object),
-        "node": labels,
-        "node_from": labels,
     }
+    if connectome is not None:
+        n, labels = connectome.n_nodes, np.array(connectome.labels, dtype=object)
+        data["connectome_weights"] = (("node", "node_from"), connectome.weights)
+        coords.update(node=labels, node_from=labels)
     if time_bold_ms is not None:
         data["bold"] = (("sim", "time_bold", "node"), lazy((n_sims, len(time_bold_ms), n), np.float32, np.nan))
         coords["time_bold"] = ("time_bold", np.asarray(time_bold_ms, dtype=np.float64), {"units": "ms"})
-    if connectome.tract_lengths_mm is not None:
+    if connectome is not None and connectome.tract_lengths_mm is not None:
         data["connectome_tract_lengths_mm"] = (("node", "node_from"), connectome.tract_lengths_mm)
-    if connectome.centres_mm is not None:
+    if connectome is not None and connectome.centres_mm is not None:
         data["connectome_centres_mm"] = (("node", "xyz"), connectome.centres_mm)
-    if connectome.cortical is not None:
+    if connectome is not None and connectome.cortical is not None:
         data["connectome_cortical"] = (("node",), connectome.cortical)
     ds = xr.Dataset(data, coords=coords, attrs=dict(attrs))
     ds["done"].attrs["description"] = "block written; set after the data"
@@ -189,6 +191,15 @@ def _group(store: str | os.PathLike, mode: str = "r"):
     import zarr
 
     return zarr.open_group(os.fspath(_local_path(store)), mode=mode, zarr_format=3)
+
+
+def is_external(attrs: Mapping[str, Any]) -> bool:
+    """Whether a store's attributes (raw or decoded) describe an external simulator's
+    budget (:mod:`vbi_dask.external`): no model, no connectome."""
+    simulation = attrs.get("simulation")
+    if isinstance(simulation, str):
+        simulation = json.loads(simulation)
+    return isinstance(simulation, Mapping) and simulation.get("kind") == "external"
 
 
 def read_attrs(store: str | os.PathLike) -> dict[str, Any]:
@@ -366,9 +377,12 @@ def open_store(store: str | os.PathLike) -> xr.Dataset:
         raise FileNotFoundError(f"no store at {str(path)!r}")
     if store_state(path) != "zarr":
         raise ValueError(f"{str(path)!r} is an empty folder, not a vbi-dask store")
-    _check_schema_attrs(path, dict(_group(path).attrs))
+    attrs = dict(_group(path).attrs)
+    _check_schema_attrs(path, attrs)
     ds = xr.open_zarr(os.fspath(path), consolidated=False, zarr_format=3)
     for name, dims in REQUIRED_VARIABLES.items():
+        if name == "connectome_weights" and is_external(attrs):
+            continue  # an external simulator's store has no connectome
         if name not in ds.variables:
             raise ValueError(f"store {str(path)!r} lacks variable {name!r} {dims}")
         if ds[name].dims != dims:
@@ -621,12 +635,16 @@ class StoreStatus:
         prior = _prior_lines(self.prior)
         names = self.param_names if len(self.param_names) <= 8 else (*self.param_names[:4], "...",
                                                                         self.param_names[-1])
+        if is_external({"simulation": sim}):
+            what = ("simulator", f"{sim.get('function')} (external, version {sim.get('version')!r})")
+        else:
+            what = ("model", f"{sim.get('model')} on {connectome.get('n_nodes')} nodes (connectome "
+                             f"{connectome.get('name')!r}), dt {_number(sim.get('dt_ms'))} ms, "
+                             f"{_number(sim.get('duration_ms'))} ms per simulation, {sim.get('integrator')} integrator")
         rows = [
             ("store", self.store),
             ("schema", f"version {self.schema_version}, written by vbi-dask {self.vbi_dask_version}{numerics}"),
-            ("model", f"{sim.get('model')} on {connectome.get('n_nodes')} nodes (connectome "
-                      f"{connectome.get('name')!r}), dt {_number(sim.get('dt_ms'))} ms, "
-                      f"{_number(sim.get('duration_ms'))} ms per simulation, {sim.get('integrator')} integrator"),
+            what,
             ("parameters", f"{len(self.param_names)}: {', '.join(names)}"),
             *(("", line) for line in prior),
             ("features", str(self.n_features)),
