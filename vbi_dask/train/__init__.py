@@ -35,6 +35,8 @@ _MODULES = {
                     "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"),
     "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
                 "simulate_signals"),
+    "_misspecification": ("misspecification",),
+    "_ensemble": ("train_ensemble", "ensemble_disagreement"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = list(_WHERE)
@@ -61,5 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .module import DensityEstimatorModule, StoreDataModule  # noqa: F401
     from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401
                           simulate_signals)
+    from ._ensemble import ensemble_disagreement, train_ensemble  # noqa: F401
+    from ._misspecification import misspecification  # noqa: F401
     from .posterior import (PosteriorInfo, SamplingTimeout, StorePosterior, check_observation,  # noqa: F401
                             load_posterior, sample_posterior, save_posterior, select_features, train_posterior)

@@ -3,6 +3,7 @@
 
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...] [--log-dir DIR [--resume]] ...
     vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES] [--max-sampling-time 60] [--no-reject]
+                   [--no-check]
     vbi-dask demo [--out demo_output] [--n-sims 3000] [--workers 2]
 """
 
@@ -132,6 +133,10 @@ def configure_infer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reject", action="store_true",
                         help="keep every draw of the trained flow, also those outside the prior's support (fast, "
                              "never stops on time; the samples may then lie outside the simulated parameter ranges)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the check, before sampling, that each observation lies within the simulated "
+                             "features (an MMD test against the store's held-out simulations; a warning with its "
+                             "p-value for each observation that does not)")
 
 
 _OUTPUT_TYPES = (".csv", ".npy", ".nc")
@@ -173,6 +178,8 @@ def infer(args: argparse.Namespace) -> int:
 def _infer(args: argparse.Namespace, posterior, observed) -> int:
     from .posterior import sample_posterior
 
+    if not args.no_check:
+        _check(posterior, observed, args.seed)
     with warnings.catch_warnings(record=True) as caught:  # one line each (sbi's, e.g. draws outside the prior)
         warnings.simplefilter("default")
         samples = sample_posterior(posterior, observed, args.samples, seed=args.seed,
@@ -202,6 +209,24 @@ def _infer(args: argparse.Namespace, posterior, observed) -> int:
                        comments="")
         print(f"samples written to {args.out}")
     return 0
+
+
+def _check(posterior, observed, seed: int) -> None:
+    """One warning line per observation outside the simulated features; one note if the
+    store to compare with cannot be read."""
+    from ._misspecification import misspecification
+
+    try:
+        report = misspecification(posterior, observed, seed=seed)
+    except (FileNotFoundError, NotADirectoryError) as error:
+        print(f"vbi-dask infer: note: observations not checked against the simulations ({error}); --no-check skips "
+              "the check", file=sys.stderr)
+        return
+    alpha = report.attrs["alpha"]
+    for k in np.flatnonzero(report["misspecified"].values):
+        print(f"vbi-dask infer: warning: observation {k} lies outside the simulated features (MMD test, p-value "
+              f"{float(report['p_value'][k]):.3g} < {alpha:g}): its posterior is not to be trusted",
+              file=sys.stderr)
 
 
 def configure_demo(parser: argparse.ArgumentParser) -> None:
