@@ -154,12 +154,25 @@ def emit_time_loop(g: Gen, cfg, layout: Layout, first: str, last: str):
     g.dedent(2 if cfg.delays else 1)
 
 
+def call_args(cfg, role: str, X: str) -> str:
+    """The arguments of the equation ``role`` for node i, simulation l, bound by name and
+    listed in the function's own order (device functions take no keyword arguments)."""
+    rows = {name: f"{X}[{s}, i, l]" for s, name in enumerate(cfg.state_names)}
+    if role == "drift":
+        rows.update({name: f"cpl[{k}, i, l]" for k, name in enumerate(cfg.coupling_inputs)})
+    rows.update({name: f"Pb[{p}, i, l]" for p, name in enumerate(cfg.param_names)})
+    names = cfg.arguments(role)
+    unknown = [name for name in names if name not in rows]
+    if unknown:
+        raise ValueError(f"{role} takes unknown argument(s) {unknown}; valid: {', '.join(rows)}")
+    return csv(rows[name] for name in names)
+
+
 def emit_pre(g: Gen, cfg, X: str, target: str, keep_efferent: bool = False):
     """Efferent signals of node i, simulation l, and their pre channels into ``target``."""
-    S, K, C = cfg.n_states, cfg.n_coupled, cfg.n_pre
+    K, C = cfg.n_coupled, cfg.n_pre
     e_names = [f"e{k}" for k in range(K)]
-    args = [f"{X}[{s}, i, l]" for s in range(S)] + [f"Pb[{p}, i, l]" for p in range(cfg.arity[0])]
-    g(f"{tuple_lhs(e_names)} = efferent({csv(args)})")
+    g(f"{tuple_lhs(e_names)} = efferent({call_args(cfg, 'efferent', X)})")
     for k in range(K):
         q_names = [f"q{k}_{c}" for c in range(C)]
         g(f"{tuple_lhs(q_names)} = pre(e{k})")
@@ -365,14 +378,12 @@ def emit_noise(g: Gen, cfg, layout: Layout):
 
 
 def emit_drift_update(g: Gen, cfg, layout: Layout, X: str, first: bool, final: str):
-    S, P, K = cfg.n_states, cfg.n_params, cfg.n_coupled
+    S = cfg.n_states
     d = [f"d{s}" for s in range(S)]
-    args = [f"{X}[{s}, i, l]" for s in range(S)] + [f"cpl[{k}, i, l]" for k in range(K)]
-    args += [f"Pb[{p}, i, l]" for p in range(P)]
     with loops(g, layout):
         if first and cfg.noisy and final in ("euler", "predict"):
             emit_noise(g, cfg, layout)
-        g(f"{tuple_lhs(d)} = drift({csv(args)})")
+        g(f"{tuple_lhs(d)} = drift({call_args(cfg, 'drift', X)})")
         for s in range(S):
             xs, zs = f"x[{s}, i, l]", f"Z[{s}, i, l]"
             noise = f" + {zs}" if s in cfg.noisy else ""
@@ -398,10 +409,8 @@ def emit_monitors(g: Gen, cfg, layout: Layout):
     """Sampled monitor (raw or temporal average) and BOLD after the step of index n."""
     O = cfg.n_obs
     col = layout.column
-    xs = [f"x[{s}, i, l]" for s in range(cfg.n_states)]
-    params = [f"Pb[{p}, i, l]" for p in range(cfg.arity[1])]
     o_names = [f"o{k}" for k in range(O)]
-    observe_call = f"{tuple_lhs(o_names)} = observe({csv(xs + params)})"
+    observe_call = f"{tuple_lhs(o_names)} = observe({call_args(cfg, 'observe', 'x')})"
     if cfg.monitor != MONITOR_NONE:
         g("if n >= n_cut:")
         g.indent()

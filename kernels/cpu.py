@@ -49,15 +49,17 @@ class KernelConfig:
     """Everything that changes the generated code (the cache key of a compiled kernel).
 
     ``equations(ftype, jit) -> (drift, efferent, observe)`` is the model's factory
-    and the coupling's ``pre``/``post``. ``noisy`` lists the state indices with noise.
+    and the coupling's ``pre``/``post``. The equations' arguments are bound by name:
+    ``state_names``, ``coupling_inputs`` and ``param_names`` give the rows of the state,
+    coupling-input and parameter arrays. ``noisy`` lists the state indices with noise.
     """
 
     equations: Callable
     pre: Callable
     post: Callable
-    n_states: int
-    n_params: int  # model parameters, G excluded (G is passed last)
-    n_coupled: int
+    state_names: tuple[str, ...]
+    coupling_inputs: tuple[str, ...]  # the drift's argument for each coupled signal
+    param_names: tuple[str, ...]  # model parameters, G excluded (G is the row after them)
     n_pre: int
     n_obs: int
     bold_obs: int  # index of the observable driving BOLD
@@ -74,11 +76,27 @@ class KernelConfig:
         return lanes_for(np.dtype(self.dtype))
 
     @property
-    def arity(self) -> tuple[int, int]:
-        """Parameters taken by (efferent, observe): after the states, as many parameters as
-        their signatures name (``efferent(r, v)`` takes none)."""
-        eq = self.equations(np.float64, lambda fn: fn)
-        return tuple(len(inspect.signature(fn).parameters) - self.n_states for fn in (eq.efferent, eq.observe))
+    def n_states(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    @property
+    def n_coupled(self) -> int:
+        return len(self.coupling_inputs)
+
+    def arguments(self, role: str) -> tuple[str, ...]:
+        """The argument names of ``role`` (``"drift"``, ``"efferent"`` or ``"observe"``) in
+        the function's own order: the generated call passes them positionally in this order."""
+        return _argument_names(self.equations)[role]
+
+
+@lru_cache(maxsize=None)
+def _argument_names(equations: Callable) -> dict[str, tuple[str, ...]]:
+    eq = equations(np.float64, lambda fn: fn)
+    return {role: tuple(inspect.signature(fn).parameters) for role, fn in zip(("drift", "efferent", "observe"), eq)}
 
 
 def _shell_source(cfg: KernelConfig, lanes: int) -> str:

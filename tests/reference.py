@@ -43,18 +43,24 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     dt = sim.dt_ms / model.ms_per_time_unit
     sigma = np.array([sim.noise[s] for s in model.state_names])
     x = sim.initial_conditions(n_sims, seed=seed, first_sim=first_sim)
-    n_eff = len(_signature(eq.efferent)) - S
-    n_obs = len(_signature(eq.observe)) - S
 
-    def pars(i, b, k=None):
-        return [P[p, i, b] for p in range(n_model if k is None else k)]
+    def named(i, b, state, cpl=None):
+        """Every value an equation may take at node i, simulation b, by name."""
+        values = dict(zip(model.state_names, state[:, i, b]))
+        values.update(zip(model.param_names, P[:n_model, i, b]))
+        if cpl is not None:
+            values.update(zip(model.coupling_inputs, cpl[:, i, b]))
+        return values
+
+    def call(fn, values):  # by keyword: the argument order is the function's business
+        return fn(**{name: values[name] for name in _signature(fn)})
 
     def pre_values(state):  # (K, n_pre, N, B)
         out = np.empty((K, kind.n_pre, N, n_sims))
         eff = np.empty((K, N, n_sims))
         for i in range(N):
             for b in range(n_sims):
-                e = eq.efferent(*state[:, i, b], *pars(i, b, n_eff))
+                e = call(eq.efferent, named(i, b, state))
                 for k in range(K):
                     eff[k, i, b] = e[k]
                     out[k, :, i, b] = kind.pre(e[k])
@@ -81,7 +87,7 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
         out = np.empty_like(state)
         for i in range(N):
             for b in range(n_sims):
-                out[:, i, b] = eq.drift(*state[:, i, b], *cpl[:, i, b], *pars(i, b))
+                out[:, i, b] = call(eq.drift, named(i, b, state, cpl))
         return out
 
     def clamp(state):
@@ -97,7 +103,7 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
         out = np.empty((len(model.observed), N, n_sims))
         for i in range(N):
             for b in range(n_sims):
-                out[:, i, b] = eq.observe(*state[:, i, b], *pars(i, b, n_obs))
+                out[:, i, b] = call(eq.observe, named(i, b, state))
         return out
 
     sims = first_sim + np.arange(n_sims)

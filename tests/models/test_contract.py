@@ -128,3 +128,14 @@ def test_reproducible_and_batch_invariant(name):
     other = sim.run_arrays({"G": G}, seed=43, threads=1)["sampled"]
     if any(v > 0 for v in sim.noise.values()):
         assert not np.array_equal(whole["sampled"], other)
+
+
+def test_every_model_has_an_independent_truth_check():
+    """Each registered model is checked against a published or analytic result
+    (``tests/models/test_physics.py`` records which model each check covers)."""
+    from tests.models.test_physics import CHECKED
+
+    assert sorted(CHECKED) == sorted(MODELS), (
+        f"models without an independent-truth check: {sorted(set(MODELS) - set(CHECKED))}; "
+        f"checks of unregistered models: {sorted(set(CHECKED) - set(MODELS))}"
+    )

@@ -1,16 +1,44 @@
-"""Published behaviour of the models, checked on the compiled kernels."""
+"""Published behaviour of the models, checked on the compiled kernels.
+
+Each check compares a model with a truth independent of its own equations: an analytic
+result, or the published equations typed here (in the paper's units) and solved with
+SciPy. ``CHECKED`` records which model each check covers; the contract test requires
+every registered model to have one.
+"""
 
 import numpy as np
 import pytest
-from scipy import signal
+from scipy import optimize, signal
 
 from vbi_dask.connectome import Connectome
+from vbi_dask.models import MODELS
 from vbi_dask.monitors import Bold, Raw, TemporalAverage
 from vbi_dask.simulation import Simulation
 
 ONE_NODE = Connectome(weights=np.zeros((1, 1)), name="single")
+CHECKED: dict[str, list[str]] = {}  # model name -> the tests checking it against an independent truth
 
 
+def checks(model: str):
+    """Record the decorated test as an independent-truth check of ``model``."""
+    def record(test):
+        CHECKED.setdefault(model, []).append(test.__name__)
+        return test
+    return record
+
+
+def settle(model: str, params: dict, duration_ms: float, initial_state: dict | None = None,
+           period_ms: float | None = None, dt_ms: float | None = None):
+    """One uncoupled, noise-free node in float64, sampled every ``period_ms`` (default:
+    only at the end)."""
+    spec = MODELS[model]
+    sim = Simulation(model, connectome=ONE_NODE, dt_ms=dt_ms or spec.dt_ms, duration_ms=duration_ms,
+                     noise={s: 0.0 for s in spec.state_names}, monitors=(Raw(period_ms or duration_ms),),
+                     dtype="float64", initial_state=initial_state)
+    return sim.run({"G": 0.0, **params}, n_sims=1, threads=1)
+
+
+@checks("mpr")
 def test_mpr_bistability_down_and_up_states():
     """Montbrió et al. (2015), Fig. 2: tau = 1, Delta = 1, J = 15, eta = -5 is bistable.
 
@@ -36,6 +64,7 @@ def test_mpr_bistability_down_and_up_states():
     np.testing.assert_allclose(up, [r_star[2], v_star[2]], rtol=1e-6)
 
 
+@checks("jansen_rit")
 def test_jansen_rit_alpha_peak():
     """Jansen & Rit (1995): standard parameters with noisy input give an alpha rhythm."""
     sim = Simulation("jansen_rit", connectome=ONE_NODE, dt_ms=0.1, duration_ms=12_000.0, t_cut_ms=2000.0,
@@ -46,6 +75,7 @@ def test_jansen_rit_alpha_peak():
     assert 8.0 <= peak <= 12.0
 
 
+@checks("kuramoto")
 @pytest.mark.parametrize("G_over_critical, expect_sync", [(10.0, True), (0.3, False)])
 def test_kuramoto_order_parameter(G_over_critical, expect_sync):
     """All-to-all weights 1/N, Lorentzian natural frequencies of half-width gamma:
@@ -67,6 +97,7 @@ def test_kuramoto_order_parameter(G_over_critical, expect_sync):
         assert r < 0.4
 
 
+@checks("stuart_landau")
 @pytest.mark.parametrize("a", [0.25, 0.04])
 def test_stuart_landau_amplitude_sqrt_a(a):
     sim = Simulation("stuart_landau", connectome=ONE_NODE, dt_ms=0.05, duration_ms=400.0, t_cut_ms=300.0,
@@ -99,3 +130,189 @@ def test_bold_impulse_response_peaks_at_4_to_6_s_then_undershoots():
     assert 4.0 <= t_s[k] <= 6.0
     assert y[k:].min() < -0.05 * y[k]  # post-stimulus undershoot
     assert abs(y[-1]) < 0.05 * y[k]  # back to baseline
+
+
+@checks("hopf")
+@pytest.mark.parametrize("a", [0.3, 0.1])
+def test_hopf_limit_cycle_radius_sqrt_a_and_frequency_omega(a):
+    """Hopf normal form without shear (Deco et al. 2017, Eq. 1; Kuznetsov 2004, Ch. 3):
+    in polar coordinates dr/dt = r (a - r^2), dphi/dt = omega, so for a > 0 every orbit
+    off the origin tends to the circle r = sqrt(a), travelled at angular frequency omega."""
+    omega = 2 * np.pi * 0.08  # rad/s
+    ds = settle("hopf", {"a": a, "omega": omega}, duration_ms=120_000.0, initial_state={"x": 0.05, "y": 0.0},
+                period_ms=100.0)
+    t_s = ds["time"].values / 1000.0
+    late = t_s > 80.0  # the radius relaxes at rate 2a: e^(-2 a 80 s) < 1e-6
+    x, y = ds["x"].values[0, late, 0], ds["y"].values[0, late, 0]
+    np.testing.assert_allclose(np.hypot(x, y), np.sqrt(a), rtol=1e-5)
+    slope = np.polyfit(t_s[late], np.unwrap(np.arctan2(y, x)), 1)[0]
+    np.testing.assert_allclose(slope, omega, rtol=1e-5)
+
+
+def _deco_rate(current_nA, a_per_nC, b_Hz, d_s):
+    """Deco et al. (2013) Eq. 2 / (2014) Eq. 5: H(x) = (a x - b) / (1 - exp(-d (a x - b))), Hz."""
+    u = a_per_nC * current_nA - b_Hz
+    return u / (1.0 - np.exp(-d_s * u))
+
+
+@checks("wong_wang")
+def test_wong_wang_fixed_point_from_published_equations():
+    """Deco et al. (2013) J. Neurosci. 33:11239, Eqs. 1-3 for one uncoupled area, typed in
+    the paper's units (s, Hz): dS/dt = -S / tau_S + (1 - S) gamma H(w J_N S + I_0),
+    a = 270 /nC, b = 108 Hz, d = 0.154 s, gamma = 0.641, tau_S = 0.1 s, J_N = 0.2609 nA
+    (the model's defaults w = 0.6, I_0 = 0.33 nA, as in TVB). Its lowest root (by
+    SciPy) is stable and the kernel (time in ms, rates in kHz) settles on it."""
+    w, J_N, I_0 = 0.6, 0.2609, 0.33
+
+    def dS_dt(S):
+        return -S / 0.1 + (1 - S) * 0.641 * _deco_rate(w * J_N * S + I_0, 270.0, 108.0, 0.154)
+
+    grid = np.linspace(1e-6, 1.0, 2001)
+    sign_change = np.flatnonzero(np.diff(np.sign(dS_dt(grid))))
+    S_low = optimize.brentq(dS_dt, grid[sign_change[0]], grid[sign_change[0] + 1], xtol=1e-14)
+    eps = 1e-6
+    assert (dS_dt(S_low + eps) - dS_dt(S_low - eps)) / (2 * eps) < 0  # stable
+    ds = settle("wong_wang", {"w": w, "J_N": J_N, "I_o": I_0}, duration_ms=3000.0, initial_state={"S": 0.5 * S_low})
+    np.testing.assert_allclose(ds["S"].values[0, -1, 0], S_low, rtol=1e-8)
+
+
+@checks("wong_wang_ei")
+def test_wong_wang_ei_fixed_point_and_3_hz_rate_from_published_equations():
+    """Deco et al. (2014) J. Neurosci. 34:7886, Eqs. 1-6 for one uncoupled area, typed in
+    s and Hz with Table 1's values: I_E = W_E I_0 + w_+ J_NMDA S_E - J_i S_I,
+    I_I = W_I I_0 + J_NMDA S_E - S_I, dS_E/dt = -S_E / tau_E + (1 - S_E) gamma r_E,
+    dS_I/dt = -S_I / tau_I + r_I. The kernel settles on the SciPy root, and with
+    J_i = 1 (the feedback-inhibition value for an isolated area) the excitatory rate is
+    the paper's ~3 Hz."""
+    W_E, W_I, I_0, w_plus, J_NMDA, J_i = 1.0, 0.7, 0.382, 1.4, 0.15, 1.0
+    tau_E, tau_I, gamma = 0.1, 0.01, 0.641
+
+    def rates(S):
+        S_E, S_I = S
+        r_E = _deco_rate(W_E * I_0 + w_plus * J_NMDA * S_E - J_i * S_I, 310.0, 125.0, 0.16)
+        r_I = _deco_rate(W_I * I_0 + J_NMDA * S_E - S_I, 615.0, 177.0, 0.087)
+        return r_E, r_I
+
+    def field(S):
+        r_E, r_I = rates(S)
+        return [-S[0] / tau_E + (1 - S[0]) * gamma * r_E, -S[1] / tau_I + r_I]
+
+    root = optimize.root(field, [0.2, 0.05], tol=1e-14)
+    assert root.success
+    ds = settle("wong_wang_ei", {}, duration_ms=3000.0, initial_state={"S_e": 0.1, "S_i": 0.1})
+    got = [ds["S_e"].values[0, -1, 0], ds["S_i"].values[0, -1, 0]]
+    np.testing.assert_allclose(got, root.x, rtol=1e-8)
+    assert 2.5 <= rates(root.x)[0] <= 3.5
+
+
+@checks("wilson_cowan")
+def test_wilson_cowan_bistable_fixed_points_from_published_equations():
+    """Wilson & Cowan (1972) Eqs. 11-12 in TVB's form (Sanz-Leon et al. 2015, Table 7):
+    tau_e dE/dt = -E + (k_e - r_e E) S_e(c_1 E - c_2 I + P),
+    tau_i dI/dt = -I + (k_i - r_i I) S_i(c_3 E - c_4 I + Q), S(x) = 1 / (1 + exp(-a (x - theta))),
+    with the paper's Fig. 5 couplings c_1..c_4 = 12, 4, 13, 11 and sigmoids a_e = 1.2,
+    theta_e = 2.8, a_i = 1, theta_i = 4 (the model's defaults), P = Q = 0. SciPy finds
+    three equilibria (two stable, a saddle between them: the hysteresis of the paper's
+    Section 3); started on either side, the kernel settles on the matching stable one."""
+    c1, c2, c3, c4, a_e, th_e, a_i, th_i, tau = 12.0, 4.0, 13.0, 11.0, 1.2, 2.8, 1.0, 4.0, 10.0
+
+    def field(u):
+        E, I = u
+        S_e = 1 / (1 + np.exp(-a_e * (c1 * E - c2 * I - th_e)))
+        S_i = 1 / (1 + np.exp(-a_i * (c3 * E - c4 * I - th_i)))
+        return np.array([(-E + (1 - E) * S_e) / tau, (-I + (1 - I) * S_i) / tau])
+
+    def stability(x):
+        h = 1e-7
+        jac = np.column_stack([(field(x + h * e) - field(x - h * e)) / (2 * h) for e in np.eye(2)])
+        return np.linalg.eigvals(jac).real.max() < 0
+
+    roots = [optimize.root(field, guess, tol=1e-12) for guess in ([0.05, 0.02], [0.13, 0.05], [0.5, 0.3])]
+    assert all(r.success and np.abs(field(r.x)).max() < 1e-15 for r in roots)
+    low, saddle, high = (r.x for r in roots)
+    assert low[0] < saddle[0] < high[0]
+    assert stability(low) and not stability(saddle) and stability(high)
+    for start, want in (((0.0, 0.0), low), ((0.3, 0.2), high)):
+        ds = settle("wilson_cowan", {}, duration_ms=2000.0, initial_state={"E": start[0], "I": start[1]})
+        got = [ds["E"].values[0, -1, 0], ds["I"].values[0, -1, 0]]
+        np.testing.assert_allclose(got, want, rtol=1e-8)
+
+
+def _epileptor2d_equilibrium(x0, I1=3.1):
+    """Proix et al. (2014) Eq. 3 without coupling: z = 4 (x - x0) and
+    1 - x^3 - 2 x^2 - 4 (x - x0) + I1 = 0, a cubic with one real root (increasing in x)."""
+    roots = np.roots([-1.0, -2.0, -4.0, 1.0 + I1 + 4.0 * x0])
+    x = roots[np.abs(roots.imag) < 1e-12].real
+    assert x.size == 1
+    return float(x[0]), float(4.0 * (x[0] - x0))
+
+
+@checks("epileptor2d")
+@pytest.mark.parametrize("x0, seizes", [(-2.5, False), (-1.6, True)])
+def test_epileptor2d_excitability_threshold(x0, seizes):
+    """Proix et al. (2014) J. Neurosci. 34:15009: the 2D Epileptor rests at the left-branch
+    equilibrium when x0 is below the critical value (about -2.05, where it loses stability)
+    and seizes autonomously above it. The equilibrium and its stability come from the
+    typed equations (Jacobian [[-3x^2 - 4x, -1], [4 / tau0, -1 / tau0]])."""
+    tau0 = 10.0
+    x_eq, z_eq = _epileptor2d_equilibrium(x0)
+    jac = np.array([[-3 * x_eq**2 - 4 * x_eq, -1.0], [4 / tau0, -1 / tau0]])
+    assert (np.linalg.eigvals(jac).real.max() < 0) == (not seizes)
+    ds = settle("epileptor2d", {"x0": x0, "tau0": tau0}, duration_ms=2000.0, period_ms=0.5,
+                initial_state={"x": x_eq + 0.1, "z": z_eq})
+    x = ds["x"].values[0, -2000:, 0]  # the last 1000 time units
+    if seizes:
+        assert x.max() > 0.0 and x.min() < -1.0  # relaxation oscillation between the branches
+    else:
+        np.testing.assert_allclose(x, x_eq, rtol=1e-8)
+        np.testing.assert_allclose(ds["z"].values[0, -1, 0], z_eq, rtol=1e-8)
+
+
+def _epileptor_field(u, x0, Iext=3.1, Iext2=0.45, r=0.00035):
+    """Jirsa et al. (2014) Brain 137:2210, Eq. 1 (supplementary parameters), typed here."""
+    x1, y1, z, x2, y2, g = u
+    f1 = x1**3 - 3 * x1**2 if x1 < 0 else -(x2 - 0.6 * (z - 4) ** 2) * x1
+    f2 = 0.0 if x2 < -0.25 else 6 * (x2 + 0.25)
+    h = -0.1 * z**7 if z < 0 else 0.0
+    return np.array([
+        y1 - f1 - z + Iext,
+        1 - 5 * x1**2 - y1,
+        r * (4 * (x1 - x0) + h - z),
+        -y2 + x2 - x2**3 + Iext2 + 2 * g - 0.3 * (z - 3.5),
+        (-y2 + f2) / 10,
+        -0.01 * (g - 0.1 * x1),
+    ])
+
+
+@checks("epileptor")
+@pytest.mark.parametrize("x0, seizes", [(-2.5, False), (-1.6, True)])
+def test_epileptor_rests_or_seizes_with_x0(x0, seizes):
+    """Jirsa et al. (2014): with x0 = -1.6 the Epileptor alternates interictal and ictal
+    periods (seizure-like discharges of the LFP-like x2 - x1 and a slow oscillation of z);
+    with x0 well below threshold (-2.5) it rests at an equilibrium, which satisfies the
+    paper's equations (typed here, residual by SciPy's root solve)."""
+    ds = settle("epileptor", {"x0": x0}, duration_ms=20_000.0, period_ms=1.0)
+    lfp, z = ds["lfp"].values[0, -5000:, 0], ds["z"].values[0, -5000:, 0]
+    if seizes:
+        assert np.ptp(z) > 0.5 and np.ptp(lfp) > 2.0
+    else:
+        assert np.ptp(z) < 1e-6 and np.ptp(lfp) < 1e-6
+        root = optimize.root(_epileptor_field, [-1.7, -13.0, 3.2, -0.9, 0.0, -0.17], args=(x0,), tol=1e-12)
+        assert root.success
+        x1, _, z_eq, x2, _, _ = root.x
+        np.testing.assert_allclose([lfp[-1], z[-1]], [x2 - x1, z_eq], rtol=1e-6)
+
+
+@checks("generic2d")
+def test_generic2d_resting_point_is_the_root_of_the_cubic():
+    """TVB's Generic2dOscillator (Sanz-Leon et al. 2015, Eq. 24): with dW/dt = 0,
+    W = (a + b V + c V^2) / beta, and dV/dt = 0 is the cubic
+    -f V^3 + (e + alpha c / beta) V^2 + (g + alpha b / beta) V + alpha a / beta + gamma I = 0.
+    In the default (excitable) configuration its single real root is the resting point."""
+    a, b, c, e, f, g, alpha, beta, gamma, I = -2.0, -10.0, 0.0, 3.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0
+    roots = np.roots([-f, e + alpha * c / beta, g + alpha * b / beta, alpha * a / beta + gamma * I])
+    V = roots[np.abs(roots.imag) < 1e-12].real
+    assert V.size == 1
+    W = (a + b * V[0] + c * V[0] ** 2) / beta
+    ds = settle("generic2d", {}, duration_ms=3000.0, initial_state={"V": V[0] + 0.05, "W": W})
+    np.testing.assert_allclose([ds["V"].values[0, -1, 0], ds["W"].values[0, -1, 0]], [V[0], W], rtol=1e-8)

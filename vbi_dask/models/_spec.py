@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["State", "Param", "Equations", "ModelSpec", "no_jit"]
+__all__ = ["State", "Param", "Equations", "ModelSpec", "no_jit", "argument_names"]
 
 
 @lru_cache(maxsize=None)
@@ -53,16 +54,26 @@ class Param:
 
 
 class Equations(NamedTuple):
-    """Scalar functions of one node, built for a float type.
+    """Scalar functions of one node, built for a float type, whose arguments are bound
+    by name (in each function's own order):
 
-    ``drift(*states, *coupling_inputs, *params) -> tuple of d(state)/dt``
-    ``efferent(*states, *params) -> tuple`` (signals sent through the connectome)
-    ``observe(*states, *params) -> tuple`` (signals seen by monitors)
+    ``drift(<every state>, <every coupling input>, <any parameters>) -> d(state)/dt``
+    (a tuple in the order of the spec's states)
+    ``efferent(<any states and parameters>) -> tuple`` (signals sent through the connectome)
+    ``observe(<any states and parameters>) -> tuple`` (signals seen by monitors)
+
+    The coupling input of the coupled signal ``k`` is named ``c_<k>`` (``c_r`` for
+    ``coupled=("r",)``).
     """
 
     drift: Callable
     efferent: Callable
     observe: Callable
+
+
+def argument_names(fn: Callable) -> tuple[str, ...]:
+    """An equation's argument names in its own order: callers bind values by these names."""
+    return tuple(inspect.signature(fn).parameters)
 
 
 MS_PER_TIME_UNIT = {"ms": 1.0, "s": 1000.0}  # the time units a model's equations may use
@@ -93,7 +104,7 @@ class ModelSpec:
     doc: str = field(default="", repr=False)
 
     def __post_init__(self):
-        names = self.state_names + self.param_names + ("G",)
+        names = self.state_names + self.coupling_inputs + self.param_names + ("G",)
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"model {self.name}: duplicated names {sorted(dupes)}")
@@ -101,6 +112,38 @@ class ModelSpec:
             raise ValueError(f"model {self.name}: the coupling strength must be named 'G'")
         if self.time_unit not in MS_PER_TIME_UNIT:
             raise ValueError(f"model {self.name}: time_unit {self.time_unit!r} is not one of {sorted(MS_PER_TIME_UNIT)}")
+        self._check_signatures()
+
+    def _check_signatures(self) -> None:
+        """Each equation names only states, coupling inputs (drift) and parameters;
+        drift names every state and every coupling input; every parameter is used."""
+        eq = self.equations(np.float64, no_jit)
+        states, inputs, params = self.state_names, self.coupling_inputs, self.param_names
+        used: set[str] = set()
+        for role, fn in zip(Equations._fields, eq):
+            kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+            if kinds - {inspect.Parameter.POSITIONAL_OR_KEYWORD}:
+                raise ValueError(f"model {self.name}: {role} must name its arguments "
+                                 f"(no *args, **kwargs, keyword-only or positional-only arguments)")
+            args = argument_names(fn)
+            valid = states + params + (inputs if role == "drift" else ())
+            unknown = [a for a in args if a not in valid]
+            if unknown:
+                raise ValueError(
+                    f"model {self.name}: {role} takes unknown argument(s) {unknown}; it may take the states "
+                    f"({', '.join(states)})"
+                    + (f", the coupling inputs ({', '.join(inputs)})" if role == "drift" else "")
+                    + f" and the parameters ({', '.join(params)})"
+                )
+            if role == "drift":
+                missing = [a for a in states + inputs if a not in args]
+                if missing:
+                    raise ValueError(f"model {self.name}: drift must take every state and coupling input; "
+                                     f"missing {missing} (it takes {', '.join(args)})")
+            used.update(args)
+        unused = [p for p in params if p not in used]
+        if unused:
+            raise ValueError(f"model {self.name}: parameter(s) {unused} are taken by none of drift, efferent, observe")
 
     @property
     def ms_per_time_unit(self) -> float:
@@ -114,6 +157,11 @@ class ModelSpec:
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    @property
+    def coupling_inputs(self) -> tuple[str, ...]:
+        """The drift's coupling-input arguments: ``c_<k>`` for each coupled signal ``k``."""
+        return tuple(f"c_{k}" for k in self.coupled)
 
     @property
     def all_params(self) -> tuple[Param, ...]:
@@ -155,7 +203,7 @@ class ModelSpec:
         an overflowing exp is inf, not a Python OverflowError)."""
         values = {**{s.name: float(np.mean(s.initial)) for s in self.states}, **self.defaults, **(values or {})}
         coupling = (0.0,) * len(self.coupled) if coupling is None else tuple(coupling)
+        values.update(zip(self.coupling_inputs, coupling))
         drift = _compiled_drift(self.equations, ftype)
-        args = [ftype(values[n]) for n in self.state_names] + [ftype(c) for c in coupling]
-        args += [ftype(values[n]) for n in self.param_names]
-        return drift(*args)
+        names = argument_names(self.equations(ftype, no_jit).drift)
+        return drift(*(ftype(values[n]) for n in names))

@@ -28,24 +28,24 @@ def equations(f, jit=no_jit):
     zero, one, two = f(0.0), f(1.0), f(2.0)
     k03, k06, k4, k35, k025, k01, k001 = f(0.3), f(0.6), f(4.0), f(3.5), f(0.25), f(0.1), f(0.01)
 
-    def drift(x1, y1, z, x2, y2, g, c, a, b, c_y, d, r, s, x0, Iext, slope, Iext2, tau, aa):
+    def drift(x1, y1, z, x2, y2, g, c_x1, a, b, c_y, d, r, s, x0, Iext, slope, Iext2, tau, aa):
         zm4 = z - k4
         f1 = (a * x1 * x1 - b * x1) * x1 if x1 < zero else -(slope - x2 + k06 * zm4 * zm4) * x1
         dx1 = y1 - f1 - z + Iext
         dy1 = c_y - d * x1 * x1 - y1
         z2 = z * z
         h = -k01 * z2 * z2 * z2 * z if z < zero else zero
-        dz = r * (s * (x1 - x0) + h - z - c)
+        dz = r * (s * (x1 - x0) + h - z - c_x1)
         dx2 = -y2 + x2 - x2 * x2 * x2 + Iext2 + two * g - k03 * (z - k35)
         f2 = zero if x2 < -k025 else aa * (x2 + k025)
         dy2 = (-y2 + f2) / tau
         dg = -k001 * (g - k01 * x1)
         return dx1, dy1, dz, dx2, dy2, dg
 
-    def efferent(x1, y1, z, x2, y2, g):
+    def efferent(x1):
         return (x1,)
 
-    def observe(x1, y1, z, x2, y2, g):
+    def observe(x1, z, x2):
         return x2 - x1, z
 
     return Equations(drift, efferent, observe)

@@ -1,7 +1,7 @@
 """Two-dimensional reduced Epileptor, the node model of virtual epileptic patients.
 
     dx/dt = 1 - x^3 - 2 x^2 - z + I1
-    dz/dt = (4 (x - x0) - z - c) / tau0,    c = G sum_j w_ij (x_j(t - d_ij) - x_i)
+    dz/dt = (4 (x - x0) - z - c_x) / tau0,    c_x = G sum_j w_ij (x_j(t - d_ij) - x_i)
 
 ``x0`` is the regional excitability (the quantity inferred in VEP/VBI: regions with
 x0 > -2.05 seize autonomously); ``z`` the slow permittivity variable. Time is the
@@ -21,15 +21,15 @@ from ._spec import Equations, ModelSpec, Param, State, no_jit
 def equations(f, jit=no_jit):
     one, two, four = f(1.0), f(2.0), f(4.0)
 
-    def drift(x, z, c, x0, I1, tau0):
+    def drift(x, z, c_x, x0, I1, tau0):
         dx = one - x * x * x - two * x * x - z + I1
-        dz = (four * (x - x0) - z - c) / tau0
+        dz = (four * (x - x0) - z - c_x) / tau0
         return dx, dz
 
-    def efferent(x, z, x0, I1, tau0):
+    def efferent(x):
         return (x,)
 
-    def observe(x, z, x0, I1, tau0):
+    def observe(x, z):
         return x, z
 
     return Equations(drift, efferent, observe)

@@ -1,11 +1,11 @@
 """Generic two-dimensional oscillator (TVB's Generic2dOscillator).
 
-    dV/dt = d tau (alpha W - f V^3 + e V^2 + g V + gamma I + gamma c)
+    dV/dt = d tau (alpha W - f V^3 + e V^2 + g V + gamma I + gamma c_V)
     dW/dt = d (a + b V + c_w V^2 - beta W) / tau
 
 A FitzHugh-Nagumo-like normal form that covers excitable, bistable and oscillatory
 regimes; with e = f = c_w = 0 it is linear, which the integrator order tests use.
-``c = G sum_j w_ij V_j(t - d_ij)``. Defaults: TVB (Sanz-Leon et al. 2015), an excitable
+``c_V = G sum_j w_ij V_j(t - d_ij)``. Defaults: TVB (Sanz-Leon et al. 2015), an excitable
 configuration. Time in ms.
 
 References
@@ -18,13 +18,13 @@ from ._spec import Equations, ModelSpec, Param, State, no_jit
 
 
 def equations(f, jit=no_jit):
-    def drift(V, W, c, tau, a, b, c_w, d, e, f_, g, alpha, beta, gamma, I):
+    def drift(V, W, c_V, tau, a, b, c_w, d, e, f_, g, alpha, beta, gamma, I):
         V2 = V * V
-        dV = d * tau * (alpha * W - f_ * V2 * V + e * V2 + g * V + gamma * I + gamma * c)
+        dV = d * tau * (alpha * W - f_ * V2 * V + e * V2 + g * V + gamma * I + gamma * c_V)
         dW = d * (a + b * V + c_w * V2 - beta * W) / tau
         return dV, dW
 
-    def efferent(V, W):
+    def efferent(V):
         return (V,)
 
     def observe(V, W):

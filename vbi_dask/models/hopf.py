@@ -28,10 +28,10 @@ def equations(f, jit=no_jit):
     def drift(x, y, c_x, c_y, a, omega):
         return sl_drift(x, y, c_x, c_y, a, omega, zero)
 
-    def efferent(x, y, a, omega):
+    def efferent(x, y):
         return x, y
 
-    def observe(x, y, a, omega):
+    def observe(x, y):
         return x, y
 
     return Equations(drift, efferent, observe)

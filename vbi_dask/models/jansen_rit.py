@@ -1,11 +1,11 @@
 """Jansen-Rit: pyramidal cells with excitatory and inhibitory interneuron feedback.
 
     dy0/dt = y3                 dy3/dt = A a S(y1 - y2) - 2 a y3 - a^2 y0
-    dy1/dt = y4                 dy4/dt = A a (mu + a2 J S(a1 J y0) + c) - 2 a y4 - a^2 y1
+    dy1/dt = y4                 dy4/dt = A a (mu + a2 J S(a1 J y0) + c_S_psp) - 2 a y4 - a^2 y1
     dy2/dt = y5                 dy5/dt = B b a4 J S(a3 J y0) - 2 b y5 - b^2 y2
     S(u) = 2 e0 / (1 + exp(r (v0 - u)))
 
-Long-range input ``c = G sum_j w_ij S(y1_j - y2_j)(t - d_ij)`` (TVB's sigmoidal
+Long-range input ``c_S_psp = G sum_j w_ij S(y1_j - y2_j)(t - d_ij)`` (TVB's sigmoidal
 Jansen-Rit coupling); the observable is the pyramidal PSP ``y1 - y2`` (mV). Noise enters
 ``y4`` (the fluctuating input rate). Time in ms, rates in 1/ms.
 
@@ -31,16 +31,16 @@ def equations(f, jit=no_jit):
     def sigmoid(u, e0, v0, r):
         return two * e0 / (one + math.exp(r * (v0 - u)))
 
-    def drift(y0, y1, y2, y3, y4, y5, c, A, B, a, b, e0, v0, r, J, a1, a2, a3, a4, mu):
+    def drift(y0, y1, y2, y3, y4, y5, c_S_psp, A, B, a, b, e0, v0, r, J, a1, a2, a3, a4, mu):
         dy3 = A * a * sigmoid(y1 - y2, e0, v0, r) - two * a * y3 - a * a * y0
-        dy4 = A * a * (mu + a2 * J * sigmoid(a1 * J * y0, e0, v0, r) + c) - two * a * y4 - a * a * y1
+        dy4 = A * a * (mu + a2 * J * sigmoid(a1 * J * y0, e0, v0, r) + c_S_psp) - two * a * y4 - a * a * y1
         dy5 = B * b * a4 * J * sigmoid(a3 * J * y0, e0, v0, r) - two * b * y5 - b * b * y2
         return y3, y4, y5, dy3, dy4, dy5
 
-    def efferent(y0, y1, y2, y3, y4, y5, A, B, a, b, e0, v0, r, J, a1, a2, a3, a4, mu):
+    def efferent(y1, y2, e0, v0, r):
         return (sigmoid(y1 - y2, e0, v0, r),)
 
-    def observe(y0, y1, y2, y3, y4, y5, A, B, a, b, e0, v0, r, J, a1, a2, a3, a4, mu):
+    def observe(y1, y2):
         return (y1 - y2,)
 
     return Equations(drift, efferent, observe)

@@ -19,13 +19,13 @@ from ._spec import Equations, ModelSpec, Param, State, no_jit
 
 
 def equations(f, jit=no_jit):
-    def drift(theta, c, omega):
-        return (omega + c,)
+    def drift(theta, c_theta, omega):
+        return (omega + c_theta,)
 
-    def efferent(theta, omega):
+    def efferent(theta):
         return (theta,)
 
-    def observe(theta, omega):
+    def observe(theta):
         return math.sin(theta), math.cos(theta)
 
     return Equations(drift, efferent, observe)

@@ -34,10 +34,10 @@ def equations(f, jit=no_jit):
         dv = (v * v + eta + J * tau * r + I + c_r - pr * pr) / tau
         return dr, dv
 
-    def efferent(r, v, tau, eta, J, Delta, I):
+    def efferent(r):
         return (r,)
 
-    def observe(r, v, tau, eta, J, Delta, I):
+    def observe(r, v):
         return r, v
 
     return Equations(drift, efferent, observe)

@@ -26,10 +26,10 @@ def equations(f, jit=no_jit):
         dy = a * y + omega * x - rho2 * (y + beta * x) + c_y
         return dx, dy
 
-    def efferent(x, y, a, omega, beta):
+    def efferent(x, y):
         return x, y
 
-    def observe(x, y, a, omega, beta):
+    def observe(x, y):
         return x, y
 
     return Equations(drift, efferent, observe)

@@ -1,10 +1,10 @@
 """Wilson-Cowan excitatory/inhibitory rate model (The Virtual Brain's formulation).
 
-    tau_e dE/dt = -E + (k_e - r_e E) S_e(alpha_e (c_ee E - c_ei I + P - theta_e + c))
+    tau_e dE/dt = -E + (k_e - r_e E) S_e(alpha_e (c_ee E - c_ei I + P - theta_e + c_E))
     tau_i dI/dt = -I + (k_i - r_i I) S_i(alpha_i (c_ie E - c_ii I + Q - theta_i))
     S_x(u) = c_x / (1 + exp(-a_x (u - b_x)))
 
-Long-range input ``c = G sum_j w_ij E_j(t - d_ij)``. Time in ms. Defaults: TVB's
+Long-range input ``c_E = G sum_j w_ij E_j(t - d_ij)``. Time in ms. Defaults: TVB's
 WilsonCowan (Sanz-Leon et al. 2015), after Wilson & Cowan (1972) Fig. 5.
 
 References
@@ -27,15 +27,15 @@ def equations(f, jit=no_jit):
     def sigmoid(u, c, a, b):
         return c / (one + math.exp(-a * (u - b)))
 
-    def drift(E, I, c, c_ee, c_ei, c_ie, c_ii, tau_e, tau_i, a_e, b_e, c_e, theta_e, a_i, b_i, c_i,
+    def drift(E, I, c_E, c_ee, c_ei, c_ie, c_ii, tau_e, tau_i, a_e, b_e, c_e, theta_e, a_i, b_i, c_i,
               theta_i, r_e, r_i, k_e, k_i, P, Q, alpha_e, alpha_i):
-        x_e = alpha_e * (c_ee * E - c_ei * I + P - theta_e + c)
+        x_e = alpha_e * (c_ee * E - c_ei * I + P - theta_e + c_E)
         x_i = alpha_i * (c_ie * E - c_ii * I + Q - theta_i)
         dE = (-E + (k_e - r_e * E) * sigmoid(x_e, c_e, a_e, b_e)) / tau_e
         dI = (-I + (k_i - r_i * I) * sigmoid(x_i, c_i, a_i, b_i)) / tau_i
         return dE, dI
 
-    def efferent(E, I):
+    def efferent(E):
         return (E,)
 
     def observe(E, I):

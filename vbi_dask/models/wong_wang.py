@@ -1,11 +1,11 @@
 """Reduced Wong-Wang: one population of NMDA-gated synaptic activity.
 
-    x = w J_N S + I_o + J_N c
+    x = w J_N S + I_o + J_N c_S
     H(x) = (a x - b) / (1 - exp(-d (a x - b)))
     dS/dt = -S / tau_s + (1 - S) gamma H(x)
 
 ``S`` is the fraction of open NMDA channels, ``H`` the population rate (kHz),
-``c = G sum_j w_ij S_j(t - d_ij)``. Time in ms. Defaults: Deco et al. (2013) as in TVB's
+``c_S = G sum_j w_ij S_j(t - d_ij)``. Time in ms. Defaults: Deco et al. (2013) as in TVB's
 ReducedWongWang.
 
 References
@@ -41,14 +41,14 @@ def equations(f, jit=no_jit):
     one = f(1.0)
     rate = rate_function(f, jit)
 
-    def drift(S, c, a, b, d, gamma, tau_s, w, J_N, I_o):
-        x = w * J_N * S + I_o + J_N * c
+    def drift(S, c_S, a, b, d, gamma, tau_s, w, J_N, I_o):
+        x = w * J_N * S + I_o + J_N * c_S
         return (-S / tau_s + (one - S) * gamma * rate(x, a, b, d),)
 
-    def efferent(S, a, b, d, gamma, tau_s, w, J_N, I_o):
+    def efferent(S):
         return (S,)
 
-    def observe(S, a, b, d, gamma, tau_s, w, J_N, I_o):
+    def observe(S):
         return (S,)
 
     return Equations(drift, efferent, observe)

@@ -1,12 +1,12 @@
 """Wong-Wang excitatory/inhibitory model (Deco et al. 2014, TVB's ReducedWongWangExcInh).
 
-    x_e = W_e I_o + w_p J_N S_e - J_i S_i + J_N c
-    x_i = W_i I_o + J_N S_e - S_i + lambda J_N c
+    x_e = W_e I_o + w_p J_N S_e - J_i S_i + J_N c_S_e
+    x_i = W_i I_o + J_N S_e - S_i + lambda J_N c_S_e
     H_k(x) = (a_k x - b_k) / (1 - exp(-d_k (a_k x - b_k)))       (Hz)
     dS_e/dt = -S_e / tau_e + (1 - S_e) gamma_e H_e(x_e)
     dS_i/dt = -S_i / tau_i + gamma_i H_i(x_i)
 
-``c = G sum_j w_ij S_e,j(t - d_ij)``. Time in ms (gamma in 1/ms per Hz of rate, as in
+``c_S_e = G sum_j w_ij S_e,j(t - d_ij)``. Time in ms (gamma in 1/ms per Hz of rate, as in
 the paper's 0.641/1000). Defaults from Deco et al. (2014), Table 1; J_i is the local
 inhibitory weight the paper tunes for feedback inhibition control.
 
@@ -24,15 +24,15 @@ def equations(f, jit=no_jit):
     one = f(1.0)
     rate = rate_function(f, jit)
 
-    def drift(S_e, S_i, c, a_e, b_e, d_e, gamma_e, tau_e, w_p, J_N, W_e, a_i, b_i, d_i, gamma_i,
+    def drift(S_e, S_i, c_S_e, a_e, b_e, d_e, gamma_e, tau_e, w_p, J_N, W_e, a_i, b_i, d_i, gamma_i,
               tau_i, J_i, W_i, I_o, lamda):
-        x_e = W_e * I_o + w_p * J_N * S_e - J_i * S_i + J_N * c
-        x_i = W_i * I_o + J_N * S_e - S_i + lamda * J_N * c
+        x_e = W_e * I_o + w_p * J_N * S_e - J_i * S_i + J_N * c_S_e
+        x_i = W_i * I_o + J_N * S_e - S_i + lamda * J_N * c_S_e
         dS_e = -S_e / tau_e + (one - S_e) * gamma_e * rate(x_e, a_e, b_e, d_e)
         dS_i = -S_i / tau_i + gamma_i * rate(x_i, a_i, b_i, d_i)
         return dS_e, dS_i
 
-    def efferent(S_e, S_i):
+    def efferent(S_e):
         return (S_e,)
 
     def observe(S_e, S_i):
