@@ -316,3 +316,71 @@ def test_generic2d_resting_point_is_the_root_of_the_cubic():
     W = (a + b * V[0] + c * V[0] ** 2) / beta
     ds = settle("generic2d", {}, duration_ms=3000.0, initial_state={"V": V[0] + 0.05, "W": W})
     np.testing.assert_allclose([ds["V"].values[0, -1, 0], ds["W"].values[0, -1, 0]], [V[0], W], rtol=1e-8)
+
+
+@checks("fitzhugh_nagumo")
+@pytest.mark.parametrize("I, oscillates", [(0.5, False), (1.0, True)])
+def test_fitzhugh_nagumo_equilibrium_and_its_stability(I, oscillates):
+    """neurolib's FitzHugh-Nagumo (neurolib/models/fhn/timeIntegration.py, defaults
+    alpha, beta, gamma, delta, epsilon, tau = 3, 4, -1.5, 0, 0.5, 20 ms), typed here: on the
+    y nullcline y = (x - delta) / epsilon, dx/dt = 0 is the cubic
+    -alpha x^3 + beta x^2 + (gamma - 1 / epsilon) x + delta / epsilon + I = 0. Its single
+    real root is the equilibrium; the Jacobian [[-3 alpha x^2 + 2 beta x + gamma, -1],
+    [1 / tau, -epsilon / tau]] says it is a stable focus at I = 0.5 (the node settles on it)
+    and an unstable one at I = 1, neurolib's default input (the node oscillates)."""
+    alpha, beta, gamma, delta, epsilon, tau = 3.0, 4.0, -1.5, 0.0, 0.5, 20.0
+    roots = np.roots([-alpha, beta, gamma - 1 / epsilon, delta / epsilon + I])
+    x = roots[np.abs(roots.imag) < 1e-12].real
+    assert x.size == 1
+    x_eq = float(x[0])
+    y_eq = (x_eq - delta) / epsilon
+    jac = np.array([[-3 * alpha * x_eq**2 + 2 * beta * x_eq + gamma, -1.0], [1 / tau, -epsilon / tau]])
+    assert (np.linalg.eigvals(jac).real.max() > 0) == oscillates
+    ds = settle("fitzhugh_nagumo", {"I": I}, duration_ms=4000.0, period_ms=1.0,
+                initial_state={"x": x_eq + 0.05, "y": y_eq})
+    x_t = ds["x"].values[0, -1000:, 0]  # the last second
+    if oscillates:
+        assert np.ptp(x_t) > 0.3  # a limit cycle, grown from a 0.05 kick (amplitude about 0.67)
+    else:
+        np.testing.assert_allclose([x_t[-1], ds["y"].values[0, -1, 0]], [x_eq, y_eq], rtol=1e-8, atol=1e-12)
+
+
+def _coombes_byrne_field(u, Delta, alpha=0.95, v_syn=-10.0, k=1.0, eta=20.0):
+    """Coombes & Byrne (2019) with an alpha-function synapse, typed here:
+    (r, V, g, q)' = (Delta/pi + 2 V r - g r, V^2 - pi^2 r^2 + eta + (v_syn - V) g,
+    alpha q, alpha (k pi r - g - 2 q))."""
+    r, V, g, q = u
+    return np.array([Delta / np.pi + 2 * V * r - g * r, V**2 - np.pi**2 * r**2 + eta + (v_syn - V) * g,
+                     alpha * q, alpha * (k * np.pi * r - g - 2 * q)])
+
+
+@checks("coombes_byrne")
+@pytest.mark.parametrize("Delta, oscillates", [(1.0, False), (0.5, True)])
+def test_coombes_byrne_equilibrium_and_its_stability(Delta, oscillates):
+    """At equilibrium q = 0, g = k pi r and V = (g r - Delta / pi) / (2 r); SciPy solves the
+    remaining equation dV/dt = 0 for r on the typed equations, and the Jacobian by central
+    differences gives its stability: at TVB's defaults (Delta = 0.5) an unstable focus
+    (the node oscillates, Coombes & Byrne's limit cycle), at Delta = 1 a stable one, on
+    which the kernel settles."""
+    alpha, v_syn, k, eta = 0.95, -10.0, 1.0, 20.0
+
+    def on_equilibrium(r):
+        g = k * np.pi * r
+        V = (g * r - Delta / np.pi) / (2 * r)
+        return _coombes_byrne_field((r, V, g, 0.0), Delta)[1]
+
+    r_eq = optimize.brentq(on_equilibrium, 1e-3, 10.0, xtol=1e-15)
+    u_eq = np.array([r_eq, (k * np.pi * r_eq**2 - Delta / np.pi) / (2 * r_eq), k * np.pi * r_eq, 0.0])
+    assert np.abs(_coombes_byrne_field(u_eq, Delta)).max() < 1e-12
+    h = 1e-7
+    jac = np.column_stack([(_coombes_byrne_field(u_eq + h * e, Delta) - _coombes_byrne_field(u_eq - h * e, Delta))
+                           / (2 * h) for e in np.eye(4)])
+    assert (np.linalg.eigvals(jac).real.max() > 0) == oscillates
+    start = dict(zip(("r", "V", "g", "q"), u_eq + np.array([0.05, 0.05, 0.0, 0.0])))
+    ds = settle("coombes_byrne", {"Delta": Delta, "alpha": alpha, "v_syn": v_syn, "k": k, "eta": eta},
+                duration_ms=200.0, period_ms=0.1, initial_state=start)
+    r_t = ds["r"].values[0, -500:, 0]  # the last 50 time units
+    if oscillates:
+        assert np.ptp(r_t) > 0.1
+    else:
+        np.testing.assert_allclose([r_t[-1], ds["V"].values[0, -1, 0]], u_eq[:2], rtol=1e-8)

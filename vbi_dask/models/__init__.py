@@ -1,8 +1,10 @@
 """The model registry: one file per model, one line here."""
 
 from ._spec import Equations, ModelSpec, Param, State, no_jit
+from .coombes_byrne import COOMBES_BYRNE
 from .epileptor import EPILEPTOR
 from .epileptor2d import EPILEPTOR2D
+from .fitzhugh_nagumo import FITZHUGH_NAGUMO
 from .generic2d import GENERIC2D
 from .hopf import HOPF
 from .jansen_rit import JANSEN_RIT
@@ -17,7 +19,7 @@ MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
         MPR, JANSEN_RIT, WILSON_COWAN, STUART_LANDAU, HOPF, WONG_WANG, WONG_WANG_EI,
-        EPILEPTOR2D, EPILEPTOR, KURAMOTO, GENERIC2D,
+        EPILEPTOR2D, EPILEPTOR, KURAMOTO, GENERIC2D, FITZHUGH_NAGUMO, COOMBES_BYRNE,
     )
 }
 
