@@ -470,11 +470,9 @@ def _fill_rows(values: np.ndarray, fill) -> np.ndarray:
     return (flat == fill).all(axis=1)
 
 
-def _check_block(group, store, start: int, stop: int) -> str | None:
-    """The problem of done block ``[start, stop)``, or None when it reads back as written."""
-    done = np.asarray(read_rows(group["done"], start, stop, store=store, name="done"), dtype=bool)
-    if not done.any():
-        return None
+def _check_block(group, store, start: int, stop: int, done: np.ndarray) -> str | None:
+    """The problem of block ``[start, stop)`` (``done``: its flags, some true), or None
+    when it reads back as written."""
     rows, failed = {}, []
     for name in CHECKED_VARIABLES + ("checksum",):
         if name not in group:
@@ -533,12 +531,15 @@ def verify(store: str | os.PathLike, *, repair: bool = False, lease_s: float | N
     problems, checked = [], 0
     for index, (start, stop) in enumerate(blocks):
         try:
-            problem = _check_block(group, path, start, stop)
-            is_done = problem is not None or bool(np.any(group["done"][start:stop]))
+            done = np.asarray(read_rows(group["done"], start, stop, store=path, name="done"), dtype=bool)
         except StoreDamagedError as error:
             cause = error.__cause__
-            problem, is_done = f"'done' cannot be read ({type(cause).__name__}: {cause})", True
-        checked += is_done
+            problem = f"'done' cannot be read ({type(cause).__name__}: {cause})"
+        else:
+            if not done.any():
+                continue
+            problem = _check_block(group, path, start, stop, done)
+        checked += 1
         if problem is not None:
             problems.append(BlockProblem(index, start, stop, problem))
     report = VerifyReport(str(path), n_sims, len(blocks), checked, "checksum" in group, tuple(problems))

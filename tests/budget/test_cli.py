@@ -22,7 +22,9 @@ from vbi_dask import store as store_module
 from vbi_dask.budget import Budget, budget_from_config
 from vbi_dask.cli import main
 
-from .conftest import FEATURES, SLOW_MS, append_line, connectome, read_lines, slow_budget, tree
+from tests._processes import signal_when
+
+from .conftest import FEATURES, SLOW_MS, append_line, connectome, read_lines, slow_budget, store_done, tree
 
 ROOT = Path(__file__).parents[2]
 
@@ -186,21 +188,7 @@ def test_ctrl_c_says_how_many_blocks_are_done_and_exits_130(tmp_path):
         [sys.executable, "-m", "vbi_dask.cli", "simulate", str(config), "--store", str(path), "--scheduler", "sync",
          "--quiet", "--no-check"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                done = zarr.open_group(str(path), mode="r")["done"][:]
-            except (FileNotFoundError, KeyError, ValueError):
-                done = np.zeros(0, dtype=bool)
-            if done.sum() >= 8:
-                os.killpg(process.pid, signal.SIGINT)
-                break
-            time.sleep(0.02)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    out, err = signal_when(process, lambda: store_done(path).sum() >= 8, signal.SIGINT, group=True)
     assert process.returncode == 130, err[-2000:]
     assert out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     match = re.fullmatch(r"vbi-dask simulate: interrupted: (\d+) of 64 simulations \((\d+) of 8 blocks\) of (.+) are "

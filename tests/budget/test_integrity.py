@@ -18,6 +18,8 @@ import pytest
 from vbi_dask.cli import main
 from vbi_dask.store import (StoreDamagedError, StoreLock, StoreLockedError, read_done, row_checksums, verify)
 
+from tests._processes import signal_when
+
 from .conftest import assert_same_data, budget, slow_budget, store_done
 
 ROOT = Path(__file__).parents[2]
@@ -72,16 +74,8 @@ def test_two_drivers_started_together_one_runs_the_other_is_refused(tmp_path, sl
 def test_a_claim_left_by_a_killed_driver_is_taken_over(tmp_path, slow_reference):
     path = tmp_path / "killed.zarr"
     (driver,) = start_drivers(tmp_path, path, 1)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and driver.poll() is None and store_done(path).sum() < 8:
-            time.sleep(0.02)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    assert driver.returncode == -signal.SIGKILL, driver.stderr.read()[-2000:]
+    _, stderr = signal_when(driver, lambda: store_done(path).sum() >= 8, signal.SIGKILL)
+    assert driver.returncode == -signal.SIGKILL, stderr[-2000:]
     claim = json.loads(Path(str(path) + ".lock").read_text())
     assert claim["pid"] == driver.pid and claim["host"] == socket.gethostname()
     done_before = int(store_done(path).sum())

@@ -40,6 +40,17 @@ def mpr_budget(n_sims: int = MPR_SIMS, duration_ms: float = 10_000.0) -> Budget:
     return Budget(simulation, prior, n_sims=n_sims, features=features, chunk_size=250, seed=3)
 
 
+# a flow small enough to train in a second (tests of the training machinery, not of fits)
+TINY = {"model": "maf", "hidden_features": 8, "num_transforms": 1}
+
+
+def write_lg_store(path, n: int, *, seed: int, chunk_size: int, dim: int = 2, sigma: float = 0.5):
+    """A linear-Gaussian store at ``path``: theta ~ N(0, I_dim), x = theta + sigma noise."""
+    theta, x = linear_gaussian_data(n, dim, sigma, seed=seed)
+    write_store(path, theta, x, linear_gaussian_prior(dim), chunk_size=chunk_size)
+    return path
+
+
 @pytest.fixture(scope="session")
 def lg_store(tmp_path_factory):
     """Linear-Gaussian store: theta ~ N(0, I_3), x = theta + 0.5 noise, 10^4 rows."""

@@ -19,6 +19,8 @@ from vbi_dask.prior import Prior
 from vbi_dask.train import SamplingTimeout, load_posterior, sample_posterior
 from vbi_dask.train._synthetic import linear_gaussian_data, linear_gaussian_prior, write_store
 
+from tests._processes import signal_when
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
@@ -209,17 +211,9 @@ def test_ctrl_c_during_training_exits_130_with_one_line(box_model, tmp_path):
          "--max-epochs", "100000", "--patience", "100000", "--log-dir", str(logs), "--quiet"],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if (logs / "checkpoints" / "last.ckpt").exists():  # an epoch is done: training runs
-                os.killpg(process.pid, signal.SIGINT)
-                break
-            time.sleep(0.05)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    # an epoch is done (its checkpoint exists): training runs
+    stdout, stderr = signal_when(process, (logs / "checkpoints" / "last.ckpt").exists, signal.SIGINT, group=True,
+                                 poll_s=0.05)
     assert process.returncode == 130, stderr[-2000:]
     assert stderr == (f"vbi-dask train: interrupted: training stopped, no model written to {out}; resume with the "
                       "same command and --resume\n")

@@ -8,16 +8,14 @@ import torch
 from sbi.inference.posteriors.ensemble_posterior import EnsemblePosterior
 
 from vbi_dask.train import ensemble_disagreement, train_ensemble
-from vbi_dask.train._synthetic import linear_gaussian_data, linear_gaussian_prior, write_store
 
-TINY = {"model": "maf", "hidden_features": 8, "num_transforms": 1}
+from .conftest import TINY, write_lg_store
 
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory):
     store = tmp_path_factory.mktemp("ensemble") / "lg.zarr"
-    theta, x = linear_gaussian_data(1000, 2, 0.5, seed=6)
-    write_store(store, theta, x, linear_gaussian_prior(2), chunk_size=250)
+    write_lg_store(store, 1000, seed=6, chunk_size=250)
     return train_ensemble(store, 2, estimator=TINY, max_epochs=3, seed=5, logger=False, progress=False)
 
 

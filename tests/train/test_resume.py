@@ -15,7 +15,8 @@ import torch
 
 from vbi_dask.cli import main
 from vbi_dask.train import load_posterior, train_posterior
-from vbi_dask.train._synthetic import linear_gaussian_data, linear_gaussian_prior, write_store
+
+from .conftest import write_lg_store
 
 # a high learning rate makes the validation loss go up and down: early stopping (patience
 # 3) ends the training at epoch 9, its best epoch is 6, and the kill in epoch 8 falls
@@ -47,9 +48,7 @@ train_posterior(store, estimator=EstimatorConfig.from_dict(%(estimator)r), log_d
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("resume") / "lg.zarr"
-    theta, x = linear_gaussian_data(2000, 2, 0.5, seed=2)
-    write_store(path, theta, x, linear_gaussian_prior(2), chunk_size=100)
-    return path
+    return write_lg_store(path, 2000, seed=2, chunk_size=100)
 
 
 def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(store, tmp_path):

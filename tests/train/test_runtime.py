@@ -15,17 +15,14 @@ from lightning.pytorch.loggers import CSVLogger
 from vbi_dask.train import train_posterior
 from vbi_dask.train import _runtime
 from vbi_dask.train._callbacks import TrainingProgress
-from vbi_dask.train._synthetic import linear_gaussian_data, linear_gaussian_prior, write_store
 
-TINY = {"model": "maf", "hidden_features": 8, "num_transforms": 1}
+from .conftest import TINY, write_lg_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("runtime") / "lg.zarr"
-    theta, x = linear_gaussian_data(2000, 2, 0.5, seed=4)
-    write_store(path, theta, x, linear_gaussian_prior(2), chunk_size=100)
-    return path
+    return write_lg_store(path, 2000, seed=4, chunk_size=100)
 
 
 def test_threads_from_the_cpu_share(monkeypatch):

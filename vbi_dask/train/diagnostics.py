@@ -231,8 +231,9 @@ def plot_pair(samples: xr.DataArray, path: str | os.PathLike, *, true: Sequence[
     pad = 0.05 * (hi - lo + 1e-12)
     fig, _ = pairplot(values, points=None if true is None else true[None], limits=np.c_[lo - pad, hi + pad].tolist(),
                       labels=names, figsize=(2.0 * k + 0.5, 2.0 * k + 0.3), diag="hist", upper="hist",
-                      points_colors=["tab:red"], diag_kwargs={"mpl_kwargs": {"bins": 40}},
-                      upper_kwargs={"mpl_kwargs": {"bins": 40, "cmap": "Blues"}})
+                      fig_kwargs={"points_colors": ["tab:red"]}, diag_kwargs={"mpl_kwargs": {"bins": 40}},
+                      upper_kwargs={"np_hist_kwargs": {"bins": 40},
+                                    "mpl_kwargs": {"cmap": "Blues", "origin": "lower", "aspect": "auto"}})
     if title:
         fig.suptitle(title)
     return _save_pyplot(fig, path)
