@@ -157,10 +157,25 @@ class _BudgetBase:
         among them fix every row's content."""
         raise NotImplementedError
 
-    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Rows ``start:stop`` in memory: ``theta``, ``features``, ``valid`` (optionally
-        ``bold``) and ``timings``."""
+    def draw(self, start: int, stop: int) -> np.ndarray:
+        """The parameters of rows ``start:stop``, float32 as stored (row ``k`` from
+        (seed, k) alone)."""
+        return self.prior.sample(stop - start, seed=self.seed, first_sim=start).astype(np.float32)
+
+    def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
+        """Rows at parameters ``theta`` (float32, as stored) for global indices
+        ``first_sim ..``: ``theta``, ``features``, ``valid`` (optionally ``bold``) and
+        ``timings``."""
         raise NotImplementedError
+
+    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` in memory: :meth:`compute_rows` at :meth:`draw`'s parameters."""
+        t0 = time.perf_counter()
+        theta = self.draw(start, stop)
+        drawn = time.perf_counter() - t0
+        result = self.compute_rows(theta, start)
+        result["timings"]["simulate_s"] = result["timings"].get("simulate_s", 0.0) + drawn
+        return result
 
     def _allocation(self) -> dict[str, Any]:
         """``connectome`` (or None) and ``time_bold_ms`` (or None) of the store to allocate."""
@@ -292,26 +307,29 @@ class _BudgetBase:
             start); the store is not touched. The run holds the store's claim
             (``STORE.lock``, see :class:`vbi_dask.store.StoreLock`) until it returns.
         """
-        t0 = time.perf_counter()
         _check_scheduler(scheduler)
         path = os.fspath(_store._local_path(store))
-        totals = _Totals()
         with _store.StoreLock(path, purpose=f"vbi-dask simulate, {self.n_sims} simulations") as claim:
-            pending = self.prepare(path)
-            totals.skipped = self.n_sims - sum(e - s for s, e in pending)
-            if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
-                self._run_local(self._delayed(path, pending), LOCAL_SCHEDULERS[scheduler], n_workers, progress,
-                                totals)
-            elif pending:
-                self._run_distributed(path, pending, scheduler, n_workers, progress, totals, claim)
-            done = _store.read_done(path)
-            valid = _store.read_flags(path, "valid")
+            return self._run_claimed(path, claim, scheduler=scheduler, n_workers=n_workers, progress=progress)
+
+    def _run_claimed(self, path: str, claim: "_store.StoreLock", *, scheduler: Any = None,
+                     n_workers: int | None = None, progress: bool = True) -> BudgetSummary:
+        """:meth:`run` for a driver that holds the store's claim already."""
+        t0 = time.perf_counter()
+        totals = _Totals()
+        pending = self.prepare(path)
+        totals.skipped = self.n_sims - sum(e - s for s, e in pending)
+        if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+            self._run_local(self._delayed(path, pending), LOCAL_SCHEDULERS[scheduler], n_workers, progress, totals)
+        elif pending:
+            self._run_distributed(path, pending, scheduler, n_workers, progress, totals, claim)
+        done = _store.read_done(path)
+        valid = _store.read_flags(path, "valid")
         invalid_where = ()
         if (done & ~valid).any():
             from .preflight import invalid_by_prior
 
-            # the stored theta, drawn again (bit-identical, and nothing to read)
-            theta = self.prior.sample(self.n_sims, seed=self.seed).astype(np.float32)
+            theta = self._stored_theta(path)
             invalid_where = tuple(invalid_by_prior(theta[done], valid[done], self.prior))
         summary = BudgetSummary(
             store=path, n_sims=self.n_sims, done=int(done.sum()), ran=totals.ran, skipped=totals.skipped,
@@ -322,6 +340,10 @@ class _BudgetBase:
         if progress:
             print(summary, flush=True)
         return summary
+
+    def _stored_theta(self, path: str) -> np.ndarray:
+        """Every row's stored parameters, drawn again (bit-identical, and nothing to read)."""
+        return self.draw(0, self.n_sims)
 
     def _run_local(self, tasks, scheduler: str, n_workers, progress: bool, totals: "_Totals") -> None:
         import dask
@@ -525,15 +547,14 @@ class Budget(_BudgetBase):
         raw = out["bold"] if self.layout.signal == "bold" else out["sampled"][:, 0]
         return np.moveaxis(raw, -1, 0), out
 
-    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Simulations ``start:stop`` in memory: ``theta``, ``features``, ``valid``
-        (and ``bold`` (sim, time_bold, node) with keep_bold). One kernel thread."""
-        n = stop - start
+    def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
+        """Simulations at ``theta`` (float32) for global indices ``first_sim ..``:
+        ``theta``, ``features``, ``valid`` (and ``bold`` (sim, time_bold, node) with
+        keep_bold). One kernel thread."""
         times = {}
         t0 = time.perf_counter()
-        theta = self.prior.sample(n, seed=self.seed, first_sim=start).astype(np.float32)
         # the kernel gets exactly the stored (float32) values: every row is reproducible
-        signal, out = self.signals(theta, first_sim=start, threads=1)
+        signal, out = self.signals(theta, first_sim=first_sim, threads=1)
         t1 = time.perf_counter()
         layout = self.layout
         if signal.shape[1] != layout.n_time:
@@ -594,7 +615,7 @@ def _run_block(budget: Budget, store: str, start: int, stop: int) -> dict[str, A
         result = budget.compute_block(start, stop)
         t0 = time.perf_counter()
         _store.write_block(store, start, stop, theta=result["theta"], features=result["features"],
-                           valid=result["valid"], bold=result.get("bold"))
+                           valid=result["valid"], bold=result.get("bold"), round=result.get("round"))
         summary.update(result["timings"], write_s=time.perf_counter() - t0, ran=True,
                        invalid=int((~result["valid"]).sum()))
     except Exception:  # noqa: BLE001 - one bad block must not stop the budget

@@ -4,6 +4,7 @@
                       [--no-check]
     vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...]
     vbi-dask infer MODEL --observed FILE [--samples N] [--out SAMPLES] [--max-sampling-time S] [--no-reject]
+    vbi-dask sequential CONFIG.yaml --store PATH --observed FILE --rounds R --per-round N [--method tsnpe|snpe-c]
     vbi-dask verify STORE [--repair]
     vbi-dask status STORE
     vbi-dask check CONFIG.yaml [--duration-ms MS] [--n-runs N] [--tolerance X]
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ._cli_common import existing_file, is_usage_error, positive_int, working
-from . import __version__, _check_cli
+from . import __version__, _check_cli, _sequential_cli
 from ._extras import deferred, require
 
 with deferred("train"):  # the parsers need no torch; a training command's handler requires the extra
@@ -64,7 +65,6 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     from .budget import budget_from_config
-    from .cluster import close_client, cluster_from_config, get_client
 
     config = _read_yaml(existing_file(args.config, "configuration"))
     if args.store.exists() and not args.store.is_dir():
@@ -79,37 +79,54 @@ def _simulate(args: argparse.Namespace) -> int:
             summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers,
                                  progress=not args.quiet)
     else:
-        if args.cluster_config:
-            section = _read_yaml(existing_file(args.cluster_config, "--cluster-config")).get("cluster")
-        else:
-            section = config.get("cluster")
-        kind, options = cluster_from_config(section, args.cluster)
-        if args.workers is not None:
-            if kind not in ("local", "cuda", "auto"):
-                raise ValueError(f"--workers applies to a local cluster, not to {kind!r}: size it in its options")
-            options["n_workers"] = args.workers
+        kind, options = cluster_choice(args, config)
         if preflight:  # after every check of the arguments: it simulates for a few seconds
             _preflight_warnings(budget, args)
-        local = kind in ("local", "cuda", "auto")  # worker processes writing to this terminal
-        with working(args), _interrupted_report(budget, args.store):
-            # local workers start with Ctrl-C ignored: it reaches this driver alone, which
-            # shuts them down (else each prints its own KeyboardInterrupt traceback)
-            with _sigint_ignored(local):
-                client = get_client(kind, **options)
-            try:
-                summary = budget.run(args.store, scheduler=client, progress=not args.quiet)
-            except KeyboardInterrupt:
-                # the shutdown cancels the tasks in flight, which Dask logs one by one
-                _silence_dask_logs()
-                if local:
-                    with contextlib.suppress(Exception):
-                        client.run(_silence_dask_logs)
-                raise
-            finally:
-                close_client(client)
+        with working(args), _interrupted_report(budget, args.store), cluster_client(kind, options) as client:
+            summary = budget.run(args.store, scheduler=client, progress=not args.quiet)
     if args.quiet:
         print(summary)
     return 0 if summary.failed == 0 else 1
+
+
+def cluster_choice(args: argparse.Namespace, config: dict) -> tuple[str, dict]:
+    """The cluster kind and options of ``--cluster``, ``--cluster-config`` or CONFIG's
+    ``cluster:`` section, and ``--workers``."""
+    from .cluster import cluster_from_config
+
+    if args.cluster_config:
+        section = _read_yaml(existing_file(args.cluster_config, "--cluster-config")).get("cluster")
+    else:
+        section = config.get("cluster")
+    kind, options = cluster_from_config(section, args.cluster)
+    if args.workers is not None:
+        if kind not in ("local", "cuda", "auto"):
+            raise ValueError(f"--workers applies to a local cluster, not to {kind!r}: size it in its options")
+        options["n_workers"] = args.workers
+    return kind, options
+
+
+@contextlib.contextmanager
+def cluster_client(kind: str, options: dict) -> Iterator:
+    """A Dask client of the chosen cluster, closed at the end; Ctrl-C quietly."""
+    from .cluster import close_client, get_client
+
+    local = kind in ("local", "cuda", "auto")  # worker processes writing to this terminal
+    # local workers start with Ctrl-C ignored: it reaches this driver alone, which shuts
+    # them down (else each prints its own KeyboardInterrupt traceback)
+    with _sigint_ignored(local):
+        client = get_client(kind, **options)
+    try:
+        yield client
+    except KeyboardInterrupt:
+        # the shutdown cancels the tasks in flight, which Dask logs one by one
+        _silence_dask_logs()
+        if local:
+            with contextlib.suppress(Exception):
+                client.run(_silence_dask_logs)
+        raise
+    finally:
+        close_client(client)
 
 
 def _nothing_done(store: Path) -> bool:
@@ -231,6 +248,9 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
               _needs("train", _train_cli.train)),
     "infer": ("sample the posterior given observed features", _train_cli.configure_infer,
               _needs("train", _train_cli.infer)),
+    "sequential": ("rounds of simulations into one store, each drawn where the previous rounds' posterior puts the "
+                   "observation (TSNPE or SNPE-C); writes the final posterior", _sequential_cli.configure,
+                   _needs("train", _sequential_cli.run)),
     "check": ("numerical pre-flight of a budget configuration: short runs at the prior's corners at dt and "
               "dt/2 (exit 1 when they diverge or disagree)", _check_cli.configure, _check_cli.check),
     "verify": ("check that every done block of a store reads back as written (--repair: mark damaged ones "

@@ -232,12 +232,12 @@ class ExternalBudget(_BudgetBase):
         return cls(ExternalSimulator.from_dict(attrs["simulation"]), prior_from_dict(attrs["prior"]),
                    n_sims=int(attrs["n_sims"]), chunk_size=int(attrs["chunk_size"]), seed=int(attrs["seed"]))
 
-    def compute_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Rows ``start:stop`` in memory: ``theta``, ``features``, ``valid``, ``timings``."""
+    def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
+        """Rows at ``theta`` (float32) for global indices ``first_sim ..``: ``theta``,
+        ``features``, ``valid``, ``timings``."""
         t0 = time.perf_counter()
-        theta = self.prior.sample(stop - start, seed=self.seed, first_sim=start).astype(np.float32)
         # the function gets exactly the stored (float32) values: every row is reproducible
-        features = self.simulator(theta, seed=self.seed, first_sim=start)
+        features = self.simulator(theta, seed=self.seed, first_sim=first_sim)
         with np.errstate(over="ignore", invalid="ignore"):
             features = features.astype(np.float32)
         valid = np.isfinite(features).all(axis=1) & self.prior.in_bounds(theta)

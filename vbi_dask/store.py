@@ -8,6 +8,8 @@ Schema (version 1), one store per budget::
     valid(sim)                             bool     finite features and theta in the prior's support
     checksum(sim)                          uint64   of each written row (see :func:`row_checksums`)
     done(sim)                              bool     block written (set last, after the data)
+    round(sim)                             int16    sequential stores only: the round that drew the row
+                                                    (-1 until written); proposals in group ``rounds``
     connectome_weights(node, node_from)    float64  (+ connectome_tract_lengths_mm, _centres_mm, _cortical)
     coords: sim (int64 global index), param, feature, node, node_from (str), time_bold (ms)
     attrs:  simulation, prior, featureset (JSON strings of their to_dict()), connectome_hash,
@@ -62,13 +64,14 @@ REQUIRED_VARIABLES = {
 }
 REQUIRED_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "n_sims", "chunk_size",
                   "keep_bold", "vbi_dask_version", "schema_version")
-JSON_ATTRS = ("simulation", "prior", "featureset")
-# attributes that must agree for a budget to resume or extend a store
+JSON_ATTRS = ("simulation", "prior", "featureset", "sequential")
+# attributes that must agree for a budget to resume or extend a store ("sequential": the
+# rounds' method, observation and training; absent from a one-round store)
 CONFIG_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "chunk_size", "keep_bold",
-                "kernel_numerics")
-SIM_VARIABLES = ("theta", "features", "bold", "valid", "checksum", "done")
+                "kernel_numerics", "sequential")
+SIM_VARIABLES = ("theta", "features", "bold", "valid", "checksum", "done", "round")
 # the variables a row's checksum covers, in this order
-CHECKED_VARIABLES = ("theta", "features", "valid", "bold")
+CHECKED_VARIABLES = ("theta", "features", "valid", "bold", "round")
 
 
 class StoreMismatchError(ValueError):
@@ -95,13 +98,16 @@ def read_rows(array, start: int, stop: int, *, store, name: str) -> np.ndarray:
 
 
 def row_checksums(start: int, *, theta: np.ndarray, features: np.ndarray, valid: np.ndarray,
-                  bold: np.ndarray | None = None) -> np.ndarray:
+                  bold: np.ndarray | None = None, round: np.ndarray | None = None) -> np.ndarray:
     """uint64 checksum of each row ``start + k``: 8 bytes of BLAKE2b over the global
-    index and the row's stored bytes (float32 theta, features, bold; the valid byte)."""
+    index and the row's stored bytes (float32 theta, features, bold; the valid byte; the
+    int16 round of a sequential store)."""
     arrays = [np.ascontiguousarray(theta, dtype=np.float32), np.ascontiguousarray(features, dtype=np.float32),
               np.ascontiguousarray(valid, dtype=bool)]
     if bold is not None:
         arrays.append(np.ascontiguousarray(bold, dtype=np.float32))
+    if round is not None:
+        arrays.append(np.ascontiguousarray(round, dtype=np.int16))
     out = np.empty(len(arrays[0]), dtype=np.uint64)
     for k in range(len(out)):
         digest = hashlib.blake2b(np.int64(start + k).tobytes(), digest_size=8)
@@ -139,12 +145,13 @@ def store_state(store: str | os.PathLike) -> str:
 
 def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_names: list[str],
              feature_names: list[str], connectome: Connectome | None, attrs: Mapping[str, Any],
-             time_bold_ms: np.ndarray | None = None) -> None:
+             time_bold_ms: np.ndarray | None = None, rounds: bool = False) -> None:
     """Create the store with every variable allocated and no simulation written.
 
     Writes metadata, coordinates and the connectome only (``to_zarr(compute=False)``).
     ``connectome`` is None for an external simulator's store (no ``node`` dim, no
-    connectome variables; see :func:`is_external`).
+    connectome variables; see :func:`is_external`). ``rounds``: a sequential store, with
+    the ``round`` variable (see :mod:`vbi_dask.sequential`).
     """
     import dask.array as da
 
@@ -160,6 +167,8 @@ def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_na
         "checksum": (("sim",), lazy((n_sims,), np.uint64, 0)),
         "done": (("sim",), lazy((n_sims,), bool, False)),
     }
+    if rounds:
+        data["round"] = (("sim",), lazy((n_sims,), np.int16, -1))
     coords = {
         "sim": np.arange(n_sims, dtype=np.int64),
         "param": np.array(param_names, dtype=object),
@@ -267,7 +276,7 @@ def config_view(attrs: Mapping[str, Any]) -> dict[str, Any]:
     view = {}
     for key in CONFIG_ATTRS:
         value = attrs.get(key, "<absent>")
-        view[key] = json.loads(value) if key in JSON_ATTRS and isinstance(value, str) else value
+        view[key] = json.loads(value) if key in JSON_ATTRS and isinstance(value, str) and key in attrs else value
     view = json.loads(json.dumps(view))
     connectome = view["simulation"].get("connectome") if isinstance(view["simulation"], dict) else None
     if isinstance(connectome, dict):
@@ -317,7 +326,7 @@ def _check_schema_attrs(store, attrs: Mapping[str, Any]) -> None:
 
 
 def write_block(store: str | os.PathLike, start: int, stop: int, *, theta: np.ndarray, features: np.ndarray,
-                valid: np.ndarray, bold: np.ndarray | None = None) -> None:
+                valid: np.ndarray, bold: np.ndarray | None = None, round: np.ndarray | None = None) -> None:
     """Write simulations ``start:stop`` (one chunk) and then mark them done.
 
     Raises
@@ -334,11 +343,43 @@ def write_block(store: str | os.PathLike, start: int, stop: int, *, theta: np.nd
             "valid": np.asarray(valid, dtype=bool)}
     if bold is not None:
         rows["bold"] = np.asarray(bold, dtype=np.float32)
+    if round is not None:
+        if "round" not in group:
+            raise ValueError(f"store {os.fspath(store)!r} is not a sequential store (no 'round' variable)")
+        rows["round"] = np.asarray(round, dtype=np.int16)
     for name, values in rows.items():
         group[name][start:stop] = values
     if "checksum" in group:  # stores from before checksums have none
         group["checksum"][start:stop] = row_checksums(start, **rows)
     done[start:stop] = True  # last: the block counts only once its data is in
+
+
+def write_round(store: str | os.PathLike, index: int, payload: bytes, attrs: Mapping[str, Any]) -> None:
+    """Record round ``index``'s proposal in a sequential store: ``payload`` (a saved
+    posterior) as the uint8 array ``rounds/<index>`` with JSON-able ``attrs``, marked
+    ``complete`` last (an interrupted write reads as absent)."""
+    group = _group(store, "r+").require_group("rounds")
+    data = np.frombuffer(payload, dtype=np.uint8)
+    array = group.create_array(str(int(index)), shape=data.shape, dtype=np.uint8, chunks=(max(1, len(data)),),
+                               overwrite=True)
+    array[:] = data
+    array.attrs.update({**json.loads(json.dumps(dict(attrs))), "complete": False})
+    array.attrs["complete"] = True
+
+
+def read_round(store: str | os.PathLike, index: int) -> tuple[bytes, dict[str, Any]] | None:
+    """Round ``index``'s proposal ``(payload, attrs)`` (see :func:`write_round`), or None
+    when it was never completely written."""
+    group = _group(store)
+    name = f"rounds/{int(index)}"
+    try:
+        array = group[name]
+    except KeyError:
+        return None
+    attrs = dict(array.attrs)
+    if not attrs.pop("complete", False):
+        return None
+    return np.asarray(read_rows(array, 0, array.shape[0], store=store, name=name), dtype=np.uint8).tobytes(), attrs
 
 
 def block_done(store: str | os.PathLike, start: int, stop: int) -> bool:
