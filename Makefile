@@ -41,7 +41,7 @@ notebooks: install
 
 bench: install
 	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(PY) bench/bench_kernel.py && $(PY) bench/bench_budget.py && $(PY) bench/bench_train.py
+		$(PY) bench/bench_kernel.py && $(PY) bench/bench_budget.py && $(PY) bench/bench_train.py && $(PY) bench/bench_sequential.py
 
 bench-gpu: install
 	$(PY) bench/bench_gpu.py
