@@ -644,6 +644,8 @@ class StoreStatus:
     done: int
     invalid: int
     claim: Claim | None
+    sequential: Mapping[str, Any] | None = None  # a sequential store's settings
+    rounds: tuple[tuple[int, int, int, float | None, bool], ...] = ()  # (round, done, rows, prior mass, proposal)
 
     @property
     def not_done(self) -> int:
@@ -661,6 +663,10 @@ class StoreStatus:
         if self.claim is not None and self.claim.stale is None:
             return (f"a driver is writing this store ({self.claim.holder.get('host')}, pid "
                     f"{self.claim.holder.get('pid')}); run 'vbi-dask status {self.store}' again to follow it")
+        if self.sequential is not None:
+            return (f"resume (or continue with more --rounds): 'vbi-dask sequential CONFIG --store {self.store} "
+                    f"--observed FILE --rounds R --per-round {self.sequential['per_round']} --method "
+                    f"{self.sequential['method']}' with the observation and settings that made it")
         if self.complete:
             return (f"complete: 'vbi-dask verify {self.store}' checks that every block reads back as written; "
                     f"'vbi-dask train {self.store}' trains on its {self.done - self.invalid} valid simulations")
@@ -698,6 +704,15 @@ class StoreStatus:
                                                 else "")),
             ("claim", str(self.claim) if self.claim is not None else "none (no driver is writing it)"),
         ]
+        if self.sequential is not None:
+            seq = self.sequential
+            rows.insert(-3, ("sequential", f"{seq['method']}, {seq['per_round']} simulations per round"
+                             + (f", epsilon {seq['epsilon']:g}" if seq["method"] == "tsnpe" else "")))
+            for index, done, total, mass, proposal in self.rounds:
+                drawn = "the prior" if index == 0 else (
+                    ("its proposal" + (f" (truncated prior: {mass:.3g} of the prior's mass)" if mass is not None
+                                       else "")) if proposal else "no proposal recorded yet")
+                rows.insert(-3, ("", f"round {index}: {done} / {total} done, drawn from {drawn}"))
         return "\n".join(f"{label:<17} {text}".rstrip() for label, text in rows) + f"\nnext: {self.next_step()}"
 
 
@@ -724,10 +739,18 @@ def status(store: str | os.PathLike) -> StoreStatus:
     n_sims, size = len(done), int(attrs["chunk_size"])
     valid = read_flags(path, "valid", group)[:n_sims]
     blocks = [(s, min(s + size, n_sims)) for s in range(0, n_sims, size)]
+    sequential, rounds = attrs.get("sequential"), []
+    if sequential is not None:
+        per_round = int(sequential["per_round"])
+        for index in range(-(-n_sims // per_round)):
+            record = read_round(path, index) if index else None
+            rows = slice(index * per_round, min((index + 1) * per_round, n_sims))
+            rounds.append((index, int(done[rows].sum()), rows.stop - rows.start,
+                           None if record is None else record[1].get("prior_mass"), record is not None))
     return StoreStatus(
         store=str(path), schema_version=int(attrs["schema_version"]), vbi_dask_version=str(attrs["vbi_dask_version"]),
         kernel_numerics=attrs.get("kernel_numerics"), simulation=attrs["simulation"], prior=attrs["prior"],
         param_names=tuple(str(name) for name in group["param"][:]), n_features=int(group["feature"].shape[0]),
         n_sims=n_sims, chunk_size=size, seed=int(attrs["seed"]), n_blocks=len(blocks),
         blocks_done=sum(bool(done[s:e].all()) for s, e in blocks), done=int(done.sum()),
-        invalid=int((done & ~valid).sum()), claim=read_claim(path))
+        invalid=int((done & ~valid).sum()), claim=read_claim(path), sequential=sequential, rounds=tuple(rounds))

@@ -24,7 +24,7 @@ from vbi_dask import store as store_module
 from vbi_dask.cli import main
 from vbi_dask.external import ExternalBudget, ExternalSimulator
 from vbi_dask.sequential import CANDIDATES, STRIDE, _derived_seed, round_posterior, run_sequential
-from vbi_dask.store import StoreMismatchError, read_round, verify
+from vbi_dask.store import StoreMismatchError, read_round, status, verify
 from vbi_dask.train import check_observation
 
 from tests._processes import signal_when
@@ -108,6 +108,11 @@ def test_round_zero_is_the_budget_and_later_rounds_lie_in_the_truncated_region(r
     assert result.posterior.info.split["n_train"] + result.posterior.info.split["n_validation"] == 3 * PER_ROUND
     assert [r["round"] for r in result.rounds] == [0, 1, 2]
     assert verify(path).ok
+    text = str(status(path))
+    assert "sequential        tsnpe, 200 simulations per round, epsilon 0.0001" in text
+    assert "round 0: 200 / 200 done, drawn from the prior" in text
+    mass = read_round(path, 2)[1]["prior_mass"]
+    assert f"round 2: 200 / 200 done, drawn from its proposal (truncated prior: {mass:.3g} of the prior's mass)" in text
 
 
 def test_scheduler_and_threads_do_not_change_the_store(reference, tmp_path):
