@@ -14,6 +14,8 @@ from .simulation import Simulation, simulate
 from .prior import Grid, Prior
 from .budget import Budget, BudgetSummary, budget_from_config
 from .external import ExternalBudget, ExternalSimulator
+from .sequential import round_posterior, run_sequential
+from .evolution import FeatureLoss, evolve
 from .store import open_store
 from .cluster import close_client, get_client
 
@@ -29,6 +31,7 @@ __all__ = [
     "Simulation", "simulate",
     "Prior", "Grid", "Budget", "BudgetSummary", "budget_from_config", "open_store",
     "ExternalBudget", "ExternalSimulator",
+    "run_sequential", "round_posterior", "evolve", "FeatureLoss",
     "get_client", "close_client",
     "__version__",
 ]

@@ -2,7 +2,7 @@
 error that names the extra to install when one is missing.
 
 The base install simulates and runs budgets; ``pip install 'vbi-dask[train]'`` adds
-training and inference (torch, Lightning, sbi, matplotlib, markdown), ``[slurm]``, ``[kubernetes]``
+training and inference (torch, Lightning, sbi, matplotlib, markdown), ``[fit]`` evolutionary fitting (cma), ``[slurm]``, ``[kubernetes]``
 and ``[cuda]`` add cluster kinds. ``tests/test_extras.py`` checks :data:`EXTRAS` against
 ``pyproject.toml``.
 """
@@ -18,6 +18,7 @@ __all__ = ["EXTRAS", "MissingExtraError", "missing_modules", "require", "deferre
 # extra -> the top-level modules vbi-dask imports from it (distribution name: "_" -> "-")
 EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "lightning", "sbi", "matplotlib", "markdown"),
+    "fit": ("cma",),
     "slurm": ("dask_jobqueue",),
     "kubernetes": ("dask_kubernetes",),
     "cuda": ("dask_cuda",),

@@ -278,10 +278,10 @@ class _Rounds(_BudgetBase):
         return start // self.settings.per_round
 
     def draw(self, start: int, stop: int) -> np.ndarray:
-        r = self.round_of(start)
-        if r == 0:
+        proposal = self.proposals[self.round_of(start)]
+        if proposal is None:  # a sequential store's round 0: the prior, as a one-round budget
             return self.inner.draw(start, stop)
-        return self.proposals[r].draw(self.prior, start, stop)
+        return proposal.draw(self.prior, start, stop)
 
     def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
         result = self.inner.compute_rows(theta, first_sim)

@@ -49,3 +49,14 @@ def nan_above(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:
 
 def wrong_shape(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:
     return np.zeros((len(theta), 7))
+
+
+# a toy "FC": 6 pair correlations shaped by 2 parameters, with a little noise
+FC_NAMES = ["fc[0,1]", "fc[0,2]", "fc[0,3]", "fc[1,2]", "fc[1,3]", "fc[2,3]"]
+_FC_FREQUENCIES = np.array([0.7, 1.3, 2.1, 0.4, 1.8, 2.6])
+
+
+def toy_fc(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:
+    """fc_k = tanh(theta_0 * sin(f_k) + theta_1 * cos(2 f_k)) + 0.01 * noise(seed, sim)."""
+    clean = np.tanh(theta[:, :1] * np.sin(_FC_FREQUENCIES) + theta[:, 1:2] * np.cos(2 * _FC_FREQUENCIES))
+    return clean + 0.01 * _normals(seed, first_sim, len(theta), len(_FC_FREQUENCIES))
