@@ -9,6 +9,7 @@ from .generic2d import GENERIC2D
 from .hopf import HOPF
 from .jansen_rit import JANSEN_RIT
 from .kuramoto import KURAMOTO
+from .larter_breakspear import LARTER_BREAKSPEAR
 from .mpr import MPR
 from .stuart_landau import STUART_LANDAU
 from .wilson_cowan import WILSON_COWAN
@@ -20,6 +21,7 @@ MODELS: dict[str, ModelSpec] = {
     for m in (
         MPR, JANSEN_RIT, WILSON_COWAN, STUART_LANDAU, HOPF, WONG_WANG, WONG_WANG_EI,
         EPILEPTOR2D, EPILEPTOR, KURAMOTO, GENERIC2D, FITZHUGH_NAGUMO, COOMBES_BYRNE,
+        LARTER_BREAKSPEAR,
     )
 }
 
