@@ -384,3 +384,59 @@ def test_coombes_byrne_equilibrium_and_its_stability(Delta, oscillates):
         assert np.ptp(r_t) > 0.1
     else:
         np.testing.assert_allclose([r_t[-1], ds["V"].values[0, -1, 0]], u_eq[:2], rtol=1e-8)
+
+
+def _larter_breakspear_field(u, d_V, C=0.0):
+    """TVB's LarterBreakspear (Breakspear, Terry & Friston 2003, Eqs. 2, 3, 6, 7) at TVB's
+    defaults, typed here for an isolated node (the afferent mean rate <QV> is 0)."""
+    V, W, Z = u
+    gCa, gK, gL, phi, gNa, TK, TCa, TNa = 1.1, 2.0, 0.5, 0.7, 6.7, 0.0, -0.01, 0.3
+    VCa, VK, VL, VNa, d_K, tau_K, d_Na, d_Ca = 1.0, -0.7, -0.5, 0.53, 0.3, 1.0, 0.15, 0.15
+    aei, aie, b, ane, ani, aee, Iext, rNMDA = 2.0, 2.0, 0.1, 1.0, 0.4, 0.4, 0.3, 0.25
+    VT, ZT, d_Z, QV_max, QZ_max = 0.0, 0.0, 0.7, 1.0, 1.0
+    m_Ca, m_Na, m_K = (0.5 * (1 + np.tanh((V - T) / d)) for T, d in ((TCa, d_Ca), (TNa, d_Na), (TK, d_K)))
+    QV = 0.5 * QV_max * (1 + np.tanh((V - VT) / d_V))
+    QZ = 0.5 * QZ_max * (1 + np.tanh((Z - ZT) / d_Z))
+    return np.array([
+        -(gCa + (1 - C) * rNMDA * aee * QV) * m_Ca * (V - VCa) - gK * W * (V - VK) - gL * (V - VL)
+        - (gNa * m_Na + (1 - C) * aee * QV) * (V - VNa) - aie * Z * QZ + ane * Iext,
+        phi * (m_K - W) / tau_K,
+        b * (ani * Iext + aei * V * QV),
+    ])
+
+
+@checks("larter_breakspear")
+@pytest.mark.parametrize("d_V, oscillates", [(0.5, False), (0.65, True)])
+def test_larter_breakspear_equilibrium_and_its_stability(d_V, oscillates):
+    """Breakspear et al. (2003): an isolated node (C = 0) rests on a fixed point for
+    d_V < 0.55 and oscillates above (a limit cycle, chaos above 0.59). At equilibrium
+    dZ/dt = 0 gives V QV(V) = -ani Iext / aei (V < 0; of its two roots the upper one, near
+    the firing threshold, is the focus), W = m_K(V), and dV/dt = 0 is then increasing in
+    Z > 0; SciPy solves both on the typed equations and the Jacobian by central differences
+    gives the stability: a stable focus at d_V = 0.5 (the kernel settles on it), an
+    unstable one at TVB's default d_V = 0.65 (the kernel oscillates)."""
+    def z_balance(V):
+        return _larter_breakspear_field((V, 0.0, 0.0), d_V)[2]
+
+    V_min = optimize.minimize_scalar(z_balance, bounds=(-3.0, 0.0), method="bounded").x  # V QV(V) is lowest
+    assert z_balance(V_min) < 0 < z_balance(0.0)
+    V_eq = optimize.brentq(z_balance, V_min, 0.0, xtol=1e-15)
+    W_eq = 0.5 * (1 + np.tanh(V_eq / 0.3))
+    Z_eq = optimize.brentq(lambda Z: _larter_breakspear_field((V_eq, W_eq, Z), d_V)[0], 0.0, 5.0, xtol=1e-15)
+    u_eq = np.array([V_eq, W_eq, Z_eq])
+    assert np.abs(_larter_breakspear_field(u_eq, d_V)).max() < 1e-12
+    h = 1e-7
+    jac = np.column_stack([(_larter_breakspear_field(u_eq + h * e, d_V) - _larter_breakspear_field(u_eq - h * e, d_V))
+                           / (2 * h) for e in np.eye(3)])
+    eig = np.linalg.eigvals(jac)
+    assert np.abs(eig.imag).max() > 0.5  # a focus: oscillations of period ~10 time units
+    assert (eig.real.max() > 0) == oscillates
+    start = dict(zip(("V", "W", "Z"), u_eq + np.array([0.01, 0.0, 0.0])))
+    ds = settle("larter_breakspear", {"d_V": d_V, "C": 0.0}, duration_ms=2000.0, period_ms=1.0, initial_state=start)
+    V_t = ds["V"].values[0, -500:, 0]  # the last 500 time units
+    if oscillates:
+        assert np.ptp(V_t) > 0.5 and np.ptp(ds["Z"].values[0, -500:, 0]) < 1.0  # grown from 0.01, not run away
+    else:
+        # Heun's fixed points are the ODE's; the slowest mode decays as exp(-0.023 t), to
+        # 1e-20 of the kick after 2000: what remains is rounding (about 1e-15 here)
+        np.testing.assert_allclose([V_t[-1], ds["W"].values[0, -1, 0], ds["Z"].values[0, -1, 0]], u_eq, rtol=1e-8)
