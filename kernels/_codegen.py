@@ -384,6 +384,11 @@ def emit_drift_update(g: Gen, cfg, layout: Layout, X: str, first: bool, final: s
         if first and cfg.noisy and final in ("euler", "predict"):
             emit_noise(g, cfg, layout)
         g(f"{tuple_lhs(d)} = drift({call_args(cfg, 'drift', X)})")
+        if cfg.stimulus >= 0:  # input to one state: amplitude x weight (a parameter row) x pattern(t)
+            at = {"euler": "stim[n]", "predict": "stim[n]", "rk1": "stim[n]", "correct": "stim[n + 1]",
+                  "rk4": "stim[n + 1]"}.get(final, "HALF * (stim[n] + stim[n + 1])")
+            s = cfg.stimulus
+            g(f"d{s} = d{s} + Pb[{cfg.n_params + 1}, i, l] * {at}")
         for s in range(S):
             xs, zs = f"x[{s}, i, l]", f"Z[{s}, i, l]"
             noise = f" + {zs}" if s in cfg.noisy else ""

@@ -70,6 +70,7 @@ class KernelConfig:
     monitor: int
     bold: bool
     dtype: str
+    stimulus: int = -1  # index of the state receiving a stimulus (parameter row n_params + 1), -1: none
 
     @property
     def lanes(self) -> int:
@@ -106,7 +107,7 @@ def _shell_source(cfg: KernelConfig, lanes: int) -> str:
     g("@numba.njit(error_model='numpy', nogil=True, cache=CACHE)")
     g("def integrate(x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
-    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T, col0, block0, block1):")
+    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, stim, H, T, col0, block0, block1):")
     g.indent()
     g("N = x0.shape[1]")
     g("half_dt = dt * HALF")

@@ -85,7 +85,7 @@ def _shell_source(cfg: KernelConfig) -> str:
     g("@cuda.jit(cache=CACHE)")
     g("def integrate(x, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
     g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
-    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T,")
+    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, stim, H, T,")
     g("              xt, F, Z, cpl, EF, E, Ef, D, mon, bst, bacc, step0, step1):")
     g.indent()
     g("l = cuda.grid(1)  # this thread's simulation (column)")
@@ -219,7 +219,7 @@ def _free_device_memory() -> int:
 
 class CudaKernel:
     """A generated CUDA shell with the CPU shell's call signature (host arrays in, host
-    outputs filled in place): ``kernel(x0, P, indptr, ..., out_bold, H)``."""
+    outputs filled in place): ``kernel(x0, P, indptr, ..., out_bold, stim, H, T)``."""
 
     def __init__(self, dispatcher, source: str, cfg: KernelConfig):
         self.dispatcher = dispatcher
@@ -227,7 +227,7 @@ class CudaKernel:
         self.cfg = cfg
 
     def __call__(self, x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps, seed_lo, seed_hi,
-                 sim0, n_cut, decim, out_mon, bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, H, T, *,
+                 sim0, n_cut, decim, out_mon, bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, stim, H, T, *,
                  threads_per_block: int | None = None, steps_per_launch: int | None = None,
                  max_sims: int | None = None) -> None:
         """Run the batch; ``out_mon`` / ``out_bold`` (host arrays) receive the outputs.
@@ -251,8 +251,8 @@ class CudaKernel:
                                   f"(delay history of {H} steps, {n_t} + {n_q} output samples)")
             if max_sims >= threads_per_block:
                 max_sims -= max_sims % threads_per_block
-        graph = (indptr, split, indices, weights, back, rowsum, sigma, bc)  # shared by every simulation
-        d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, d_bc = (
+        graph = (indptr, split, indices, weights, back, rowsum, sigma, bc, stim)  # shared by every simulation
+        d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, d_bc, d_stim = (
             cuda.to_device(np.ascontiguousarray(a)) for a in graph)
         for c0 in range(0, n_sims, max_sims):
             c1 = min(n_sims, c0 + max_sims)
@@ -268,7 +268,7 @@ class CudaKernel:
                 step1 = min(nsteps, step0 + steps_per_launch)
                 launch(d_x, d_P, d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, dt, nsteps,
                        seed_lo, seed_hi, np.uint64(sim0) + np.uint64(c0), n_cut, decim, buf["out_mon"],
-                       bold_decim, tr_decim, q_cut, bold_dt, d_bc, buf["out_bold"], H, T,
+                       bold_decim, tr_decim, q_cut, bold_dt, d_bc, buf["out_bold"], d_stim, H, T,
                        buf["xt"], buf["F"], buf["Z"], buf["cpl"], buf["EF"], buf["E"], flat, buf["D"], buf["mon"],
                        buf["bst"], buf["bacc"], step0, step1)
             if cfg.monitor != MONITOR_NONE:

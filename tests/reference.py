@@ -35,7 +35,22 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     kind = COUPLINGS[sim.coupling]
     c = sim.connectome
     N, S, K = c.n_nodes, len(model.states), len(model.coupled)
+    params = dict(params)
+    amplitude = params.pop("stimulus_amplitude", None)
     P = param_array(model, params, N, n_sims, n_sims, np.float64)  # (param, node, sim)
+    stimulus = sim.stimulus
+    if stimulus is not None:  # input(t) (state, node, sim) = amplitude x weight x pattern(t)
+        amp = np.broadcast_to(np.asarray(stimulus.amplitude if amplitude is None else amplitude, dtype=np.float64),
+                              (n_sims,))
+        s_stim = model.state_names.index(stimulus.state)
+        space = stimulus.spatial(N)[:, None] * amp[None, :]
+
+    def stim(t_ms):
+        out = np.zeros((S, N, n_sims))
+        if stimulus is not None:
+            out[s_stim] = space * float(stimulus.pattern(np.array([t_ms]))[0])
+        return out
+
     n_model = len(model.params)
     W = np.asarray(c.weights, dtype=np.float64)
     rowsum = W.sum(axis=1)
@@ -122,7 +137,8 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     for n in range(n_steps):
         pre_n, eff_n = pre_values(x)
         history.append(pre_n)
-        f1 = drift(x, coupling(n, pre_n, eff_n))
+        t0_ms, t1_ms = n * sim.dt_ms, (n + 1) * sim.dt_ms
+        f1 = drift(x, coupling(n, pre_n, eff_n)) + stim(t0_ms)
         noise = np.zeros_like(x)
         for s in range(S):
             if sigma[s] > 0:
@@ -133,16 +149,17 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
         elif sim.integrator == "heun":
             xt = clamp(x + dt * f1 + noise)
             pre_t, eff_t = pre_values(xt)
-            f2 = drift(xt, coupling(n + 1, pre_t, eff_t))
+            f2 = drift(xt, coupling(n + 1, pre_t, eff_t)) + stim(t1_ms)
             x = clamp(x + 0.5 * dt * (f1 + f2) + noise)
         else:  # rk4
             k1 = f1
             x2 = x + 0.5 * dt * k1
-            k2 = drift(x2, coupling(n, *pre_values(x2)))
+            mid = 0.5 * (stim(t0_ms) + stim(t1_ms))  # the pattern between two steps: linear
+            k2 = drift(x2, coupling(n, *pre_values(x2))) + mid
             x3 = x + 0.5 * dt * k2
-            k3 = drift(x3, coupling(n, *pre_values(x3)))
+            k3 = drift(x3, coupling(n, *pre_values(x3))) + mid
             x4 = x + dt * k3
-            k4 = drift(x4, coupling(n, *pre_values(x4)))
+            k4 = drift(x4, coupling(n, *pre_values(x4))) + stim(t1_ms)
             x = clamp(x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
         obs = observe(x)
         if sampled and n >= n_cut:

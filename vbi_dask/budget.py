@@ -466,6 +466,8 @@ class Budget(_BudgetBase):
             raise ValueError(f"the prior is for model {prior.model.name!r}, the simulation runs {sim.model.name!r}")
         if prior.n_nodes != sim.connectome.n_nodes:
             raise ValueError(f"the prior is for {prior.n_nodes} nodes, the connectome has {sim.connectome.n_nodes}")
+        if "stimulus_amplitude" in prior.param_names and sim.stimulus is None:
+            raise ValueError("the prior draws 'stimulus_amplitude' but the simulation has no stimulus")
         if not isinstance(self.features, FeatureSet):
             object.__setattr__(self, "features", FeatureSet.from_dict(list(self.features)))
         if self.keep_bold and sim.bold_monitor is None:

@@ -340,6 +340,10 @@ class _Design:
 
 
 def _check_name(model: ModelSpec, name: str) -> None:
+    from .stimulus import STIMULUS_AMPLITUDE
+
+    if name == STIMULUS_AMPLITUDE:  # a simulation's stimulus amplitude (checked by the budget)
+        return
     if name not in {p.name for p in model.all_params}:
         raise KeyError(model.unknown_param_message(name))
 

@@ -29,6 +29,7 @@ from .models import ModelSpec, get_model
 from .monitors import EEG, MEG, Bold, Monitor, Raw, TemporalAverage, eeg_leadfield_sphere
 from .monitors import monitor_from_dict, monitor_to_dict
 from ._params import broadcast_param, param_array, resolve_n_sims
+from .stimulus import STIMULUS_AMPLITUDE, Stimulus, stimulus_from_dict
 
 __all__ = ["Simulation", "simulate"]
 
@@ -62,6 +63,9 @@ class Simulation:
     dtype : "float32" (default) or "float64".
     initial_state : per-state initial values (scalar or per node) replacing the random
         initial conditions drawn uniformly in the model's initial ranges.
+    stimulus : a :class:`~vbi_dask.stimulus.Stimulus` (or its dict): time-dependent input
+        to chosen regions and one state; its amplitude may vary per simulation
+        (``stimulus_amplitude`` in the parameters).
     """
 
     model: ModelSpec | str
@@ -76,6 +80,7 @@ class Simulation:
     t_cut_ms: float = 0.0
     dtype: str = "float32"
     initial_state: Mapping[str, float] | None = field(default=None)
+    stimulus: Stimulus | None = None
 
     def __post_init__(self):
         model = get_model(self.model)
@@ -122,10 +127,19 @@ class Simulation:
                 raise KeyError(f"unknown state {name!r} in initial_state; states: {', '.join(model.state_names)}")
         object.__setattr__(self, "monitors", tuple(self.monitors))
         self._check_monitors()
+        stimulus = stimulus_from_dict(self.stimulus)
+        if stimulus is not None:
+            if stimulus.state not in model.state_names:
+                raise KeyError(f"unknown state {stimulus.state!r} for the stimulus; states of {model.name}: "
+                               f"{', '.join(model.state_names)}")
+            stimulus.spatial(self.connectome.n_nodes)  # validates the regions
+        object.__setattr__(self, "stimulus", stimulus)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
-        """A JSON-able description (the connectome by name and hash; see :meth:`from_dict`)."""
+        """A JSON-able description (the connectome by name and hash; see :meth:`from_dict`);
+        ``stimulus`` only when there is one (descriptions made before stimuli match)."""
+        extra = {} if self.stimulus is None else {"stimulus": self.stimulus.to_dict()}
         return {
             "model": self.model.name,
             "connectome": {"name": self.connectome.name, "hash": self.connectome.hash(), "n_nodes": self.connectome.n_nodes},
@@ -139,6 +153,7 @@ class Simulation:
             "t_cut_ms": self.t_cut_ms,
             "dtype": self.dtype,
             "initial_state": {k: np.asarray(v).tolist() for k, v in (self.initial_state or {}).items()} or None,
+            **extra,
         }
 
     @classmethod
@@ -277,6 +292,7 @@ class Simulation:
             monitor=monitor,
             bold=bold is not None,
             dtype=self.dtype,
+            stimulus=-1 if self.stimulus is None else model.state_names.index(self.stimulus.state),
         )
 
     # ------------------------------------------------------------------ running
@@ -311,7 +327,7 @@ class Simulation:
             raise ValueError(f"first_sim must be >= 0, got {first_sim}")
         dtype = np.dtype(self.dtype)
         n, bp = self.connectome.n_nodes, self.padded(n_sims)
-        P = param_array(self.model, params, n, n_sims, bp, dtype)
+        P = self._parameters(params, n_sims, bp, dtype)
         x0 = np.empty((len(self.model.states), n, bp), dtype=dtype)
         x0[:, :, :n_sims] = self.initial_conditions(n_sims, seed=seed, first_sim=first_sim)
         x0[:, :, n_sims:] = x0[:, :, :1]
@@ -334,11 +350,13 @@ class Simulation:
             bold_decim, tr_decim, q_cut, n_q, bc = 1, 1, 0, 0, balloon_constants(dtype)
         out_bold = np.full((max(n_q, 1), n, bp), np.nan, dtype=dtype)
         seed_lo, seed_hi = _rng.split_seed(seed)
+        stim = np.zeros(1, dtype=dtype) if self.stimulus is None else \
+            self.stimulus.time_course(n_steps, self.dt_ms).astype(dtype)
         args = (
             x0, P, plan.indptr, plan.split, plan.indices, plan.weights.astype(dtype), plan.back,
             self.connectome.weights.sum(axis=1).astype(dtype), sigma, dt,
             n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
-            bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold,
+            bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold, stim,
             plan.ring, plan.block,
         )
         if backend == "cuda":
@@ -348,6 +366,23 @@ class Simulation:
         else:
             _cpu.build_kernel(self.kernel_config())(*args, threads=_default_threads() if threads is None else threads)
         return {"sampled": out_mon[:n_t, :, :, :n_sims], "bold": out_bold[:n_q, :, :n_sims]}
+
+    def _parameters(self, params: dict, n_sims: int, n_padded: int, dtype) -> np.ndarray:
+        """The kernel's (param, node, padded sim) array: the model's parameters, G, and with
+        a stimulus its amplitude times the regions' weights (popped from ``params``)."""
+        amplitude = params.pop(STIMULUS_AMPLITUDE, None)
+        n = self.connectome.n_nodes
+        P = param_array(self.model, params, n, n_sims, n_padded, dtype)
+        if self.stimulus is None:
+            if amplitude is not None:
+                raise ValueError(f"{STIMULUS_AMPLITUDE!r} given, but the simulation has no stimulus")
+            return P
+        values = broadcast_param(STIMULUS_AMPLITUDE, self.stimulus.amplitude if amplitude is None else amplitude,
+                                 n, n_sims) * self.stimulus.spatial(n)[:, None]
+        row = np.empty((1, n, n_padded), dtype=dtype)
+        row[0, :, :n_sims] = values
+        row[0, :, n_sims:] = values[:, :1]
+        return np.concatenate([P, row])
 
     def run(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
             first_sim: int = 0, threads: int | None = None, backend: str = "cpu") -> xr.Dataset:

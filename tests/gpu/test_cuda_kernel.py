@@ -154,3 +154,20 @@ def test_block_delays_equal_the_cpu(dtype, monkeypatch):
     _, cut = run_both(sim, params)
     for key in ("sampled", "bold"):
         np.testing.assert_array_equal(cut[key], gpu[key])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stimulus_equals_the_cpu(dtype):
+    """A pulse train to two regions' v, its amplitude per simulation: the same input on both shells."""
+    from vbi_dask.stimulus import Pulses, Stimulus
+
+    dt = MODELS["mpr"].dt_ms
+    stimulus = Stimulus(Pulses(onset_ms=5 * dt, width_ms=3 * dt, period_ms=10 * dt), state="v", nodes=[0, 2])
+    sim = tiny_simulation("mpr", dtype, stimulus=stimulus)
+    params = {**varied_params("mpr", N_SIMS), "stimulus_amplitude": np.linspace(0.0, 2.0, N_SIMS)}
+    cpu, gpu = run_both(sim, params)
+    for key in ("sampled", "bold"):
+        assert_matches(gpu[key], cpu[key], dtype, exact=SIMULATOR)
+    plain = sim.run_arrays({**varied_params("mpr", N_SIMS), "stimulus_amplitude": 0.0}, n_sims=N_SIMS, seed=11,
+                           first_sim=5, threads=1)
+    assert not np.allclose(cpu["sampled"][..., -1], plain["sampled"][..., -1])  # the stimulus acts
