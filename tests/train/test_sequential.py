@@ -193,3 +193,24 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match=r"unknown training setting\(s\) \['log_dir'\]"):
         run_sequential(budget(), store, X_O, rounds=2, per_round=PER_ROUND, train={"log_dir": "x"}, progress=False)
     assert not store.exists()
+
+
+def test_snpe_c_rounds_draw_from_the_posterior_inside_the_prior(tmp_path):
+    store = tmp_path / "snpe_c.zarr"
+    result = sequential(store, 2, method="snpe-c")
+    group = zarr.open_group(str(store), mode="r")
+    theta = group["theta"][PER_ROUND:]
+    assert prior().in_bounds(theta).all() and group["valid"][:].all()
+    payload, attrs = read_round(store, 1)
+    assert attrs["method"] == "snpe-c" and attrs["threshold"] is None and attrs["train_loss"] == "npe"
+    # row k: the first of its own posterior draws inside the prior (seed, round, k)
+    posterior = round_posterior(store, 1)
+    x, _ = check_observation(np.asarray(X_O), posterior.info)
+    for k in (PER_ROUND, PER_ROUND + 77):
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(_derived_seed("snpe-c", SEED, 1, k, 0) >> 1)
+            draws = posterior.posterior_estimator.sample(torch.Size((16,)), condition=x)[:, 0].numpy()
+        draws = draws.astype(np.float32)
+        np.testing.assert_array_equal(theta[k - PER_ROUND], draws[np.flatnonzero(prior().in_bounds(draws))[0]])
+    assert json.loads(zarr.open_group(str(store), mode="r").attrs["sequential"])["method"] == "snpe-c"
+    assert result.posterior.info.method == "snpe-c"  # the atomic loss after round 0

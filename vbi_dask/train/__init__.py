@@ -31,6 +31,7 @@ _MODULES = {
     "module": ("DensityEstimatorModule", "StoreDataModule"),
     "posterior": ("PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
                   "sample_posterior", "check_observation", "select_features", "SamplingTimeout"),
+    "_methods": ("SamplerConfig", "StoreMCMCPosterior", "StoreRejectionPosterior"),
     "diagnostics": ("posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration", "plot_pair",
                     "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"),
     "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
@@ -64,6 +65,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401
                           simulate_signals)
     from ._ensemble import ensemble_disagreement, train_ensemble  # noqa: F401
+    from ._methods import SamplerConfig, StoreMCMCPosterior, StoreRejectionPosterior  # noqa: F401
     from ._misspecification import misspecification  # noqa: F401
     from .posterior import (PosteriorInfo, SamplingTimeout, StorePosterior, check_observation,  # noqa: F401
                             load_posterior, sample_posterior, save_posterior, select_features, train_posterior)

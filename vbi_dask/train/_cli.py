@@ -1,7 +1,8 @@
 """The ``train``, ``infer`` and ``demo`` commands of ``vbi-dask`` (registered in
 :mod:`vbi_dask.cli`): argument parsing and printing only, the work is the public API.
 
-    vbi-dask train STORE [--out MODEL] [--estimator nsf] [--features NAME ...] [--log-dir DIR [--resume]] ...
+    vbi-dask train STORE [--out MODEL] [--method npe] [--estimator nsf] [--features NAME ...]
+                   [--log-dir DIR [--resume]] ...
     vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES] [--max-sampling-time 60] [--no-reject]
                    [--no-check]
     vbi-dask demo [--out demo_output] [--n-sims 3000] [--workers 2]
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._cli_common import existing_file, output_file, positive_float, positive_int, working
+from ._names import METHODS, SAMPLERS
 
 __all__ = ["configure_train", "train", "configure_infer", "infer", "configure_demo", "demo"]
 
@@ -26,7 +28,15 @@ MAX_SAMPLING_TIME_S = 60.0  # infer's default: a command never waits forever on 
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", type=Path, help="budget store (Zarr) made by 'vbi-dask simulate'")
     parser.add_argument("--out", type=Path, default=Path("posterior.pt"), help="model file to write")
-    parser.add_argument("--estimator", default="nsf", help="sbi density estimator: nsf, maf, mdn, ... (default nsf)")
+    parser.add_argument("--method", choices=METHODS, default="npe",
+                        help="what to learn: the posterior (npe; snpe-c, atomic loss, for rows from any proposal), "
+                             "the likelihood (nle) or the likelihood ratio (nre); nle and nre sample by MCMC or "
+                             "rejection (default npe)")
+    parser.add_argument("--estimator", default=None,
+                        help="sbi density estimator: nsf, maf, mdn, ...; for --method nre a classifier: resnet, mlp "
+                             "(default nsf; resnet for nre)")
+    parser.add_argument("--sample-with", choices=SAMPLERS, default="mcmc",
+                        help="how an nle or nre posterior samples: mcmc (slice sampling) or rejection (default mcmc)")
     parser.add_argument("--hidden", type=int, default=50, help="hidden features of the flow (default 50)")
     parser.add_argument("--transforms", type=int, default=5, help="flow transforms (default 5)")
     parser.add_argument("--bins", type=int, default=10, help="spline bins of nsf (default 10)")
@@ -68,7 +78,8 @@ def train(args: argparse.Namespace) -> int:
         raise NotADirectoryError(f"{str(args.store)!r} is a file, not a store folder made by 'vbi-dask simulate'")
     output_file(args.out, "--out")
     embedding = tuple(int(w) for w in args.embedding.split(",") if w.strip()) if args.embedding else ()
-    config = EstimatorConfig(model=args.estimator, hidden_features=args.hidden, num_transforms=args.transforms,
+    model = args.estimator or ("resnet" if args.method == "nre" else "nsf")
+    config = EstimatorConfig(model=model, hidden_features=args.hidden, num_transforms=args.transforms,
                              num_bins=args.bins, embedding=embedding)
     devices = args.devices if args.devices == "auto" else int(args.devices)
     if args.resume:
@@ -90,7 +101,8 @@ def _train(args: argparse.Namespace, config, devices) -> int:
             max_epochs=args.max_epochs, stop_after_epochs=args.patience, validation_fraction=args.validation_fraction,
             test_fraction=args.test_fraction, seed=args.seed, log_dir=args.log_dir, logger=args.logger,
             accelerator=args.accelerator, devices=devices, progress=not args.quiet, precision=args.precision,
-            threads=args.threads, ckpt_path="last" if args.resume else None)
+            threads=args.threads, ckpt_path="last" if args.resume else None, method=args.method,
+            sample_with=args.sample_with)
     except KeyboardInterrupt:
         again = ("; resume with the same command and --resume" if args.log_dir is not None and
                  (args.log_dir / "checkpoints" / "last.ckpt").is_file() else "")
@@ -98,15 +110,17 @@ def _train(args: argparse.Namespace, config, devices) -> int:
     path = save_posterior(posterior, args.out)
     info = posterior.info
     t = info.training
-    print(f"trained {args.estimator} on {info.split['n_train']} simulations ({info.split['n_validation']} validation, "
-          f"{info.split['n_test']} test), {len(info.used_features)} of {len(info.feature_names)} features")
+    print(f"trained {info.method} ({config.model}) on {info.split['n_train']} simulations "
+          f"({info.split['n_validation']} validation, {info.split['n_test']} test), {len(info.used_features)} of "
+          f"{len(info.feature_names)} features")
     resumed = "" if t["resumed_from_epoch"] is None else f", resumed at epoch {t['resumed_from_epoch']}"
     print(f"epochs {t['epochs']} (best {t['best_epoch']}{resumed}), best validation loss {t['best_val_loss']:.4f}, "
           f"{t['samples_per_s']:.0f} samples/s" + (f", {t['threads']} torch threads" if t["threads"] else ""))
     if info.split["n_test"]:
         from .diagnostics import heldout, posterior_zscores
 
-        _, theta, x = heldout(posterior, args.store, max_rows=500)
+        # MCMC and rejection sampling take each observation on its own: fewer rows
+        _, theta, x = heldout(posterior, args.store, max_rows=500 if info.method in ("npe", "snpe-c") else 50)
         stats = posterior_zscores(posterior, theta, x, seed=args.seed)
         print(f"held-out test simulations ({len(theta)}):")
         for name in info.param_names:
@@ -179,7 +193,11 @@ def _infer(args: argparse.Namespace, posterior, observed) -> int:
     from .posterior import sample_posterior
 
     if not args.no_check:
-        _check(posterior, observed, args.seed)
+        if posterior.info.method in ("npe", "snpe-c"):
+            _check(posterior, observed, args.seed)
+        else:  # the check compares the features through an NPE posterior's embedding net
+            print(f"vbi-dask infer: note: observations not checked against the simulations (the check needs an npe "
+                  f"or snpe-c model, this one is {posterior.info.method})", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:  # one line each (sbi's, e.g. draws outside the prior)
         warnings.simplefilter("default")
         samples = sample_posterior(posterior, observed, args.samples, seed=args.seed,

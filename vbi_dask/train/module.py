@@ -3,7 +3,7 @@ data module streaming its batches from a budget store."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import torch
@@ -15,10 +15,13 @@ __all__ = ["DensityEstimatorModule", "StoreDataModule"]
 
 
 class DensityEstimatorModule(L.LightningModule):
-    """Trains any sbi ``ConditionalDensityEstimator`` of theta given x.
+    """Trains an sbi estimator on ``(theta, x)`` batches.
 
-    Loss: the mean negative log-probability ``estimator.loss(theta, x).mean()`` (sbi's
-    NPE loss for samples from the prior), Adam at ``learning_rate``. Logs ``train_loss``
+    Loss: the batch mean of ``loss(estimator, theta, x)`` (one value per row); by default
+    the negative log-probability ``estimator.loss(theta, x)`` of a
+    ``ConditionalDensityEstimator`` of theta given x (sbi's NPE loss for samples from the
+    prior); :class:`vbi_dask.train._methods.MethodLoss` gives those of SNPE-C, NLE and
+    NRE. Adam at ``learning_rate``. Logs ``train_loss``
     and ``val_loss`` (per-epoch means weighted by batch size, averaged over devices).
     Gradient clipping, early stopping and checkpoints are the Trainer's
     (see :func:`vbi_dask.train.train_posterior`).
@@ -29,15 +32,19 @@ class DensityEstimatorModule(L.LightningModule):
     """
 
     def __init__(self, estimator: torch.nn.Module, learning_rate: float = 5e-4, *,
-                 run: dict[str, Any] | None = None):
+                 run: dict[str, Any] | None = None,
+                 loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.estimator = estimator
         self.learning_rate = float(learning_rate)
         self.run = run
+        self.loss_fn = loss
 
     def _loss(self, batch) -> torch.Tensor:
         theta, x = batch
-        return self.estimator.loss(theta, x).mean()
+        if self.loss_fn is None:
+            return self.estimator.loss(theta, x).mean()
+        return self.loss_fn(self.estimator, theta, x).mean()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)

@@ -8,6 +8,13 @@ The posterior is an sbi ``DirectPosterior`` (a :class:`StorePosterior`, which ad
 :class:`PosteriorInfo` of where it came from) over the store's prior. It takes the
 store's raw feature vector: feature selection and z-scoring are layers of the
 estimator, with statistics computed out of core.
+
+``method`` chooses what is learnt from the same stream of rows: the posterior ("npe";
+"snpe-c", sbi's atomic APT loss, valid for rows from any proposal), the likelihood
+("nle") or the likelihood-to-evidence ratio ("nre", NRE-B); the last two sample by MCMC
+or rejection (:class:`StoreMCMCPosterior`, :class:`StoreRejectionPosterior`).
+
+>>> posterior = train_posterior("budget.zarr", method="nle", sample_with="mcmc", seed=0)
 """
 
 from __future__ import annotations
@@ -31,14 +38,18 @@ import torch
 import xarray as xr
 from sbi.inference.posteriors.direct_posterior import DirectPosterior
 
+from ._methods import (METHODS, SamplerConfig, StoreMCMCPosterior, StoreRejectionPosterior, check_method,
+                       sampling_posterior)
 from .data import StoreData
-from .estimator import EstimatorConfig, build_estimator
+from .estimator import EstimatorConfig, build_estimator, check_estimator
 
-__all__ = ["PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
-           "sample_posterior", "check_observation", "select_features", "SamplingTimeout"]
+__all__ = ["PosteriorInfo", "StorePosterior", "StoreMCMCPosterior", "StoreRejectionPosterior", "SamplerConfig",
+           "METHODS", "train_posterior", "save_posterior", "load_posterior", "sample_posterior", "check_observation",
+           "select_features", "SamplingTimeout"]
 
 FORMAT = "vbi-dask-posterior"
-FORMAT_VERSION = 1
+# 2: PosteriorInfo has ``method`` and ``sampling`` (version 1 files read as "npe")
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,10 @@ class PosteriorInfo:
     ``used_features`` are those the estimator reads (a selection, minus columns constant
     over the training rows). ``zscore`` holds the training statistics of theta and of
     the used features. ``signal`` describes the signals the features were computed from
-    (``kind``: "bold" or "sampled", ``n_time``, ``dt_ms``, ``n_nodes``).
+    (``kind``: "bold" or "sampled", ``n_time``, ``dt_ms``, ``n_nodes``). ``method`` is
+    what the estimator learnt (one of :data:`METHODS`; "npe" for files written before
+    it existed); ``sampling`` is the :class:`SamplerConfig` of an NLE/NRE posterior as a
+    dict ({} for NPE and SNPE-C).
     """
 
     param_names: tuple[str, ...]
@@ -66,6 +80,8 @@ class PosteriorInfo:
     training: Mapping[str, Any] = field(default_factory=dict)
     custom_embedding: bool = False
     signal: Mapping[str, Any] = field(default_factory=dict)
+    method: str = "npe"
+    sampling: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def feature_index(self) -> np.ndarray:
@@ -97,6 +113,22 @@ class StorePosterior(DirectPosterior):
     def __init__(self, posterior_estimator, prior, info: PosteriorInfo, **kwargs):
         super().__init__(posterior_estimator, prior, **kwargs)
         self.info = info
+
+
+# what train_posterior and load_posterior return, by method
+STORE_POSTERIORS = (StorePosterior, StoreMCMCPosterior, StoreRejectionPosterior)
+
+
+def _posterior(estimator, prior, info: PosteriorInfo):
+    """The posterior of ``info.method`` on a (trained) estimator and the store's prior."""
+    if info.method in ("nle", "nre"):
+        return sampling_posterior(estimator, prior, info)
+    with torch.random.fork_rng(devices=[]):  # sbi's DirectPosterior draws when built
+        return StorePosterior(estimator, prior, info)
+
+
+def _estimator(posterior) -> torch.nn.Module:
+    return posterior.posterior_estimator if isinstance(posterior, StorePosterior) else posterior.estimator
 
 
 # ---------------------------------------------------------------------- features
@@ -133,7 +165,8 @@ def select_features(names: Sequence[str], wanted: Sequence[str] | None) -> list[
 def train_posterior(
     store: str | os.PathLike | StoreData,
     *,
-    estimator: str | EstimatorConfig | Mapping[str, Any] = "nsf",
+    method: str = "npe",
+    estimator: str | EstimatorConfig | Mapping[str, Any] | None = None,
     embedding_net: torch.nn.Module | None = None,
     features: Sequence[str] | None = None,
     batch_size: int = 200,
@@ -158,14 +191,26 @@ def train_posterior(
     precision: str | int | None = None,
     ckpt_path: str | os.PathLike | None = None,
     threads: int | None = None,
-) -> StorePosterior:
+    sample_with: str | SamplerConfig | Mapping[str, Any] = "mcmc",
+) -> StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior:
     """Train a neural posterior estimator by streaming ``(theta, features)`` from a store.
 
     Parameters
     ----------
     store : a budget store path (or a :class:`StoreData` with its split).
-    estimator : an sbi density estimator name (``"nsf"``, ``"maf"``, ...), an
-        :class:`EstimatorConfig` or its dict.
+    method : what the estimator learns, each with sbi's loss (see
+        :mod:`vbi_dask.train._methods`):
+
+        - ``"npe"``: the posterior, by maximum likelihood (rows drawn from the prior);
+        - ``"snpe-c"``: the posterior, by sbi's atomic APT loss (SNPE-C, ``num_atoms=10``,
+          with the store's prior), valid for rows drawn from any proposal;
+        - ``"nle"``: the likelihood of the used, standardised features given theta
+          (sbi's ``likelihood_nn``; no embedding net);
+        - ``"nre"``: the likelihood-to-evidence ratio, a classifier (sbi's
+          ``classifier_nn``) trained by NRE-B's contrastive loss (``num_atoms=10``).
+    estimator : an sbi density estimator name (``"nsf"``, ``"maf"``, ...), for
+        ``"nre"`` a classifier name (``"resnet"``, ``"mlp"``), an :class:`EstimatorConfig`
+        or its dict; None: ``"nsf"`` (``"resnet"`` for NRE).
     embedding_net : a module applied to the standardised used features (overrides
         ``estimator.embedding``); :func:`load_posterior` then needs the same architecture.
     features : feature names or ``"prefix*"`` patterns to use (default all columns).
@@ -215,19 +260,24 @@ def train_posterior(
         ranks. One CPU is left because an OpenMP team that needs every CPU stalls
         whenever another thread or process takes one (measured: on a 2-core machine with
         the other core busy, 2 threads trained 10-35x slower than 1).
+    sample_with : how an NLE or NRE posterior samples: "mcmc" (sbi's vectorised slice
+        sampler; chains, warmup and thinning settable with a :class:`SamplerConfig` or its
+        dict) or "rejection" (the prior as proposal). Ignored by NPE and SNPE-C.
 
     Returns
     -------
-    StorePosterior
-        An sbi ``DirectPosterior`` on the CPU with the store's prior; ``.info`` records
-        the provenance, the statistics and the training history.
+    StorePosterior, StoreMCMCPosterior or StoreRejectionPosterior
+        An sbi ``DirectPosterior`` (NPE, SNPE-C) or ``MCMCPosterior`` /
+        ``RejectionPosterior`` (NLE, NRE) on the CPU with the store's prior; ``.info``
+        records the method, the provenance, the statistics and the training history.
 
     Raises
     ------
     ValueError
-        A store without features or usable rows, unknown features, an invalid
-        estimator, too few training rows for one batch, an unknown logger, a seed
-        outside [0, 2**32); a checkpoint to resume from that is outside ``log_dir``, not
+        An unknown method, sampler or estimator (or one that does not fit the method: a
+        classifier is for NRE only; NLE takes no embedding), a store without features or
+        usable rows, unknown features, too few training rows for one batch, an unknown
+        logger, a seed outside [0, 2**32); a checkpoint to resume from that is outside ``log_dir``, not
         written by this function, or of a different training (the message lists the
         differences).
     FileNotFoundError
@@ -243,12 +293,16 @@ def train_posterior(
 
     from ..prior import prior_from_dict
     from ._callbacks import EpochSeed, FolderCheckpoint, History, TorchThreads, TrainingProgress
+    from ._methods import MethodLoss
     from ._runtime import seeded
     from .module import DensityEstimatorModule, StoreDataModule
 
+    check_method(method)
+    sampler = SamplerConfig.of(sample_with)
     data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=validation_fraction,
                                                                 test_fraction=test_fraction, split_seed=split_seed)
-    config = _config(estimator)
+    config = _config(estimator, method)
+    check_estimator(config, method, embedding=embedding_net is not None)
     names = data.feature_names
     index = select_features(names, features)
     stats = data.zscore()
@@ -269,7 +323,7 @@ def train_posterior(
     prior = design.to_torch()
     callbacks = list(callbacks or ())
     # what a checkpoint must share with this call to be resumed by it
-    run = {"estimator": config.to_dict(), "custom_embedding": embedding_net is not None,
+    run = {"method": method, "estimator": config.to_dict(), "custom_embedding": embedding_net is not None,
            "used_features": [names[k] for k in index], "zscore_rows": int(stats.n_rows),
            "split": {"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
                      "split_seed": data.split_seed, "n_train": data.n_rows("train"),
@@ -285,8 +339,9 @@ def train_posterior(
         with seeded(seed):
             net = build_estimator(config, theta_mean=stats.theta_mean, theta_std=stats.theta_std,
                                   feature_index=np.asarray(index), x_mean=stats.x_mean[index],
-                                  x_std=stats.x_std[index], n_features=len(names), embedding_net=embedding_net)
-            module = DensityEstimatorModule(net, learning_rate, run=run)
+                                  x_std=stats.x_std[index], n_features=len(names), embedding_net=embedding_net,
+                                  method=method)
+            module = DensityEstimatorModule(net, learning_rate, run=run, loss=MethodLoss(method, prior=prior))
             datamodule = StoreDataModule(data, batch_size=batch_size, seed=seed, buffer_chunks=buffer_chunks,
                                          prefetch_chunks=prefetch_chunks, num_workers=num_workers)
             # full checkpoints (optimiser, epoch, callbacks' state), so that a training can
@@ -360,9 +415,10 @@ def train_posterior(
                   "threads": torch_threads.used},
         custom_embedding=embedding_net is not None,
         signal=signal_layout(data.store),
+        method=method,
+        sampling=sampler.to_dict() if method in ("nle", "nre") else {},
     )
-    with torch.random.fork_rng(devices=[]):  # sbi's DirectPosterior draws when built
-        return StorePosterior(net, prior, info)
+    return _posterior(net, prior, info)
 
 
 def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
@@ -379,7 +435,9 @@ def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
             "n_nodes": int(budget.simulation.connectome.n_nodes)}
 
 
-def _config(estimator) -> EstimatorConfig:
+def _config(estimator, method: str = "npe") -> EstimatorConfig:
+    if estimator is None:
+        return EstimatorConfig(model="resnet" if method == "nre" else "nsf")
     if isinstance(estimator, EstimatorConfig):
         return estimator
     if isinstance(estimator, str):
@@ -447,6 +505,7 @@ def _resume_checkpoint(ckpt_path, log_dir, run: Mapping[str, Any]) -> tuple[Path
     if saved is None:
         raise ValueError(f"{os.fspath(path)!r} is not a checkpoint written by train_posterior")
     saved, wanted = json.loads(json.dumps(saved)), json.loads(json.dumps(run))
+    saved.setdefault("method", "npe")  # checkpoints written before methods existed
     differences = [f"{key}: {saved.get(key)!r} in the checkpoint, {wanted.get(key)!r} now"
                    for key in sorted(set(saved) | set(wanted)) if saved.get(key) != wanted.get(key)]
     if differences:
@@ -539,31 +598,45 @@ class _quiet:
 
 
 # ---------------------------------------------------------------------- save / load
-def save_posterior(posterior: StorePosterior, path: str | os.PathLike) -> Path:
+def save_posterior(posterior: StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior,
+                   path: str | os.PathLike) -> Path:
     """Write the estimator's weights and :class:`PosteriorInfo` to ``path`` (a torch
-    file readable with ``weights_only=True``: no pickled code)."""
-    if not isinstance(posterior, StorePosterior):
-        raise TypeError(f"expected a StorePosterior (from train_posterior), got {type(posterior).__name__}")
+    file readable with ``weights_only=True``: no pickled code).
+
+    Raises
+    ------
+    TypeError
+        Not a posterior from :func:`train_posterior` or :func:`load_posterior`.
+    """
+    if not isinstance(posterior, STORE_POSTERIORS):
+        raise TypeError("expected a StorePosterior, StoreMCMCPosterior or StoreRejectionPosterior (from "
+                        f"train_posterior), got {type(posterior).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "info": json.dumps(posterior.info.to_dict()),
-               "state_dict": {k: v.detach().cpu() for k, v in posterior.posterior_estimator.state_dict().items()}}
+               "state_dict": {k: v.detach().cpu() for k, v in _estimator(posterior).state_dict().items()}}
     torch.save(payload, path)
     return path
 
 
-def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | None = None) -> StorePosterior:
-    """A posterior saved by :func:`save_posterior` (on the CPU).
+def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | None = None,
+                   sample_with: str | SamplerConfig | Mapping[str, Any] | None = None,
+                   ) -> StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior:
+    """A posterior saved by :func:`save_posterior` (on the CPU), of the class
+    :func:`train_posterior` returned for its method.
 
     Parameters
     ----------
     embedding_net : for a posterior trained with a custom embedding net, a fresh
         instance of the same architecture (its weights are loaded from the file).
+    sample_with : for an NLE or NRE posterior, another sampler than the saved one
+        ("mcmc", "rejection", a :class:`SamplerConfig` or its dict); None: the saved one.
 
     Raises
     ------
     ValueError
-        Not a vbi-dask posterior file, a newer format, or a custom embedding net missing.
+        Not a vbi-dask posterior file, a newer format, a custom embedding net missing, or
+        an unknown sampler.
     """
     from ..prior import prior_from_dict
 
@@ -582,13 +655,15 @@ def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | 
     if info.custom_embedding and embedding_net is None:
         raise ValueError("this posterior was trained with a custom embedding net: pass a fresh instance of the same "
                          "architecture as embedding_net=")
+    if sample_with is not None and info.method in ("nle", "nre"):
+        info = dataclasses.replace(info, sampling=SamplerConfig.of(sample_with).to_dict())
     z = info.zscore
     net = build_estimator(EstimatorConfig.from_dict(dict(info.estimator)), theta_mean=np.asarray(z["theta_mean"]),
                           theta_std=np.asarray(z["theta_std"]), feature_index=info.feature_index,
                           x_mean=np.asarray(z["x_mean"]), x_std=np.asarray(z["x_std"]),
-                          n_features=len(info.feature_names), embedding_net=embedding_net)
+                          n_features=len(info.feature_names), embedding_net=embedding_net, method=info.method)
     net.load_state_dict(payload["state_dict"])
-    return StorePosterior(net.eval(), prior_from_dict(info.prior).to_torch(), info)
+    return _posterior(net.eval(), prior_from_dict(info.prior).to_torch(), info)
 
 
 # ---------------------------------------------------------------------- sampling
@@ -639,24 +714,29 @@ def check_observation(x: Any, info: PosteriorInfo) -> tuple[torch.Tensor, bool]:
     return torch.as_tensor(array, dtype=torch.float32), single
 
 
-def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *, seed: int = 0,
-                     max_sampling_batch_size: int = 10_000, reject_outside_prior: bool = True,
-                     max_sampling_time: float | None = None) -> xr.DataArray:
+def sample_posterior(posterior: StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior, x: Any,
+                     n_samples: int = 1000, *, seed: int = 0, max_sampling_batch_size: int = 10_000,
+                     reject_outside_prior: bool = True, max_sampling_time: float | None = None) -> xr.DataArray:
     """Posterior samples for one observation or a batch.
 
     Parameters
     ----------
-    posterior : a :class:`StorePosterior`.
+    posterior : from :func:`train_posterior` or :func:`load_posterior`. An MCMC or
+        rejection posterior (NLE, NRE) samples the observations of a batch one after
+        the other (sbi would take a batch for iid trials of one observation).
     x : features (feature,) or (obs, feature); see :func:`check_observation`.
     n_samples : samples per observation (a positive integer).
-    seed : seeds the sampling (the global torch RNG state is restored afterwards).
+    seed : seeds the sampling (the global torch and NumPy RNG states are restored
+        afterwards; sbi's slice sampler draws from NumPy's).
     reject_outside_prior : draw until every sample lies inside the prior's support (sbi's
         rejection sampling; slow, or endless, when the observation is far from what the
         simulations produce). False: keep the flow's draws as they are, including those
-        outside the prior (sbi warns when more than 5% are).
+        outside the prior (sbi warns when more than 5% are). NPE and SNPE-C only: the
+        samples of NLE and NRE always lie inside the prior's support.
     max_sampling_time : seconds after which rejection sampling stops with
         :class:`SamplingTimeout` (default: no limit; the command line's default is 60).
-        The check runs between batches of draws, so it can be passed by one batch.
+        The check runs between batches of draws, so it can be passed by one batch. Not
+        for MCMC, whose run time is set by its chains, warmup and thinning.
 
     Returns
     -------
@@ -678,31 +758,87 @@ def sample_posterior(posterior: StorePosterior, x: Any, n_samples: int = 1000, *
     if max_sampling_time is not None and not max_sampling_time > 0:
         raise ValueError(f"max_sampling_time must be a positive number of seconds or None, got {max_sampling_time!r}")
     tensor, single = check_observation(x, posterior.info)
-    options = {"reject_outside_prior": reject_outside_prior, "max_sampling_time": max_sampling_time}
-    started = time.monotonic()
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), _without_acceptance_log():
+    with torch.random.fork_rng(devices=[]), _numpy_seeded(seed), warnings.catch_warnings(), \
+            _without_acceptance_log():
         warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")  # nflows' LU layers
         torch.manual_seed(seed)
-        with torch.no_grad():
-            try:
-                if single:
-                    samples = posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
-                                               max_sampling_batch_size=max_sampling_batch_size, **options)
-                else:
-                    # sbi caps batch x observations at 100_000 (with a warning): cap it here
-                    per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
-                    samples = posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
-                                                       max_sampling_batch_size=per_obs, **options)
-            except RuntimeError as error:
-                # sbi raises a bare RuntimeError at its time limit: tell why, with numbers
-                if not reject_outside_prior or max_sampling_time is None or \
-                        time.monotonic() - started < max_sampling_time:
-                    raise
-                raise SamplingTimeout(_timeout_message(posterior, tensor, single, n_samples,
-                                                       max_sampling_time)) from error
+        if isinstance(posterior, StorePosterior):
+            samples = _sample_direct(posterior, tensor, single, n_samples, max_sampling_batch_size,
+                                     reject_outside_prior, max_sampling_time)
+        else:
+            samples = _sample_one_by_one(posterior, tensor, n_samples, max_sampling_batch_size, max_sampling_time)
+            samples = samples[:, 0] if single else samples
     dims = ("sample", "param") if single else ("sample", "obs", "param")
     return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)},
                         name="theta")
+
+
+def _sample_direct(posterior: StorePosterior, tensor: torch.Tensor, single: bool, n_samples: int,
+                   max_sampling_batch_size: int, reject_outside_prior: bool,
+                   max_sampling_time: float | None) -> torch.Tensor:
+    """Samples of a DirectPosterior: (sample, param), or (sample, obs, param) for a batch."""
+    options = {"reject_outside_prior": reject_outside_prior, "max_sampling_time": max_sampling_time}
+    started = time.monotonic()
+    with torch.no_grad():
+        try:
+            if single:
+                return posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
+                                        max_sampling_batch_size=max_sampling_batch_size, **options)
+            # sbi caps batch x observations at 100_000 (with a warning): cap it here
+            per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
+            return posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
+                                            max_sampling_batch_size=per_obs, **options)
+        except RuntimeError as error:
+            # sbi raises a bare RuntimeError at its time limit: tell why, with numbers
+            if not reject_outside_prior or max_sampling_time is None or \
+                    time.monotonic() - started < max_sampling_time:
+                raise
+            raise SamplingTimeout(_timeout_message(posterior, tensor, single, n_samples,
+                                                   max_sampling_time)) from error
+
+
+def _sample_one_by_one(posterior: StoreMCMCPosterior | StoreRejectionPosterior, tensor: torch.Tensor,
+                       n_samples: int, max_sampling_batch_size: int,
+                       max_sampling_time: float | None) -> torch.Tensor:
+    """(sample, obs, param) samples of an MCMC or rejection posterior, one observation
+    after the other (sbi reads a batch of x as iid trials of one observation)."""
+    out = []
+    for k in range(len(tensor)):
+        x_k = tensor[k:k + 1]
+        if isinstance(posterior, StoreMCMCPosterior):
+            samples = posterior.sample((n_samples,), x=x_k, show_progress_bars=False)
+        else:
+            started = time.monotonic()
+            try:
+                samples = posterior.sample((n_samples,), x=x_k, show_progress_bars=False,
+                                           max_sampling_batch_size=max_sampling_batch_size,
+                                           max_sampling_time=max_sampling_time)
+            except RuntimeError as error:
+                if max_sampling_time is None or time.monotonic() - started < max_sampling_time:
+                    raise
+                raise SamplingTimeout(f"rejection sampling of observation {k} did not finish within "
+                                      f"max_sampling_time={max_sampling_time:g} s: allow more time, ask for fewer "
+                                      "samples, or sample with MCMC (load_posterior(..., sample_with='mcmc'))"
+                                      ) from error
+        out.append(samples.detach())
+    return torch.stack(out, dim=1)
+
+
+class _numpy_seeded:
+    """Seed NumPy's global generator for the block and restore its state afterwards (sbi's
+    slice samplers draw from ``np.random``: the only way to make them reproducible)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        self._state = np.random.get_state()
+        np.random.seed(self.seed)
+        return self
+
+    def __exit__(self, *exc):
+        np.random.set_state(self._state)
+        return False
 
 
 def _timeout_message(posterior: StorePosterior, x: torch.Tensor, single: bool, n_samples: int,
