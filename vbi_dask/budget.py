@@ -33,10 +33,11 @@ from . import store as _store
 from ._progress import Progress
 from .connectome import Connectome, default_connectome, load_connectome, load_tvb_zip
 from .features import FeatureSet
+from .layout import SignalLayout, feature_signal, signal_layout
 from .kernels.edges import NUMERICS_VERSION
 from .kernels.rng import split_seed
 from .monitors import Monitor, monitor_from_dict
-from .prior import Grid, Prior, prior_from_dict
+from .prior import Grid, Prior
 from .backend import gpu_annotations
 from .cluster import adaptive_maximum, close_client, get_client
 from .simulation import Simulation
@@ -48,36 +49,6 @@ __all__ = ["Budget", "BudgetSummary", "budget_from_config"]
 
 LOCAL_SCHEDULERS = {"sync": "sync", "synchronous": "sync", "single-threaded": "sync",
                     "threads": "threads", "threading": "threads"}
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-@dataclass(frozen=True)
-class _Layout:
-    signal: str  # "bold" or "sampled"
-    n_time: int
-    dt_ms: float
-    feature_names: tuple[str, ...]
-    time_bold_ms: np.ndarray | None
-
-
-def _layout(sim: Simulation, features: FeatureSet) -> _Layout:
-    """Sizes of the feature signal, without running."""
-    bold, sampled = sim.bold_monitor, sim.sampled_monitor
-    time_bold = None
-    if bold is not None:
-        time_bold = sim.bold_times_ms()
-        signal, n_time, dt_ms = "bold", time_bold.size, float(bold.tr_ms)
-    elif sampled is not None:
-        signal, n_time, dt_ms = "sampled", sim.sample_times_ms().size, float(sampled.period_ms)
-    else:
-        raise ValueError("the simulation has no monitor to compute features from; add Bold or TemporalAverage")
-    names = tuple(features.names(sim.connectome.n_nodes, n_time, dt_ms))
-    return _Layout(signal, n_time, dt_ms, names, time_bold)
 
 
 @dataclass(frozen=True)
@@ -225,7 +196,7 @@ class _BudgetBase:
         StoreMismatchError
             The store was made by another configuration (the message lists the fields).
         """
-        path = _store._local_path(store)
+        path = _store.local_path(store)
         attrs = self.attrs()
         allocation = self._allocation()
         state = _store.store_state(path)
@@ -262,9 +233,8 @@ class _BudgetBase:
         Prepares the store first (see :meth:`prepare`): computing the tasks with any
         Dask scheduler fills it. Each task returns a small summary dict.
         """
-        import dask
 
-        path = os.fspath(_store._local_path(store))
+        path = os.fspath(_store.local_path(store))
         with _store.StoreLock(path, purpose="Budget.to_delayed (preparing the store)"):
             pending = self.prepare(path)
         return self._delayed(path, pending)
@@ -308,7 +278,7 @@ class _BudgetBase:
             (``STORE.lock``, see :class:`vbi_dask.store.StoreLock`) until it returns.
         """
         _check_scheduler(scheduler)
-        path = os.fspath(_store._local_path(store))
+        path = os.fspath(_store.local_path(store))
         with _store.StoreLock(path, purpose=f"vbi-dask simulate, {self.n_sims} simulations") as claim:
             return self._run_claimed(path, claim, scheduler=scheduler, n_workers=n_workers, progress=progress)
 
@@ -479,8 +449,8 @@ class Budget(_BudgetBase):
 
     # ------------------------------------------------------------------ description
     @cached_property
-    def layout(self) -> _Layout:
-        return _layout(self.simulation, self.features)
+    def layout(self) -> SignalLayout:
+        return signal_layout(self.simulation, self.features)
 
     @property
     def param_names(self) -> list[str]:
@@ -491,23 +461,12 @@ class Budget(_BudgetBase):
         return list(self.layout.feature_names)
 
     def attrs(self) -> dict[str, Any]:
-        """The store's root attributes (JSON-able)."""
-        c = self.simulation.connectome
-        return {
-            "simulation": json.dumps(self.simulation.to_dict()),
-            "prior": json.dumps(self.prior.to_dict()),
-            "featureset": json.dumps(self.features.to_dict()),
-            "connectome_hash": c.hash(),
-            "connectome_name": c.name,
-            "seed": self.seed,
-            "n_sims": self.n_sims,
-            "chunk_size": self.chunk_size,
-            "keep_bold": self.keep_bold,
-            "feature_signal": self.layout.signal,
-            "vbi_dask_version": _version(),
-            "schema_version": _store.SCHEMA_VERSION,
-            "kernel_numerics": NUMERICS_VERSION,
-        }
+        """The store's root attributes (JSON-able; built by :func:`vbi_dask.store.attributes`)."""
+        return _store.attributes(simulation=self.simulation.to_dict(), prior=self.prior.to_dict(),
+                                 featureset=self.features.to_dict(), connectome=self.simulation.connectome,
+                                 seed=self.seed, n_sims=self.n_sims, chunk_size=self.chunk_size,
+                                 keep_bold=self.keep_bold, feature_signal=self.layout.signal,
+                                 kernel_numerics=NUMERICS_VERSION)
 
     @classmethod
     def from_store(cls, store: str | os.PathLike) -> "Budget":
@@ -517,23 +476,15 @@ class Budget(_BudgetBase):
         ------
         ValueError
             The store was made by an external simulator (rebuild it with
-            :meth:`vbi_dask.external.ExternalBudget.from_store`).
+            :meth:`vbi_dask.external.ExternalBudget.from_store`) or holds synthetic data.
         """
-        ds = _store.open_store(store)
         attrs = _store.read_attrs(store)
         if _store.is_external(attrs):
             raise ValueError(f"store {os.fspath(store)!r} was made by the external simulator "
                              f"{attrs['simulation'].get('function')}: rebuild it with ExternalBudget.from_store")
-        connectome = _store.connectome_from_store(ds)
-        return cls(
-            Simulation.from_dict(attrs["simulation"], connectome),
-            prior_from_dict(attrs["prior"]),
-            n_sims=int(attrs["n_sims"]),
-            features=FeatureSet.from_dict(attrs["featureset"]),
-            chunk_size=int(attrs["chunk_size"]),
-            seed=int(attrs["seed"]),
-            keep_bold=bool(attrs["keep_bold"]),
-        )
+        c = _store.configuration(store)
+        return cls(c.simulation, c.prior, n_sims=c.n_sims, features=c.featureset, chunk_size=c.chunk_size,
+                   seed=c.seed, keep_bold=c.keep_bold)
 
     # ------------------------------------------------------------------ computing
     def signals(self, theta: np.ndarray, *, first_sim: int, threads: int | None = 1) -> tuple[np.ndarray, dict]:
@@ -543,11 +494,8 @@ class Budget(_BudgetBase):
         Returns the feature signal (sim, time, node) (BOLD when monitored, else the first
         observable of the sampled monitor) and the kernel's outputs.
         """
-        params = self.prior.to_params(np.asarray(theta, dtype=np.float64))
-        out = self.simulation.run_arrays(params, n_sims=len(theta), seed=self.seed, first_sim=int(first_sim),
-                                         threads=threads, backend=self.backend)
-        raw = out["bold"] if self.layout.signal == "bold" else out["sampled"][:, 0]
-        return np.moveaxis(raw, -1, 0), out
+        return feature_signal(self.simulation, self.prior, theta, seed=self.seed, first_sim=first_sim,
+                              threads=threads, backend=self.backend)
 
     def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
         """Simulations at ``theta`` (float32) for global indices ``first_sim ..``:

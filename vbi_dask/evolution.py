@@ -219,7 +219,7 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
         raise ValueError(f"evolutionary fitting searches the prior's box: {names} are unbounded; give them Uniform "
                          "priors")
     settings = EvolutionSettings(int(popsize), loss.to_dict(), sigma0=float(sigma0), seed=int(seed))
-    path = os.fspath(_store._local_path(store))
+    path = os.fspath(_store.local_path(store))
     if _store.store_state(path) == "zarr":
         stored = int(_store.read_attrs(path).get("n_sims", 0))
         if stored > generations * popsize:

@@ -39,7 +39,6 @@ without changing ``version`` is not detected: bump ``version`` whenever its outp
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import store as _store
-from .budget import _BudgetBase, _version
+from .budget import _BudgetBase
 from .prior import Prior, prior_from_dict
 
 __all__ = ["ExternalSimulator", "ExternalBudget", "external_budget_from_config"]
@@ -204,21 +203,9 @@ class ExternalBudget(_BudgetBase):
     def attrs(self) -> dict[str, Any]:
         """The store's root attributes: the simulator's description as ``simulation``; no
         feature set, connectome or kernel numerics (null)."""
-        return {
-            "simulation": json.dumps(self.simulator.to_dict()),
-            "prior": json.dumps(self.prior.to_dict()),
-            "featureset": json.dumps(None),
-            "connectome_hash": None,
-            "connectome_name": None,
-            "seed": self.seed,
-            "n_sims": self.n_sims,
-            "chunk_size": self.chunk_size,
-            "keep_bold": False,
-            "feature_signal": "external",
-            "vbi_dask_version": _version(),
-            "schema_version": _store.SCHEMA_VERSION,
-            "kernel_numerics": None,
-        }
+        return _store.attributes(simulation=self.simulator.to_dict(), prior=self.prior.to_dict(), featureset=None,
+                                 connectome=None, seed=self.seed, n_sims=self.n_sims, chunk_size=self.chunk_size,
+                                 keep_bold=False, feature_signal="external", kernel_numerics=None)
 
     @classmethod
     def from_store(cls, store: str | os.PathLike) -> "ExternalBudget":

@@ -230,7 +230,7 @@ def _report(r: dict[str, Any], budget) -> str:
                    "`sbc.png`: a U shape is overconfidence, a hump underconfidence, a slope a bias).")
     pins = ("All parameters shrink strongly (mean shrinkage >= 0.5)" if shrink >= 0.5 else
             f"Some parameters are weakly identified (lowest mean shrinkage {shrink:.2f})")
-    bias = (f"mean z-scores stay below 2" if not z_high else f"mean z-score >= 2 for {', '.join(z_high)}")
+    bias = ("mean z-scores stay below 2" if not z_high else f"mean z-score >= 2 for {', '.join(z_high)}")
     return f"""# vbi-dask demo: MPR on 84 regions, G and 3 regional excitabilities
 
 Simulation: Montbrió-Pazó-Roxin on the embedded 84-region connectome (weights / max),

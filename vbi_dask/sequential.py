@@ -52,7 +52,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -272,7 +272,7 @@ class _Rounds(_BudgetBase):
         return self.inner.feature_names
 
     def attrs(self) -> dict[str, Any]:
-        return {**self.inner.attrs(), "n_sims": self.n_sims, "sequential": json.dumps(self.settings.to_dict())}
+        return _store.sequential_attributes(self.inner.attrs(), n_sims=self.n_sims, settings=self.settings.to_dict())
 
     def round_of(self, start: int) -> int:
         return start // self.settings.per_round
@@ -423,7 +423,7 @@ def run_sequential(budget: _BudgetBase, store: str | os.PathLike, observed: Any,
     if len(settings.observed) != len(budget.feature_names):
         raise ValueError(f"the observation has {len(settings.observed)} features; the budget computes "
                          f"{len(budget.feature_names)} ({budget.feature_names[:3]} ...)")
-    path = os.fspath(_store._local_path(store))
+    path = os.fspath(_store.local_path(store))
     if _store.store_state(path) == "zarr":
         stored = int(_store.read_attrs(path).get("n_sims", 0))
         if stored > rounds * settings.per_round:

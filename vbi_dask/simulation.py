@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping
 
-import numba
 import numpy as np
 import xarray as xr
 

@@ -117,8 +117,10 @@ def row_checksums(start: int, *, theta: np.ndarray, features: np.ndarray, valid:
     return out
 
 
-def _local_path(store: str | os.PathLike) -> Path:
+def local_path(store: str | os.PathLike) -> Path:
+    """The store's absolute path (``~`` expanded): how every module names a store."""
     return Path(os.fspath(store)).expanduser().absolute()
+
 
 
 def store_state(store: str | os.PathLike) -> str:
@@ -130,7 +132,7 @@ def store_state(store: str | os.PathLike) -> str:
         The path is a file, or a non-empty folder that is not a Zarr store (nothing is
         overwritten).
     """
-    path = _local_path(store)
+    path = local_path(store)
     if not path.exists():
         return "missing"
     if not path.is_dir():
@@ -192,14 +194,118 @@ def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_na
     ds["valid"].attrs["description"] = "finite features and theta inside the prior's support"
     ds["checksum"].attrs["description"] = "BLAKE2b (8 bytes) of the row's index and stored bytes; see verify"
     encoding = {name: {"chunks": (chunks,) + ds[name].shape[1:]} for name in SIM_VARIABLES if name in ds}
-    ds.to_zarr(os.fspath(_local_path(store)), compute=False, zarr_format=3, consolidated=False, mode="w",
+    ds.to_zarr(os.fspath(local_path(store)), compute=False, zarr_format=3, consolidated=False, mode="w",
                encoding=encoding)
+
+
+def attributes(*, simulation: Mapping[str, Any] | None, prior: Mapping[str, Any], featureset: Mapping[str, Any] | None,
+               connectome: Connectome | None, seed: int, n_sims: int, chunk_size: int, keep_bold: bool,
+               feature_signal: str, kernel_numerics: int | None) -> dict[str, Any]:
+    """A store's root attributes (JSON-able; the JSON ones as strings), built here only.
+
+    ``simulation``, ``prior`` and ``featureset`` are their ``to_dict()``;
+    ``feature_signal`` says what the features were computed from ("bold", "sampled",
+    "external" or "synthetic"); ``kernel_numerics`` the kernels' rounding version (None
+    without vbi-dask kernels).
+    """
+    from . import __version__
+
+    return {
+        "simulation": json.dumps(simulation),
+        "prior": json.dumps(prior),
+        "featureset": json.dumps(featureset),
+        "connectome_hash": None if connectome is None else connectome.hash(),
+        "connectome_name": None if connectome is None else connectome.name,
+        "seed": int(seed),
+        "n_sims": int(n_sims),
+        "chunk_size": int(chunk_size),
+        "keep_bold": bool(keep_bold),
+        "feature_signal": feature_signal,
+        "vbi_dask_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "kernel_numerics": kernel_numerics,
+    }
+
+
+def sequential_attributes(attrs: Mapping[str, Any], *, n_sims: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A budget's root attributes as those of a sequential store of ``n_sims`` rows with
+    rounds drawn under ``settings`` (see :mod:`vbi_dask.sequential`)."""
+    return {**attrs, "n_sims": int(n_sims), "sequential": json.dumps(dict(settings))}
+
+
+@dataclass(frozen=True)
+class StoreConfiguration:
+    """What made a model budget's store, rebuilt from the store alone
+    (:func:`configuration`): the simulation, prior, feature set, seed and sizes."""
+
+    simulation: Any  # vbi_dask.Simulation
+    prior: Any  # Prior or Grid
+    featureset: Any  # FeatureSet
+    seed: int
+    n_sims: int
+    chunk_size: int
+    keep_bold: bool
+
+    @property
+    def layout(self):
+        """The feature signal's :class:`~vbi_dask.layout.SignalLayout`."""
+        from .layout import signal_layout
+
+        return signal_layout(self.simulation, self.featureset)
+
+
+def configuration(store: str | os.PathLike) -> StoreConfiguration:
+    """The configuration a model budget's store was made by (no budget is built).
+
+    Raises
+    ------
+    ValueError
+        Not a vbi-dask store, or a store of an external simulator or of synthetic data
+        (no simulation to rebuild: the message says which).
+    """
+    from .features import FeatureSet
+    from .prior import prior_from_dict
+    from .simulation import Simulation
+
+    ds = open_store(store)
+    attrs = read_attrs(store)
+    kind = attrs.get("feature_signal")
+    if is_external(attrs) or kind == "synthetic":
+        what = f"the external simulator {attrs['simulation'].get('function')}" if is_external(attrs) else \
+            "synthetic data"
+        raise ValueError(f"store {os.fspath(store)!r} holds {what}: it has no vbi-dask simulation to rebuild")
+    return StoreConfiguration(
+        Simulation.from_dict(attrs["simulation"], connectome_from_store(ds)), prior_from_dict(attrs["prior"]),
+        FeatureSet.from_dict(attrs["featureset"]), seed=int(attrs["seed"]), n_sims=int(attrs["n_sims"]),
+        chunk_size=int(attrs["chunk_size"]), keep_bold=bool(attrs["keep_bold"]))
+
+
+def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
+    """``kind``, ``n_time``, ``dt_ms`` and ``n_nodes`` of the signals a store's features
+    were computed from; {} for an external simulator's or synthetic store (no signal)."""
+    attrs = read_attrs(store)
+    if is_external(attrs) or attrs.get("feature_signal") == "synthetic":
+        return {}
+    return configuration(store).layout.to_dict()
+
+
+def open_arrays(store: str | os.PathLike, names: tuple[str, ...] = ("theta", "features", "done", "valid")) -> dict:
+    """Read-only handles of ``names`` (Zarr arrays, by name) for repeated block reads."""
+    group = _group(store)
+    return {name: group[name] for name in names}
+
+
+def read_block(store: str | os.PathLike, start: int, stop: int,
+               names: tuple[str, ...] = ("theta", "features", "valid", "done")) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of ``names``; a damaged chunk raises :class:`StoreDamagedError`."""
+    group = _group(store)
+    return {name: np.asarray(read_rows(group[name], start, stop, store=store, name=name)) for name in names}
 
 
 def _group(store: str | os.PathLike, mode: str = "r"):
     import zarr
 
-    return zarr.open_group(os.fspath(_local_path(store)), mode=mode, zarr_format=3)
+    return zarr.open_group(os.fspath(local_path(store)), mode=mode, zarr_format=3)
 
 
 def is_external(attrs: Mapping[str, Any]) -> bool:
@@ -413,7 +519,7 @@ def open_store(store: str | os.PathLike) -> xr.Dataset:
         The path is a file or not a vbi-dask store, a variable or attribute is missing or
         has other dims, or the schema version differs from :data:`SCHEMA_VERSION`.
     """
-    path = _local_path(store)
+    path = local_path(store)
     if not path.exists():
         raise FileNotFoundError(f"no store at {str(path)!r}")
     if store_state(path) != "zarr":
@@ -564,7 +670,7 @@ def verify(store: str | os.PathLike, *, repair: bool = False, lease_s: float | N
     StoreLockedError
         With ``repair``, another driver is writing the store.
     """
-    path = _local_path(store)
+    path = local_path(store)
     open_store(path)  # validates
     group = _group(path)
     n_sims, size = int(group["done"].shape[0]), int(group["done"].chunks[0])
@@ -727,7 +833,7 @@ def status(store: str | os.PathLike) -> StoreStatus:
     StoreDamagedError
         The ``done`` or ``valid`` flags cannot be read.
     """
-    path = _local_path(store)
+    path = local_path(store)
     if not path.exists():
         raise FileNotFoundError(f"no store at {str(path)!r}")
     if store_state(path) != "zarr":

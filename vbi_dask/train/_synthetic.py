@@ -7,7 +7,6 @@ Its posterior is analytic: N(x / (1 + sigma^2), sigma^2 / (1 + sigma^2) I).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
@@ -36,14 +35,10 @@ def write_store(path: str | os.PathLike, theta: np.ndarray, x: np.ndarray, prior
     connectome = Connectome(weights=np.zeros((n_nodes, n_nodes)), name="synthetic")
     names = list(feature_names) if feature_names is not None else [f"x[{k}]" for k in range(x.shape[1])]
     simulation = Simulation(prior.model, connectome=connectome, dt_ms=0.1, duration_ms=1.0)
-    attrs = {
-        "simulation": json.dumps(simulation.to_dict()),
-        "prior": json.dumps(prior.to_dict()),
-        "featureset": json.dumps(FeatureSet(["moments"]).to_dict()),  # placeholder: x is not from signals
-        "connectome_hash": connectome.hash(), "connectome_name": connectome.name, "seed": int(seed),
-        "n_sims": n_sims, "chunk_size": int(chunk_size), "keep_bold": False, "feature_signal": "synthetic",
-        "vbi_dask_version": "synthetic", "schema_version": _store.SCHEMA_VERSION,
-    }
+    attrs = _store.attributes(simulation=simulation.to_dict(), prior=prior.to_dict(),
+                              featureset=FeatureSet(["moments"]).to_dict(),  # placeholder: x is not from signals
+                              connectome=connectome, seed=seed, n_sims=n_sims, chunk_size=chunk_size, keep_bold=False,
+                              feature_signal="synthetic", kernel_numerics=None)
     _store.allocate(path, n_sims=n_sims, chunk_size=chunk_size, param_names=prior.param_names, feature_names=names,
                     connectome=connectome, attrs=attrs)
     if valid is None:

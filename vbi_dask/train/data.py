@@ -199,18 +199,13 @@ class StoreData:
         return dict(self._meta["attrs"])
 
     @property
-    def _group(self):
-        return self._handles["group"]
-
-    @property
     def _handles(self) -> dict[str, Any]:
         """The open Zarr group and arrays of this process (not pickled)."""
         handles = self.__dict__.get("_handles")
         if handles is None:
-            import zarr
+            from ..store import open_arrays
 
-            group = zarr.open_group(self.store, mode="r", zarr_format=3)
-            handles = {"group": group, "theta": group["theta"], "features": group["features"]}
+            handles = open_arrays(self.store)
             self.__dict__["_handles"] = handles
         return handles
 
@@ -218,8 +213,8 @@ class StoreData:
     def _flags(self) -> tuple[np.ndarray, np.ndarray]:
         from ..store import read_flags
 
-        group = self._group
-        return read_flags(self.store, "done", group), read_flags(self.store, "valid", group)
+        handles = self._handles
+        return read_flags(self.store, "done", handles), read_flags(self.store, "valid", handles)
 
     @property
     def n_sims(self) -> int:
@@ -227,7 +222,7 @@ class StoreData:
 
     @cached_property
     def chunk_size(self) -> int:
-        return int(self._group["features"].chunks[0])
+        return int(self._handles["features"].chunks[0])
 
     @cached_property
     def usable(self) -> np.ndarray:

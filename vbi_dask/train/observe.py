@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -160,11 +159,11 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | None = None, *, same
 
 
 # ---------------------------------------------------------------------- simulations from a store
-@lru_cache(maxsize=4)
-def _budget(store: str):
-    from ..budget import Budget
+def _configuration(store: str | os.PathLike):
+    """The store's configuration (read each time: a store may have been extended)."""
+    from ..store import configuration
 
-    return Budget.from_store(store)
+    return configuration(store)
 
 
 def simulate_signals(store: str | os.PathLike, theta: np.ndarray, *, first_sim: int,
@@ -177,10 +176,13 @@ def simulate_signals(store: str | os.PathLike, theta: np.ndarray, *, first_sim: 
     simulation has it, else the first observable of the sampled monitor) and its
     sampling period in ms.
     """
-    budget = _budget(os.fspath(os.path.abspath(os.fspath(store))))
+    from ..layout import feature_signal
+
+    config = _configuration(store)
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float32))
-    signal, _ = budget.signals(theta, first_sim=first_sim, threads=threads)
-    return signal.astype(np.float64), float(budget.layout.dt_ms)
+    signal, _ = feature_signal(config.simulation, config.prior, theta, seed=config.seed, first_sim=first_sim,
+                               threads=threads)
+    return signal.astype(np.float64), float(config.layout.dt_ms)
 
 
 def simulate_observation(store: str | os.PathLike, sim: int) -> xr.Dataset:
@@ -194,24 +196,22 @@ def simulate_observation(store: str | os.PathLike, sim: int) -> xr.Dataset:
     ValueError
         ``sim`` out of range, or not done and valid in the store.
     """
-    import zarr
+    from ..store import read_block
 
-    path = os.fspath(os.path.abspath(os.fspath(store)))
-    budget = _budget(path)
-    group = zarr.open_group(path, mode="r", zarr_format=3)
-    n_sims = group["done"].shape[0]
-    if not 0 <= sim < n_sims:
-        raise ValueError(f"sim {sim} outside the store's 0..{n_sims - 1}")
-    if not (group["done"][sim] and group["valid"][sim]):
+    config = _configuration(store)
+    if not 0 <= sim < config.n_sims:
+        raise ValueError(f"sim {sim} outside the store's 0..{config.n_sims - 1}")
+    row = read_block(store, sim, sim + 1)
+    if not (row["done"][0] and row["valid"][0]):
         raise ValueError(f"simulation {sim} is not done and valid in the store")
-    theta = np.asarray(group["theta"][sim], dtype=np.float32)
-    signal, dt_ms = simulate_signals(path, theta[None], first_sim=sim, threads=1)
-    values, names = budget.features.compute(signal, dt_ms)
+    theta = np.asarray(row["theta"][0], dtype=np.float32)
+    signal, dt_ms = simulate_signals(store, theta[None], first_sim=sim, threads=1)
+    values, names = config.featureset.compute(signal, dt_ms)
     return xr.Dataset(
         {"theta": ("param", theta), "features": ("feature", np.asarray(values, dtype=np.float32)[0]),
-         "stored_features": ("feature", np.asarray(group["features"][sim], dtype=np.float32)),
+         "stored_features": ("feature", np.asarray(row["features"][0], dtype=np.float32)),
          "signal": (("time", "node"), signal[0])},
-        coords={"param": budget.param_names, "feature": np.array(names, dtype=object)},
+        coords={"param": config.prior.param_names, "feature": np.array(names, dtype=object)},
         attrs={"sim": int(sim), "dt_ms": dt_ms},
     )
 
@@ -227,19 +227,18 @@ def posterior_predictive(store: str | os.PathLike, theta: np.ndarray, *, seed_of
     """
     import warnings
 
-    path = os.fspath(os.path.abspath(os.fspath(store)))
-    budget = _budget(path)
+    config = _configuration(store)
     theta = np.atleast_2d(np.asarray(theta))
-    signal, dt_ms = simulate_signals(path, theta, first_sim=budget.n_sims + seed_offset, threads=threads)
+    signal, dt_ms = simulate_signals(store, theta, first_sim=config.n_sims + seed_offset, threads=threads)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # diverged runs give NaN
-        values, names = budget.features.compute(signal, dt_ms)
+        values, names = config.featureset.compute(signal, dt_ms)
     values = np.asarray(values, dtype=np.float32)
     return xr.Dataset(
         {"theta": (("sample", "param"), theta.astype(np.float32)),
          "features": (("sample", "feature"), values),
          "valid": (("sample",), np.isfinite(values).all(axis=1)),
          "signal": (("sample", "time", "node"), signal)},
-        coords={"param": budget.param_names, "feature": np.array(names, dtype=object)},
+        coords={"param": config.prior.param_names, "feature": np.array(names, dtype=object)},
         attrs={"dt_ms": dt_ms},
     )

@@ -423,16 +423,11 @@ def train_posterior(
 
 def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
     """Kind, length, sampling period and node count of the signals a store's features
-    were computed from ({} if the store's configuration cannot be rebuilt)."""
-    from ..budget import Budget
+    were computed from ({} for a store without vbi-dask signals); see
+    :func:`vbi_dask.store.signal_layout`."""
+    from ..store import signal_layout as layout_of
 
-    try:
-        budget = Budget.from_store(store)
-    except (ValueError, KeyError, TypeError):
-        return {}
-    layout = budget.layout
-    return {"kind": layout.signal, "n_time": int(layout.n_time), "dt_ms": float(layout.dt_ms),
-            "n_nodes": int(budget.simulation.connectome.n_nodes)}
+    return layout_of(store)
 
 
 def _config(estimator, method: str = "npe") -> EstimatorConfig:
