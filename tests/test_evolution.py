@@ -94,7 +94,7 @@ def test_killed_run_resumes_to_the_same_store(reference, tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         from tests import test_evolution as t
         from vbi_dask.evolution import evolve
-        import vbi_dask.budget as b
+        import vbi_dask.runner as b
         original = b._run_block
         def slow(*args):  # room for the kill to land inside a generation
             time.sleep(0.2)

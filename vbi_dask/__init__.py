@@ -12,7 +12,8 @@ from .models import MODELS, ModelSpec, get_model
 from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
 from .simulation import Simulation, simulate
 from .prior import Grid, Prior
-from .budget import Budget, BudgetSummary, budget_from_config
+from .budget import Budget, BudgetSummary
+from .configuration import budget_from_config
 from .external import ExternalBudget, ExternalSimulator
 from .sequential import round_posterior, run_sequential
 from .evolution import FeatureLoss, evolve

@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> int:
     from ._cli_common import existing_file, working
-    from .budget import budget_from_config
+    from .configuration import budget_from_config
     from .cli import _read_yaml
     from .preflight import PreflightOptions, preflight
 

@@ -61,7 +61,7 @@ def _observed(path: Path) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .budget import budget_from_config
+    from .configuration import budget_from_config
     from .cli import _read_yaml, cluster_choice, cluster_client
     from .sequential import run_sequential
     from .train import sample_posterior, save_posterior

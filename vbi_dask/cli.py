@@ -64,7 +64,7 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .budget import budget_from_config
+    from .configuration import budget_from_config
 
     config = _read_yaml(existing_file(args.config, "configuration"))
     if args.store.exists() and not args.store.is_dir():

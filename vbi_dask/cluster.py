@@ -337,3 +337,38 @@ def adaptive_maximum(client) -> int:
     adaptive = getattr(client.cluster, "_adaptive", None) if client.cluster is not None else None
     maximum = getattr(adaptive, "maximum", 0) or 0
     return int(min(maximum, 1024))
+
+
+LOCAL_SCHEDULERS = {"sync": "sync", "synchronous": "sync", "single-threaded": "sync",
+                    "threads": "threads", "threading": "threads"}
+
+
+def check_scheduler(scheduler) -> None:
+    """ValueError unless ``scheduler`` is None, a local scheduler's name, an address or a
+    ``distributed.Client``."""
+    if scheduler is None or isinstance(scheduler, str) and (scheduler in LOCAL_SCHEDULERS or ":" in scheduler):
+        return
+    if not isinstance(scheduler, str):
+        from distributed import Client
+
+        if isinstance(scheduler, Client):
+            return
+    raise ValueError(f"unknown scheduler {scheduler!r}: give None (a LocalCluster), one of {sorted(LOCAL_SCHEDULERS)}, "
+                     "a distributed.Client or a scheduler address such as tcp://host:8786")
+
+
+def scheduler_client(scheduler, n_workers):
+    """(client, close) for a Client or the current one (left open), an address, or a new
+    local cluster of ``n_workers`` single-threaded workers."""
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler, lambda: None
+    if scheduler is None:
+        try:
+            return Client.current(), lambda: None
+        except ValueError:  # no current client
+            scheduler = "local"
+    options = {"n_workers": n_workers or os.cpu_count() or 1} if scheduler == "local" else {}
+    client = get_client(scheduler, **options)
+    return client, lambda: close_client(client)

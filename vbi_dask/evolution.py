@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import store as _store
-from .budget import _BudgetBase
+from .runner import _BudgetBase
 
 __all__ = ["FeatureLoss", "EvolutionSettings", "Evolution", "evolve"]
 

@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import store as _store
-from .budget import _BudgetBase
+from .runner import _BudgetBase
 from .prior import Prior, prior_from_dict
 
 __all__ = ["ExternalSimulator", "ExternalBudget", "external_budget_from_config"]

@@ -61,7 +61,7 @@ import numpy as np
 
 from . import store as _store
 from ._extras import require
-from .budget import BudgetSummary, _BudgetBase
+from .runner import BudgetSummary, _BudgetBase
 
 __all__ = ["METHODS", "SequentialSettings", "SequentialResult", "run_sequential", "round_posterior"]
 

@@ -12,7 +12,8 @@ import zarr
 
 import vbi_dask
 from vbi_dask import store as store_module
-from vbi_dask.budget import Budget, budget_from_config
+from vbi_dask.budget import Budget
+from vbi_dask.configuration import budget_from_config
 from vbi_dask.features import FeatureSet
 from vbi_dask.store import StoreMismatchError, open_store
 

@@ -19,7 +19,8 @@ import yaml
 import zarr
 
 from vbi_dask import store as store_module
-from vbi_dask.budget import Budget, budget_from_config
+from vbi_dask.budget import Budget
+from vbi_dask.configuration import budget_from_config
 from vbi_dask.cli import main
 
 from tests._processes import signal_when

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 import vbi_dask as vd
-from vbi_dask.budget import Budget, budget_from_config
+from vbi_dask.budget import Budget
+from vbi_dask.configuration import budget_from_config
 from vbi_dask.cli import main
 from vbi_dask.external import ExternalBudget, ExternalSimulator
 from vbi_dask.store import StoreLock, StoreLockedError, StoreMismatchError, status, verify

@@ -410,7 +410,7 @@ def test_budget_job_runs_the_mounted_config_against_the_cluster():
     (config_map,) = [doc for doc in _objects("ConfigMap") if doc["metadata"]["name"] == config_map_name]
     assert config.name in config_map["data"], f"ConfigMap {config_map_name} has no key {config.name}"
 
-    from vbi_dask.budget import budget_from_config
+    from vbi_dask.configuration import budget_from_config
 
     budget = budget_from_config(yaml.safe_load(config_map["data"][config.name]))
     assert budget.n_sims > 0
