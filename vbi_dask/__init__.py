@@ -17,6 +17,7 @@ from .configuration import budget_from_config
 from .external import ExternalBudget, ExternalSimulator
 from .sequential import round_posterior, run_sequential
 from .evolution import FeatureLoss, evolve
+from .gradient import TorchSimulator, fit_fc
 from .store import open_store
 from .cluster import close_client, get_client
 
@@ -32,7 +33,7 @@ __all__ = [
     "Simulation", "simulate",
     "Prior", "Grid", "Budget", "BudgetSummary", "budget_from_config", "open_store",
     "ExternalBudget", "ExternalSimulator",
-    "run_sequential", "round_posterior", "evolve", "FeatureLoss",
+    "run_sequential", "round_posterior", "evolve", "FeatureLoss", "TorchSimulator", "fit_fc",
     "get_client", "close_client",
     "__version__",
 ]
