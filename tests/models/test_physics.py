@@ -6,9 +6,13 @@ SciPy. ``CHECKED`` records which model each check covers; the contract test requ
 every registered model to have one.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import optimize, signal
+
+import vbi_dask.data
 
 from vbi_dask.connectome import Connectome
 from vbi_dask.models import MODELS
@@ -440,3 +444,117 @@ def test_larter_breakspear_equilibrium_and_its_stability(d_V, oscillates):
         # Heun's fixed points are the ODE's; the slowest mode decays as exp(-0.023 t), to
         # 1e-20 of the kick after 2000: what remains is rounding (about 1e-15 here)
         np.testing.assert_allclose([V_t[-1], ds["W"].values[0, -1, 0], ds["Z"].values[0, -1, 0]], u_eq, rtol=1e-8)
+
+
+def _aln_tables():
+    data = np.load(Path(vbi_dask.data.__file__).with_name("aln_quantities_cascade.npz"))
+    return data["mu_vals"], data["sigma_vals"], data["r_ss"], data["tau_mu_exp"]
+
+
+def _aln_neurolib_single_node(mue_ext, mui_ext, duration_ms, dt=0.1):
+    """neurolib's ALN (``timeIntegration.py``) for one node at its defaults, typed here:
+    Euler steps, fixed local delays de = 4 ms / di = 2 ms, instantaneous sigma, its own
+    bilinear look-up. Returns the excitatory rate (Hz) at every step."""
+    mu_vals, sigma_vals, r_tab, tau_tab = _aln_tables()
+    dmu, dsig = mu_vals[1] - mu_vals[0], sigma_vals[1] - sigma_vals[0]
+
+    def look(mu, sigma):
+        y = min(max((mu - mu_vals[0]) / dmu, 0.0), len(mu_vals) - 1.0)
+        x = min(max((sigma - sigma_vals[0]) / dsig, 0.0), len(sigma_vals) - 1.0)
+        j, i = min(int(y), len(mu_vals) - 2), min(int(x), len(sigma_vals) - 2)
+        fy, fx = y - j, x - i
+        w = ((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx)
+        return tuple(w[0] * t[j, i] + w[1] * t[j, i + 1] + w[2] * t[j + 1, i] + w[3] * t[j + 1, i + 1]
+                     for t in (r_tab, tau_tab))
+
+    Jee, Jei, Jie, Jii, tse, tsi, taum, Ke, Ki = 2.43, -3.3, 2.6, -1.64, 2.0, 5.0, 20.0, 800.0, 200.0
+    cee, cie, cei, cii = 0.3 * tse / Jee, 0.3 * tse / Jie, 0.5 * tsi / 3.3, 0.5 * tsi / 1.64
+    n, nde, ndi = int(round(duration_ms / dt)), 40, 20
+    re, ri = np.full(n + nde + 1, 0.005), np.full(n + nde + 1, 0.005)  # kHz
+    mufe, mufi, sm, sv = 1.0, 1.0, [0.1] * 4, [0.0005, 0.0005, 0.005, 0.005]  # ee, ei, ie, ii
+    for k in range(nde + 1, n + nde + 1):
+        rde, rdi = re[k - nde - 1], ri[k - ndi - 1]
+        z1 = (cee * Ke * rde, cei * Ki * rdi, cie * Ke * rde, cii * Ki * rdi)
+        z2 = (cee**2 * Ke * rde, cei**2 * Ki * rdi, cie**2 * Ke * rde, cii**2 * Ki * rdi)
+        ts, J = (tse, tsi, tse, tsi), (Jee, Jei, Jie, Jii)
+        part = [2 * J[m] ** 2 * sv[m] * ts[m] * taum / ((1 + z1[m]) * taum + ts[m]) for m in range(4)]
+        re[k], tau_e = look(mufe, np.sqrt(part[0] + part[1] + 1.5**2))
+        ri[k], tau_i = look(mufi, np.sqrt(part[2] + part[3] + 1.5**2))
+        mufe += dt * (Jee * sm[0] + Jei * sm[1] + mue_ext - mufe) / tau_e
+        mufi += dt * (Jie * sm[2] + Jii * sm[3] + mui_ext - mufi) / tau_i
+        for m in range(4):
+            dm = ((1 - sm[m]) * z1[m] - sm[m]) / ts[m]
+            dv = ((1 - sm[m]) ** 2 * z2[m] + (z2[m] - 2 * ts[m] * (z1[m] + 1)) * sv[m]) / ts[m] ** 2
+            sm[m], sv[m] = sm[m] + dt * dm, max(sv[m] + dt * dv, 0.0)
+    return 1e3 * re[nde + 1:]
+
+
+def _aln_fixed_point(mue_ext, mui_ext, guess_Hz):
+    """Equilibrium rates (Hz) of one ALN node at neurolib's defaults (a = b = 0, so IA = 0):
+    each synaptic mean is z1 / (1 + z1) and each variance (1 - s)^2 z2 / (2 tau (1 + z1) - z2),
+    and the rates solve r = Phi(mu, sigma) with SciPy's bilinear interpolation of the table."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    mu_vals, sigma_vals, r_tab, _ = _aln_tables()
+    phi = RegularGridInterpolator((mu_vals, sigma_vals), r_tab)
+    Jee, Jei, Jie, Jii, tse, tsi, taum, Ke, Ki = 2.43, -3.3, 2.6, -1.64, 2.0, 5.0, 20.0, 800.0, 200.0
+    c = {"ee": 0.3 * tse / Jee, "ie": 0.3 * tse / Jie, "ei": 0.5 * tsi / 3.3, "ii": 0.5 * tsi / 1.64}
+
+    def synapse(cxy, K, rate_kHz, tau):
+        z1, z2 = cxy * K * rate_kHz, cxy**2 * K * rate_kHz
+        s = z1 / (1 + z1)
+        v = (1 - s) ** 2 * z2 / (2 * tau * (1 + z1) - z2)
+        return s, v, z1
+
+    def residual(rates_Hz):
+        r_e, r_i = np.asarray(rates_Hz) / 1e3
+        (s_ee, v_ee, z_ee), (s_ei, v_ei, z_ei) = synapse(c["ee"], Ke, r_e, tse), synapse(c["ei"], Ki, r_i, tsi)
+        (s_ie, v_ie, z_ie), (s_ii, v_ii, z_ii) = synapse(c["ie"], Ke, r_e, tse), synapse(c["ii"], Ki, r_i, tsi)
+        sig_e = np.sqrt(2 * Jee**2 * v_ee * tse * taum / ((1 + z_ee) * taum + tse)
+                        + 2 * Jei**2 * v_ei * tsi * taum / ((1 + z_ei) * taum + tsi) + 1.5**2)
+        sig_i = np.sqrt(2 * Jie**2 * v_ie * tse * taum / ((1 + z_ie) * taum + tse)
+                        + 2 * Jii**2 * v_ii * tsi * taum / ((1 + z_ii) * taum + tsi) + 1.5**2)
+        mu_e, mu_i = Jee * s_ee + Jei * s_ei + mue_ext, Jie * s_ie + Jii * s_ii + mui_ext
+        return 1e3 * phi([[mu_e, sig_e], [mu_i, sig_i]]) - np.asarray(rates_Hz)
+
+    root = optimize.root(residual, guess_Hz, tol=1e-13)
+    assert root.success and np.abs(residual(root.x)).max() < 1e-9 * max(1.0, np.abs(root.x).max())
+    return root.x
+
+
+@checks("aln")
+@pytest.mark.parametrize("mue, mui, guess_Hz", [(0.2, 0.5, (0.02, 0.8)), (3.0, 2.0, (65.0, 90.0))])
+def test_aln_down_and_up_fixed_points(mue, mui, guess_Hz):
+    """Cakan & Obermayer (2020), Fig. 2 (b = 0): one node rests in a low-activity down state
+    for weak input to E and in a high-activity up state for strong input. The equilibrium
+    rates of neurolib's equations (typed here, solved with SciPy on the same table) are the
+    kernel's steady rates: the exponential delay kernels and the relaxed sigma_e of the
+    model change no fixed point, and bilinear interpolation is exact to rounding on both
+    sides, so after 3 s (hundreds of the slowest time constants) they agree to 1e-6."""
+    want = _aln_fixed_point(mue, mui, guess_Hz)
+    ds = settle("aln", {"mue_ext_mean": mue, "mui_ext_mean": mui}, duration_ms=3000.0,
+                initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005})
+    got = [ds["rates_exc"].values[0, -1, 0], ds["rates_inh"].values[0, -1, 0]]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert (want[0] < 0.1) if mue < 1 else (want[0] > 50.0)
+
+
+@checks("aln")
+def test_aln_excitatory_inhibitory_limit_cycle():
+    """Cakan & Obermayer (2020), Fig. 2: between the down and up states, at low input to I,
+    the E-I loop oscillates (LC_EI). At mue_ext_mean = 1, mui_ext_mean = 0.5 the node
+    oscillates (rates from below 1 Hz to above 30 Hz) at the frequency of neurolib's own
+    equations with fixed local delays (typed here, about 20 Hz) within 15%: the model's
+    exponential delay kernels of the same mean shift it by about 5%."""
+    ds = settle("aln", {"mue_ext_mean": 1.0, "mui_ext_mean": 0.5}, duration_ms=3000.0, period_ms=1.0,
+                initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005})
+    rate = ds["rates_exc"].values[0, -2000:, 0]
+    reference = _aln_neurolib_single_node(1.0, 0.5, 3000.0)[-20000::10]  # 1 ms samples
+
+    def peak_Hz(x):
+        spectrum = np.abs(np.fft.rfft(x - x.mean()))
+        return np.fft.rfftfreq(x.size, 1e-3)[np.argmax(spectrum)]
+
+    assert rate.min() < 1.0 and rate.max() > 30.0
+    assert np.ptp(reference) > 30.0
+    assert abs(peak_Hz(rate) - peak_Hz(reference)) <= 0.15 * peak_Hz(reference)

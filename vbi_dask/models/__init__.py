@@ -1,6 +1,7 @@
 """The model registry: one file per model, one line here."""
 
 from ._spec import Equations, ModelSpec, Param, State, no_jit
+from .aln import ALN
 from .coombes_byrne import COOMBES_BYRNE
 from .epileptor import EPILEPTOR
 from .epileptor2d import EPILEPTOR2D
@@ -21,7 +22,7 @@ MODELS: dict[str, ModelSpec] = {
     for m in (
         MPR, JANSEN_RIT, WILSON_COWAN, STUART_LANDAU, HOPF, WONG_WANG, WONG_WANG_EI,
         EPILEPTOR2D, EPILEPTOR, KURAMOTO, GENERIC2D, FITZHUGH_NAGUMO, COOMBES_BYRNE,
-        LARTER_BREAKSPEAR,
+        LARTER_BREAKSPEAR, ALN,
     )
 }
 
