@@ -21,6 +21,7 @@ demo: install
 	$(PY) -m vbi_dask.cli demo --out demo_output
 
 test: install
+	$(PY) -m ruff check vbi_dask kernels tests bench
 	$(PY) -m pytest -q
 	# CUDA kernels on the Numba CUDA simulator (set before numba is imported: own process)
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q tests/gpu

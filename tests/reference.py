@@ -17,7 +17,7 @@ from vbi_dask.kernels import rng
 from vbi_dask.kernels.bold import BALLOON_DEFAULTS
 from vbi_dask.kernels.coupling import COUPLINGS
 from vbi_dask.models import no_jit
-from vbi_dask.monitors import Bold, Raw
+from vbi_dask.monitors import Raw
 from vbi_dask.simulation import Simulation
 
 

@@ -17,7 +17,7 @@ from vbi_dask.configuration import budget_from_config
 from vbi_dask.features import FeatureSet
 from vbi_dask.store import StoreMismatchError, open_store
 
-from .conftest import FEATURES, N_NODES, append_line, assert_same_data, budget, read_lines, read_store, simulation, tree
+from .conftest import FEATURES, append_line, assert_same_data, budget, read_lines, read_store, simulation, tree
 
 
 @pytest.fixture

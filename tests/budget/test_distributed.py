@@ -9,7 +9,6 @@ import time
 from collections import Counter
 
 import dask
-import numpy as np
 import pytest
 import zarr
 from distributed import Client, LocalCluster

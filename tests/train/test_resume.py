@@ -3,13 +3,11 @@ as the uninterrupted training (same seed); refusals of what cannot be resumed.""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 

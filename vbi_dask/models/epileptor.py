@@ -25,7 +25,7 @@ from ._spec import Equations, ModelSpec, Param, State, no_jit
 
 
 def equations(f, jit=no_jit):
-    zero, one, two = f(0.0), f(1.0), f(2.0)
+    zero, two = f(0.0), f(2.0)
     k03, k06, k4, k35, k025, k01, k001 = f(0.3), f(0.6), f(4.0), f(3.5), f(0.25), f(0.1), f(0.01)
 
     def drift(x1, y1, z, x2, y2, g, c_x1, a, b, c_y, d, r, s, x0, Iext, slope, Iext2, tau, aa):
