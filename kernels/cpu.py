@@ -18,96 +18,26 @@ of steps (see :mod:`.edges`).
 
 from __future__ import annotations
 
-import inspect
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numba
 import numpy as np
 
 from . import _codegen
 from ._codegen import MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG, Gen as _Gen
+from .config import INPUT_NAMES, INTEGRATORS, LANES, KernelConfig, KernelInputs, lanes_for
 
-__all__ = ["KernelConfig", "lanes_for", "batch_columns", "build_kernel", "MONITOR_NONE", "MONITOR_RAW", "MONITOR_TAVG"]
-
-INTEGRATORS = ("euler", "heun", "rk4")
-
-
-LANES = 16  # simulations per SIMD block (one 512-bit register of float32, two of float64)
-
-
-def lanes_for(dtype) -> int:
-    """Simulations per SIMD block."""
-    return LANES
-
-
-@dataclass(frozen=True)
-class KernelConfig:
-    """Everything that changes the generated code (the cache key of a compiled kernel).
-
-    ``equations(ftype, jit) -> (drift, efferent, observe)`` is the model's factory
-    and the coupling's ``pre``/``post``. The equations' arguments are bound by name:
-    ``state_names``, ``coupling_inputs`` and ``param_names`` give the rows of the state,
-    coupling-input and parameter arrays. ``noisy`` lists the state indices with noise.
-    """
-
-    equations: Callable
-    pre: Callable
-    post: Callable
-    state_names: tuple[str, ...]
-    coupling_inputs: tuple[str, ...]  # the drift's argument for each coupled signal
-    param_names: tuple[str, ...]  # model parameters, G excluded (G is the row after them)
-    n_pre: int
-    n_obs: int
-    bold_obs: int  # index of the observable driving BOLD
-    noisy: tuple[int, ...]
-    bounds: tuple[tuple[float | None, float | None], ...]
-    integrator: str
-    delays: bool
-    monitor: int
-    bold: bool
-    dtype: str
-    stimulus: int = -1  # index of the state receiving a stimulus (parameter row n_params + 1), -1: none
-
-    @property
-    def lanes(self) -> int:
-        return lanes_for(np.dtype(self.dtype))
-
-    @property
-    def n_states(self) -> int:
-        return len(self.state_names)
-
-    @property
-    def n_params(self) -> int:
-        return len(self.param_names)
-
-    @property
-    def n_coupled(self) -> int:
-        return len(self.coupling_inputs)
-
-    def arguments(self, role: str) -> tuple[str, ...]:
-        """The argument names of ``role`` (``"drift"``, ``"efferent"`` or ``"observe"``) in
-        the function's own order: the generated call passes them positionally in this order."""
-        return _argument_names(self.equations)[role]
-
-
-@lru_cache(maxsize=None)
-def _argument_names(equations: Callable) -> dict[str, tuple[str, ...]]:
-    eq = equations(np.float64, lambda fn: fn)
-    return {role: tuple(inspect.signature(fn).parameters) for role, fn in zip(("drift", "efferent", "observe"), eq)}
-
+__all__ = ["KernelConfig", "KernelInputs", "lanes_for", "batch_columns", "build_kernel", "MONITOR_NONE", "MONITOR_RAW",
+           "MONITOR_TAVG"]
 
 def _shell_source(cfg: KernelConfig, lanes: int) -> str:
     layout = _codegen.cpu_layout(lanes)
     g = _Gen()
     _codegen.emit_helpers(g, cfg, layout)
     g("@numba.njit(error_model='numpy', nogil=True, cache=CACHE)")
-    g("def integrate(x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
-    g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
-    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, stim, H, T, col0, block0, block1):")
+    g(f"def integrate({_codegen.csv(INPUT_NAMES)}, col0, block0, block1):")
     g.indent()
     g("N = x0.shape[1]")
     g("half_dt = dt * HALF")
@@ -243,11 +173,12 @@ class Kernel:
                     numba.core.config.SLP_VECTORIZE = previous
         return dispatcher
 
-    def __call__(self, *args, threads: int = 1):
-        """``args``: the shell's arguments up to ``T``; the state columns ``x0.shape[2]``
-        are run as blocks of ``cfg.lanes`` and a tail of single columns."""
+    def __call__(self, inputs: KernelInputs, *, threads: int = 1):
+        """Run the batch of ``inputs`` (its outputs filled in place): the state columns
+        ``x0.shape[2]`` as blocks of ``cfg.lanes`` and a tail of single columns."""
         lanes = self.cfg.lanes
-        width = args[0].shape[2]
+        args = inputs.args()
+        width = inputs.x0.shape[2]
         n_blocks, tail = divmod(width, lanes)
         tasks = []  # (shell, first column, first block, end block)
         if n_blocks:

@@ -1,6 +1,6 @@
 """CUDA loop shell: integrate a batch of simulations of any model, one thread per simulation.
 
-The shell is generated from the same :class:`~vbi_dask.kernels.cpu.KernelConfig` as the
+The shell is generated from the same :class:`~vbi_dask.kernels.config.KernelConfig` as the
 CPU shell and compiled around the same scalar functions: the model's ``drift`` /
 ``efferent`` / ``observe``, the coupling's ``pre`` / ``post``, the Balloon-Windkessel
 functions and the counter-based generator (``rng.make_rng`` built with
@@ -58,7 +58,7 @@ from numba import cuda
 
 from . import _codegen
 from ._codegen import CUDA_LAYOUT, MONITOR_NONE, MONITOR_TAVG, Gen, loops
-from .cpu import INTEGRATORS, KernelConfig
+from .config import INPUT_NAMES, INTEGRATORS, KernelConfig, KernelInputs
 
 __all__ = ["build_kernel", "device_jit", "CudaKernel", "THREADS_PER_BLOCK", "STEPS_PER_LAUNCH"]
 
@@ -83,11 +83,11 @@ def _shell_source(cfg: KernelConfig) -> str:
     g = Gen()
     _codegen.emit_helpers(g, cfg, CUDA_LAYOUT)
     g("@cuda.jit(cache=CACHE)")
-    g("def integrate(x, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps,")
-    g("              seed_lo, seed_hi, sim0, n_cut, decim, out_mon,")
-    g("              bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, stim, H, T,")
+    # the state (x0: device memory, advanced in place) and the inputs, then the buffers
+    g(f"def integrate({_codegen.csv(INPUT_NAMES)},")
     g("              xt, F, Z, cpl, EF, E, Ef, D, mon, bst, bacc, step0, step1):")
     g.indent()
+    g("x = x0")
     g("l = cuda.grid(1)  # this thread's simulation (column)")
     g("B = x.shape[2]")
     g("if l >= B:")
@@ -219,17 +219,15 @@ def _free_device_memory() -> int:
 
 class CudaKernel:
     """A generated CUDA shell with the CPU shell's call signature (host arrays in, host
-    outputs filled in place): ``kernel(x0, P, indptr, ..., out_bold, stim, H, T)``."""
+    outputs filled in place): ``kernel(inputs)`` with a :class:`~.config.KernelInputs`."""
 
     def __init__(self, dispatcher, source: str, cfg: KernelConfig):
         self.dispatcher = dispatcher
         self.source = source
         self.cfg = cfg
 
-    def __call__(self, x0, P, indptr, split, indices, weights, back, rowsum, sigma, dt, nsteps, seed_lo, seed_hi,
-                 sim0, n_cut, decim, out_mon, bold_decim, tr_decim, q_cut, bold_dt, bc, out_bold, stim, H, T, *,
-                 threads_per_block: int | None = None, steps_per_launch: int | None = None,
-                 max_sims: int | None = None) -> None:
+    def __call__(self, inputs: KernelInputs, *, threads_per_block: int | None = None,
+                 steps_per_launch: int | None = None, max_sims: int | None = None) -> None:
         """Run the batch; ``out_mon`` / ``out_bold`` (host arrays) receive the outputs.
 
         ``threads_per_block`` (default :data:`THREADS_PER_BLOCK`), ``steps_per_launch``
@@ -238,6 +236,8 @@ class CudaKernel:
         the schedule, not the results.
         """
         cfg = self.cfg
+        x0, P, out_mon, out_bold = inputs.x0, inputs.P, inputs.out_mon, inputs.out_bold
+        H, T, nsteps = inputs.H, inputs.T, inputs.nsteps
         threads_per_block = threads_per_block or THREADS_PER_BLOCK
         steps_per_launch = steps_per_launch or STEPS_PER_LAUNCH
         dtype = np.dtype(cfg.dtype)
@@ -251,9 +251,8 @@ class CudaKernel:
                                   f"(delay history of {H} steps, {n_t} + {n_q} output samples)")
             if max_sims >= threads_per_block:
                 max_sims -= max_sims % threads_per_block
-        graph = (indptr, split, indices, weights, back, rowsum, sigma, bc, stim)  # shared by every simulation
-        d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, d_bc, d_stim = (
-            cuda.to_device(np.ascontiguousarray(a)) for a in graph)
+        shared = ("indptr", "split", "indices", "weights", "back", "rowsum", "sigma", "bc", "stim")  # every simulation's
+        device = {name: cuda.to_device(np.ascontiguousarray(getattr(inputs, name))) for name in shared}
         for c0 in range(0, n_sims, max_sims):
             c1 = min(n_sims, c0 + max_sims)
             b = c1 - c0
@@ -266,9 +265,10 @@ class CudaKernel:
             launch = self.dispatcher[blocks, threads_per_block]
             for step0 in range(0, nsteps, steps_per_launch):
                 step1 = min(nsteps, step0 + steps_per_launch)
-                launch(d_x, d_P, d_indptr, d_split, d_indices, d_weights, d_back, d_rowsum, d_sigma, dt, nsteps,
-                       seed_lo, seed_hi, np.uint64(sim0) + np.uint64(c0), n_cut, decim, buf["out_mon"],
-                       bold_decim, tr_decim, q_cut, bold_dt, d_bc, buf["out_bold"], d_stim, H, T,
+                chunk = {**{name: getattr(inputs, name) for name in INPUT_NAMES}, **device, "x0": d_x, "P": d_P,
+                         "sim0": np.uint64(inputs.sim0) + np.uint64(c0), "out_mon": buf["out_mon"],
+                         "out_bold": buf["out_bold"]}
+                launch(*(chunk[name] for name in INPUT_NAMES),
                        buf["xt"], buf["F"], buf["Z"], buf["cpl"], buf["EF"], buf["E"], flat, buf["D"], buf["mon"],
                        buf["bst"], buf["bacc"], step0, step1)
             if cfg.monitor != MONITOR_NONE:

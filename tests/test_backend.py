@@ -87,9 +87,9 @@ class _CudaKernelStandIn:
         self.cpu = cpu.build_kernel(cfg)
         self.calls = 0
 
-    def __call__(self, *args):
+    def __call__(self, inputs):
         self.calls += 1
-        self.cpu(*args, threads=1)
+        self.cpu(inputs, threads=1)
 
 
 def test_simulation_routes_chunks_by_backend(one_gpu, monkeypatch):

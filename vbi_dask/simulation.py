@@ -20,6 +20,7 @@ import xarray as xr
 from .backend import resolve_backend
 from .connectome import Connectome, default_connectome
 from .kernels import cpu as _cpu
+from .kernels.config import INTEGRATORS, KernelConfig, KernelInputs
 from .kernels import rng as _rng
 from .kernels.edges import EdgePlan, plan_edges
 from .kernels.bold import balloon_constants
@@ -96,8 +97,8 @@ class Simulation:
             raise ValueError(f"duration_ms ({self.duration_ms}) must be at least dt_ms ({self.dt_ms})")
         if not 0 <= self.t_cut_ms < self.duration_ms:
             raise ValueError(f"t_cut_ms must be in [0, duration_ms), got {self.t_cut_ms}")
-        if self.integrator not in _cpu.INTEGRATORS:
-            raise ValueError(f"unknown integrator {self.integrator!r}; valid: {list(_cpu.INTEGRATORS)}")
+        if self.integrator not in INTEGRATORS:
+            raise ValueError(f"unknown integrator {self.integrator!r}; valid: {list(INTEGRATORS)}")
         coupling = self.coupling or model.coupling
         if coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {coupling!r}; valid: {list(COUPLINGS)}")
@@ -264,7 +265,7 @@ class Simulation:
         delays = self._graph.delays
         return int(delays.max()) if delays.size else 0
 
-    def kernel_config(self) -> _cpu.KernelConfig:
+    def kernel_config(self) -> KernelConfig:
         model, sampled, bold = self.model, self.sampled_monitor, self.bold_monitor
         kind = COUPLINGS[self.coupling]
         if sampled is None:
@@ -274,7 +275,7 @@ class Simulation:
         else:
             monitor = _cpu.MONITOR_TAVG
         bold_var = (bold.variable or model.observed[0]) if bold else model.observed[0]
-        return _cpu.KernelConfig(
+        return KernelConfig(
             equations=model.equations,
             pre=kind.pre,
             post=kind.post,
@@ -351,19 +352,20 @@ class Simulation:
         seed_lo, seed_hi = _rng.split_seed(seed)
         stim = np.zeros(1, dtype=dtype) if self.stimulus is None else \
             self.stimulus.time_course(n_steps, self.dt_ms).astype(dtype)
-        args = (
-            x0, P, plan.indptr, plan.split, plan.indices, plan.weights.astype(dtype), plan.back,
-            self.connectome.weights.sum(axis=1).astype(dtype), sigma, dt,
-            n_steps, np.uint64(seed_lo), np.uint64(seed_hi), np.uint64(first_sim), n_cut, decim, out_mon,
-            bold_decim, tr_decim, q_cut, dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc, out_bold, stim,
-            plan.ring, plan.block,
+        inputs = KernelInputs(
+            x0=x0, P=P, indptr=plan.indptr, split=plan.split, indices=plan.indices, weights=plan.weights.astype(dtype),
+            back=plan.back, rowsum=self.connectome.weights.sum(axis=1).astype(dtype), sigma=sigma, dt=dt,
+            nsteps=n_steps, seed_lo=np.uint64(seed_lo), seed_hi=np.uint64(seed_hi), sim0=np.uint64(first_sim),
+            n_cut=n_cut, decim=decim, out_mon=out_mon, bold_decim=bold_decim, tr_decim=tr_decim, q_cut=q_cut,
+            bold_dt=dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc=bc, out_bold=out_bold, stim=stim,
+            H=plan.ring, T=plan.block,
         )
         if backend == "cuda":
             from .kernels import cuda as _cuda  # numba.cuda only where it is used
 
-            _cuda.build_kernel(self.kernel_config())(*args)
+            _cuda.build_kernel(self.kernel_config())(inputs)
         else:
-            _cpu.build_kernel(self.kernel_config())(*args, threads=_default_threads() if threads is None else threads)
+            _cpu.build_kernel(self.kernel_config())(inputs, threads=_default_threads() if threads is None else threads)
         return {"sampled": out_mon[:n_t, :, :, :n_sims], "bold": out_bold[:n_q, :, :n_sims]}
 
     def _parameters(self, params: dict, n_sims: int, n_padded: int, dtype) -> np.ndarray:
