@@ -17,7 +17,7 @@ from vbi_dask.monitors import Raw
 from vbi_dask.simulation import Simulation
 
 ONE_NODE = Connectome(weights=np.zeros((1, 1)), name="single")
-LINEAR = dict(tau=1.0, a=0.0, b=-1.0, c_w=0.0, d=1.0, e=0.0, f_=0.0, g=-0.5, alpha=1.0, beta=0.5, gamma=1.0, I=0.0)
+LINEAR = dict(tau=1.0, a=0.0, b=-1.0, c=0.0, d=1.0, e=0.0, f=0.0, g=-0.5, alpha=1.0, beta=0.5, gamma=1.0, I=0.0)
 T_MS = 2.0
 
 

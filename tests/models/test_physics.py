@@ -125,7 +125,7 @@ def test_bold_impulse_response_peaks_at_4_to_6_s_then_undershoots():
         noise={"V": 0.0, "W": 0.0}, initial_state={"V": 1.0, "W": 0.0},
         monitors=(Bold(tr_ms=100.0, dt_ms=1.0),), dtype="float64",
     )
-    params = dict(tau=1.0, a=0.0, b=0.0, c_w=0.0, d=1.0, e=0.0, f_=0.0, g=-1.0, alpha=0.0, beta=1.0, gamma=1.0, I=0.0)
+    params = dict(tau=1.0, a=0.0, b=0.0, c=0.0, d=1.0, e=0.0, f=0.0, g=-1.0, alpha=0.0, beta=1.0, gamma=1.0, I=0.0)
     ds = sim.run(params, n_sims=1, threads=1)
     y = ds["bold"].values[0, :, 0]
     t_s = ds["time_bold"].values / 1000.0

@@ -28,11 +28,11 @@ def equations(f, jit=no_jit):
     zero, two = f(0.0), f(2.0)
     k03, k06, k4, k35, k025, k01, k001 = f(0.3), f(0.6), f(4.0), f(3.5), f(0.25), f(0.1), f(0.01)
 
-    def drift(x1, y1, z, x2, y2, g, c_x1, a, b, c_y, d, r, s, x0, Iext, slope, Iext2, tau, aa):
+    def drift(x1, y1, z, x2, y2, g, c_x1, a, b, c, d, r, s, x0, Iext, slope, Iext2, tau, aa):
         zm4 = z - k4
         f1 = (a * x1 * x1 - b * x1) * x1 if x1 < zero else -(slope - x2 + k06 * zm4 * zm4) * x1
         dx1 = y1 - f1 - z + Iext
-        dy1 = c_y - d * x1 * x1 - y1
+        dy1 = c - d * x1 * x1 - y1
         z2 = z * z
         h = -k01 * z2 * z2 * z2 * z if z < zero else zero
         dz = r * (s * (x1 - x0) + h - z - c_x1)
@@ -64,7 +64,7 @@ EPILEPTOR = ModelSpec(
     params=(
         Param("a", 1.0, (0.5, 1.5), "", "cubic coefficient of f1"),
         Param("b", 3.0, (2.0, 4.0), "", "square coefficient of f1"),
-        Param("c_y", 1.0, (0.5, 1.5), "", "additive coefficient of y1 (c in the paper)"),
+        Param("c", 1.0, (0.5, 1.5), "", "additive coefficient of y1"),
         Param("d", 5.0, (4.0, 6.0), "", "square coefficient of y1"),
         Param("r", 0.00035, (0.0001, 0.001), "", "time-scale separation of z"),
         Param("s", 4.0, (3.0, 5.0), "", "slope of the z nullcline"),

@@ -1,12 +1,12 @@
 """Generic two-dimensional oscillator (TVB's Generic2dOscillator).
 
     dV/dt = d tau (alpha W - f V^3 + e V^2 + g V + gamma I + gamma c_V)
-    dW/dt = d (a + b V + c_w V^2 - beta W) / tau
+    dW/dt = d (a + b V + c V^2 - beta W) / tau
 
 A FitzHugh-Nagumo-like normal form that covers excitable, bistable and oscillatory
-regimes; with e = f = c_w = 0 it is linear, which the integrator order tests use.
+regimes; with e = f = c = 0 it is linear, which the integrator order tests use.
 ``c_V = G sum_j w_ij V_j(t - d_ij)``. Defaults: TVB (Sanz-Leon et al. 2015), an excitable
-configuration. Time in ms.
+configuration and TVB's parameter names. Time in ms.
 
 References
 ----------
@@ -17,11 +17,11 @@ network modeling in The Virtual Brain. NeuroImage 111:385-430.
 from ._spec import Equations, ModelSpec, Param, State, no_jit
 
 
-def equations(f, jit=no_jit):
-    def drift(V, W, c_V, tau, a, b, c_w, d, e, f_, g, alpha, beta, gamma, I):
+def equations(ftype, jit=no_jit):  # ``f`` is the cubic coefficient here
+    def drift(V, W, c_V, tau, a, b, c, d, e, f, g, alpha, beta, gamma, I):
         V2 = V * V
-        dV = d * tau * (alpha * W - f_ * V2 * V + e * V2 + g * V + gamma * I + gamma * c_V)
-        dW = d * (a + b * V + c_w * V2 - beta * W) / tau
+        dV = d * tau * (alpha * W - f * V2 * V + e * V2 + g * V + gamma * I + gamma * c_V)
+        dW = d * (a + b * V + c * V2 - beta * W) / tau
         return dV, dW
 
     def efferent(V):
@@ -43,10 +43,10 @@ GENERIC2D = ModelSpec(
         Param("tau", 1.0, (1.0, 5.0), "", "time-scale separation"),
         Param("a", -2.0, (-5.0, 5.0), "", "W nullcline offset"),
         Param("b", -10.0, (-20.0, 15.0), "", "W nullcline slope"),
-        Param("c_w", 0.0, (-10.0, 10.0), "", "W nullcline curvature"),
+        Param("c", 0.0, (-10.0, 10.0), "", "W nullcline curvature"),
         Param("d", 0.02, (0.0001, 1.0), "1/ms", "overall time scale"),
         Param("e", 3.0, (-5.0, 5.0), "", "quadratic coefficient of V"),
-        Param("f_", 1.0, (-5.0, 5.0), "", "cubic coefficient of V"),
+        Param("f", 1.0, (-5.0, 5.0), "", "cubic coefficient of V"),
         Param("g", 0.0, (-5.0, 5.0), "", "linear coefficient of V"),
         Param("alpha", 1.0, (-5.0, 5.0), "", "W -> V coupling"),
         Param("beta", 1.0, (-5.0, 5.0), "", "W decay"),
