@@ -11,27 +11,12 @@ import pytest
 import zarr
 
 import vbi_dask
-from vbi_dask import store as store_module
 from vbi_dask.budget import Budget
 from vbi_dask.configuration import budget_from_config
 from vbi_dask.features import FeatureSet
 from vbi_dask.store import StoreMismatchError, open_store
 
-from .conftest import FEATURES, append_line, assert_same_data, budget, read_lines, read_store, simulation, tree
-
-
-@pytest.fixture
-def count_writes(monkeypatch, tmp_path):
-    """Log the start of every block written in this process."""
-    log = tmp_path / "writes.log"
-    original = store_module.write_block
-
-    def counted(path, start, stop, **arrays):
-        append_line(log, str(start))
-        return original(path, start, stop, **arrays)
-
-    monkeypatch.setattr(store_module, "write_block", counted)
-    return log
+from .conftest import FEATURES, assert_same_data, budget, read_lines, read_store, simulation, tree
 
 
 def test_store_schema_and_attributes(reference_store):
