@@ -78,7 +78,10 @@ def test_driver_killed_mid_budget_resumes_to_the_same_store(tmp_path, slow_refer
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+            process.wait(30)
+        err = process.stderr.read().decode()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL, err[-2000:]
     done_before = zarr.open_group(str(path), mode="r")["done"][:]
     assert 16 <= done_before.sum() < 64
 

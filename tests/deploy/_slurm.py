@@ -125,12 +125,12 @@ class LocalSlurm:
     def start(self) -> "LocalSlurm":
         self.write_conf()
         self._start_munge()
-        log = open(self.root / "log" / "daemons.out", "ab")
-        self.pids["slurmctld"] = subprocess.Popen([_which("slurmctld"), "-D", "-i", "-f", str(self.conf)],
-                                                  env=self.env, stdout=log, stderr=log)
-        self._wait(lambda: "UP" in self.run("scontrol", "ping", check=False), 30, "slurmctld did not answer")
-        self.pids["slurmd"] = subprocess.Popen([_which("slurmd"), "-D", "-N", self.host, "-f", str(self.conf)],
-                                               env=self.env, stdout=log, stderr=log)
+        with open(self.root / "log" / "daemons.out", "ab") as log:  # the daemons keep their own descriptors
+            self.pids["slurmctld"] = subprocess.Popen([_which("slurmctld"), "-D", "-i", "-f", str(self.conf)],
+                                                      env=self.env, stdout=log, stderr=log)
+            self._wait(lambda: "UP" in self.run("scontrol", "ping", check=False), 30, "slurmctld did not answer")
+            self.pids["slurmd"] = subprocess.Popen([_which("slurmd"), "-D", "-N", self.host, "-f", str(self.conf)],
+                                                   env=self.env, stdout=log, stderr=log)
 
         def node_idle() -> bool:
             state = self.run("sinfo", "-h", "-N", "-o", "%T", check=False).strip()

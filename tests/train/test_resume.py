@@ -67,6 +67,7 @@ def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(sto
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     last = torch.load(log_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == KILLED_IN_EPOCH - 1  # the last finished epoch
