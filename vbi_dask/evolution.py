@@ -252,7 +252,7 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
             if summary.failed:
                 raise RuntimeError(f"generation {g}: {summary.failed} simulation(s) failed "
                                    f"({summary.errors[0][:500]}); run again to retry them")
-            features = _store.open_store(path)["features"][first:first + popsize].values
+            features = _store.read_block(path, first, first + popsize, ("features",))["features"]
             losses = loss(features)
             optimiser.tell(x, _penalised(losses))
             k = int(np.nanargmin(losses)) if np.isfinite(losses).any() else -1
@@ -267,7 +267,7 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
             claim.check()
     if best[1] < 0:
         raise RuntimeError("no evaluation gave a finite loss")
-    theta_best = _store.open_store(path)["theta"][best[1]].values
+    theta_best = _store.read_block(path, best[1], best[1] + 1, ("theta",))["theta"][0]
     result = Evolution({n: float(v) for n, v in zip(budget.param_names, theta_best)}, best[0], best[1],
                        tuple(history), path, int(generations) * int(popsize), time.perf_counter() - t0)
     if progress:

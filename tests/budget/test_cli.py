@@ -25,7 +25,7 @@ from vbi_dask.cli import main
 
 from tests._processes import signal_when
 
-from .conftest import FEATURES, SLOW_MS, append_line, connectome, read_lines, slow_budget, store_done, tree
+from .conftest import FEATURES, SLOW_MS, connectome, read_lines, slow_budget, store_done, tree
 
 ROOT = Path(__file__).parents[2]
 
@@ -55,7 +55,7 @@ def test_config_file_describes_the_slow_budget(tmp_path):
 
 
 @pytest.mark.slow
-def test_driver_killed_mid_budget_resumes_to_the_same_store(tmp_path, slow_reference, monkeypatch):
+def test_driver_killed_mid_budget_resumes_to_the_same_store(tmp_path, slow_reference, count_writes):
     config = write_config(tmp_path)
     path = tmp_path / "driver.zarr"
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -85,17 +85,9 @@ def test_driver_killed_mid_budget_resumes_to_the_same_store(tmp_path, slow_refer
     done_before = zarr.open_group(str(path), mode="r")["done"][:]
     assert 16 <= done_before.sum() < 64
 
-    log = tmp_path / "writes.log"
-    original = store_module.write_block
-
-    def counted(store, start, stop, **arrays):
-        append_line(log, str(start))
-        return original(store, start, stop, **arrays)
-
-    monkeypatch.setattr(store_module, "write_block", counted)
     assert main(["simulate", str(config), "--store", str(path), "--scheduler", "sync", "--quiet"]) == 0
     missing = sorted({s for s in range(0, 64, 8) if not done_before[s:s + 8].all()})
-    assert sorted(int(s) for s in read_lines(log)) == missing  # only the missing blocks ran
+    assert sorted(int(s) for s in read_lines(count_writes)) == missing  # only the missing blocks ran
     assert tree(path) == tree(slow_reference)  # bit for bit, metadata included
 
 
