@@ -108,9 +108,9 @@ def mpr(args, folder: Path) -> None:
 
     cfg = DemoConfig()
     budget = _budget(cfg)
-    train = {"estimator": cfg.estimator, "features": _train_features(cfg), "batch_size": cfg.batch_size,
-             "learning_rate": cfg.learning_rate, "max_epochs": cfg.max_epochs,
-             "stop_after_epochs": cfg.stop_after_epochs, "seed": 0}
+    train = {"estimator": cfg.train.estimator, "features": _train_features(cfg), "batch_size": cfg.train.batch_size,
+             "learning_rate": cfg.train.learning_rate, "max_epochs": cfg.train.max_epochs,
+             "stop_after_epochs": cfg.train.stop_after_epochs, "seed": 0}
     theta_o = np.array([THETA_MPR["G"], *THETA_MPR["eta"]], dtype=np.float32)
     # the observation: the simulation at theta_o with noise of an index no budget row uses
     x_o = budget.compute_rows(theta_o[None], 10**9)["features"][0].astype(np.float64)

@@ -32,10 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> int:
     from ._cli_common import existing_file, working
     from .configuration import budget_from_config
-    from .cli import _read_yaml
+    from ._cli_common import read_yaml
     from .preflight import PreflightOptions, preflight
 
-    config = _read_yaml(existing_file(args.config, "configuration"))
+    config = read_yaml(existing_file(args.config, "configuration"))
     budget = budget_from_config(config, base_dir=args.config.parent)
     options = PreflightOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PreflightOptions)})
     with working(args):

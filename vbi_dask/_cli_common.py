@@ -18,7 +18,7 @@ from typing import Iterator
 
 from ._extras import MissingExtraError
 
-__all__ = ["positive_int", "positive_float", "existing_file", "output_file", "working", "is_usage_error"]
+__all__ = ["positive_int", "positive_float", "existing_file", "output_file", "read_yaml", "working", "is_usage_error"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -67,6 +67,23 @@ def output_file(path: Path, what: str) -> Path:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write {what} {str(path)!r}: folder {str(ancestor)!r} is not writable")
     return path
+
+
+def read_yaml(path: Path) -> dict:
+    """The YAML mapping in ``path``; a syntax error names its line and column (from 1)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        try:
+            config = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"{path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level")
+    return config
 
 
 @contextlib.contextmanager

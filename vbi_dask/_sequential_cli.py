@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_common import existing_file, output_file, positive_float, positive_int, working
+from .sequential import TRAIN_KEYS
+from .train._cli import add_training_flags, training_config
 
 __all__ = ["configure", "run"]
 
@@ -33,12 +35,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epsilon", type=positive_float, default=1e-4,
                         help="TSNPE: posterior mass left outside the truncated prior")
     parser.add_argument("--out", type=Path, default=Path("posterior.pt"), help="the final posterior's model file")
-    parser.add_argument("--estimator", default="nsf", help="sbi density estimator: nsf, maf, ...")
-    parser.add_argument("--hidden", type=positive_int, default=50, help="hidden features of the flow")
-    parser.add_argument("--transforms", type=positive_int, default=5, help="flow transforms")
-    parser.add_argument("--batch-size", type=positive_int, default=200)
-    parser.add_argument("--max-epochs", type=positive_int, default=1000)
-    parser.add_argument("--seed", type=int, default=0, help="training seed of every round")
     parser.add_argument("--scheduler", default=None, choices=("sync", "threads"),
                         help="simulate in this process with dask's local scheduler instead of a cluster")
     parser.add_argument("--cluster", default=None, metavar="KIND|ADDRESS",
@@ -49,6 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", type=Path, default=None, help="training logs of every round (default: none kept)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads while training")
     parser.add_argument("--quiet", action="store_true", help="no progress")
+    add_training_flags(parser, only=TRAIN_KEYS)  # every round's training: TrainConfig's names and defaults
 
 
 def _observed(path: Path) -> np.ndarray:
@@ -62,16 +59,17 @@ def _observed(path: Path) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from .configuration import budget_from_config
-    from .cli import _read_yaml, cluster_choice, cluster_client
+    from ._cli_common import read_yaml
+    from .cli import cluster_choice, cluster_client
     from .sequential import run_sequential
     from .train import sample_posterior, save_posterior
 
-    config = _read_yaml(existing_file(args.config, "configuration"))
+    config = read_yaml(existing_file(args.config, "configuration"))
     observed = _observed(args.observed)
     output_file(args.out, "--out")
     budget = budget_from_config(config, base_dir=args.config.parent)
-    train = {"estimator": {"model": args.estimator, "hidden_features": args.hidden, "num_transforms": args.transforms},
-             "batch_size": args.batch_size, "max_epochs": args.max_epochs, "seed": args.seed}
+    config = training_config(args)
+    train = {key: getattr(config, key) for key in TRAIN_KEYS}
     options = dict(rounds=args.rounds, per_round=args.per_round, method=args.method, epsilon=args.epsilon,
                    train=train, progress=not args.quiet, log_dir=args.log_dir, threads=args.threads)
     if args.scheduler:
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         with working(args), cluster_client(kind, cluster) as client:
             result = run_sequential(budget, args.store, observed, scheduler=client, **options)
     path = save_posterior(result.posterior, args.out)
-    samples = sample_posterior(result.posterior, observed, 2000, seed=args.seed).values
+    samples = sample_posterior(result.posterior, observed, 2000, seed=config.seed).values
     if args.quiet:
         print(result)
     print("posterior at the observation (2000 samples):")

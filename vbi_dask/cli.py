@@ -34,7 +34,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ._cli_common import existing_file, is_usage_error, positive_int, working
+from ._cli_common import existing_file, is_usage_error, positive_int, read_yaml, working
 from . import __version__, _check_cli, _sequential_cli
 from ._extras import deferred, require
 
@@ -66,7 +66,7 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     from .configuration import budget_from_config
 
-    config = _read_yaml(existing_file(args.config, "configuration"))
+    config = read_yaml(existing_file(args.config, "configuration"))
     if args.store.exists() and not args.store.is_dir():
         raise NotADirectoryError(f"--store {str(args.store)!r} is a file, not a Zarr store folder; choose another path")
     budget = budget_from_config(config, base_dir=args.config.parent)
@@ -95,7 +95,7 @@ def cluster_choice(args: argparse.Namespace, config: dict) -> tuple[str, dict]:
     from .cluster import cluster_from_config
 
     if args.cluster_config:
-        section = _read_yaml(existing_file(args.cluster_config, "--cluster-config")).get("cluster")
+        section = read_yaml(existing_file(args.cluster_config, "--cluster-config")).get("cluster")
     else:
         section = config.get("cluster")
     kind, options = cluster_from_config(section, args.cluster)
@@ -188,23 +188,6 @@ def _sigint_ignored(enabled: bool) -> Iterator[None]:
 def _silence_dask_logs() -> None:
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-
-
-def _read_yaml(path: Path) -> dict:
-    """The YAML mapping in ``path``; a syntax error names its line and column (from 1)."""
-    import yaml
-
-    with open(path, encoding="utf-8") as handle:
-        try:
-            config = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-            raise ValueError(f"{path}: invalid YAML{where}: {problem}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level")
-    return config
 
 
 def _configure_verify(parser: argparse.ArgumentParser) -> None:

@@ -52,21 +52,23 @@ class DemoConfig:
     chunk_size: int = 100
     n_workers: int = 2
     seed: int = 1
-    estimator: dict[str, Any] = field(default_factory=lambda: {"model": "nsf", "hidden_features": 50,
-                                                               "num_transforms": 5})
-    # None: the moments of the regions whose eta is inferred, the node-averaged band
-    # powers and the homotopic FC (a few informative columns train well on a small budget)
-    train_features: tuple[str, ...] | None = None
-    batch_size: int = 128
-    learning_rate: float = 5e-4
-    max_epochs: int = 300
-    stop_after_epochs: int = 15
+    # the training's settings (vbi_dask.train.TrainConfig); its features None: the moments
+    # of the regions whose eta is inferred, the node-averaged band powers and the homotopic
+    # FC (a few informative columns train well on a small budget)
+    train: Any = field(default_factory=lambda: _demo_training())
     n_posterior_samples: int = 1000
     n_predictive: int = 16
     # the held-out simulation shown is the one with G nearest this: the top of the prior,
     # where the transition to high activity (G ~ 0.7-0.8 here) begins and FC has the most
     # structure; lower, FC is noise
     observation_g: float = 0.7
+
+
+def _demo_training():
+    from .train.config import TrainConfig
+
+    return TrainConfig(estimator={"model": "nsf", "hidden_features": 50, "num_transforms": 5}, batch_size=128,
+                       max_epochs=300, stop_after_epochs=15, validation_fraction=0.1, test_fraction=0.1)
 
 
 def _budget(cfg: DemoConfig):
@@ -132,14 +134,12 @@ def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = No
     if summary.failed:
         raise RuntimeError(f"{summary.failed} simulations failed: {summary.errors[:1]}")
 
-    train_features = list(cfg.train_features or _train_features(cfg))
-    say(f"[2/5] training {cfg.estimator['model'].upper()} by streaming the store ({len(train_features)} feature "
-        "names or patterns)", flush=True)
+    settings = cfg.train.replace(features=cfg.train.features or tuple(_train_features(cfg)), seed=cfg.seed,
+                                 progress=progress)
+    say(f"[2/5] training {settings.estimator_config.model.upper()} by streaming the store "
+        f"({len(settings.features)} feature names or patterns)", flush=True)
     t0 = time.perf_counter()
-    posterior = train_posterior(store, estimator=cfg.estimator, features=train_features, batch_size=cfg.batch_size,
-                                learning_rate=cfg.learning_rate, max_epochs=cfg.max_epochs,
-                                stop_after_epochs=cfg.stop_after_epochs, validation_fraction=0.1, test_fraction=0.1,
-                                seed=cfg.seed, log_dir=out / "training", progress=progress)
+    posterior = train_posterior(store, settings, log_dir=out / "training")
     timings["train_s"] = time.perf_counter() - t0
     save_posterior(posterior, out / "posterior.pt")
 
@@ -177,12 +177,14 @@ def run_demo(out_dir: str | Path = "demo_output", config: DemoConfig | None = No
     say("[5/5] report", flush=True)
     names = list(posterior.info.param_names)
     result = {
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+        "config": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+                   "train": {**dataclasses.asdict(settings), "estimator": settings.estimator_config.to_dict(),
+                             "features": list(settings.features)}},
         "budget": {"n_sims": summary.n_sims, "done": summary.done, "invalid": summary.invalid,
                    "wall_s": summary.wall_s, "sims_per_s": summary.sims_per_s},
         "training": {**{k: posterior.info.training[k] for k in ("epochs", "best_epoch", "best_val_loss",
                                                                  "fit_seconds", "samples_per_s")},
-                     "features": train_features, "n_features": len(posterior.info.used_features)},
+                     "features": list(settings.features), "n_features": len(posterior.info.used_features)},
         "split": dict(posterior.info.split),
         "heldout": {"n": int(stats.sizes["obs"]),
                     "mean_z": dict(zip(names, stats["z"].mean("obs").values.round(3).tolist())),
@@ -244,7 +246,7 @@ Budget: {r['budget']['done']} / {r['budget']['n_sims']} simulations through a lo
 {cfg['n_workers']} workers in {r['budget']['wall_s']:.1f} s ({r['budget']['sims_per_s']:.1f} simulations/s),
 {r['budget']['invalid']} invalid (diverged; excluded from training).
 
-Training: {cfg['estimator']['model'].upper()} streamed from the store ({r['split']['n_train']} training,
+Training: {cfg['train']['estimator']['model'].upper()} streamed from the store ({r['split']['n_train']} training,
 {r['split']['n_validation']} validation, {r['split']['n_test']} test simulations), {r['training']['epochs']}
 epochs (best {r['training']['best_epoch']}, validation loss {r['training']['best_val_loss']:.3f}),
 {r['training']['samples_per_s']:.0f} samples/s.

@@ -144,6 +144,20 @@ class SequentialSettings:
                    train=data.get("train", {}))
 
 
+def _round_training(train: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of :data:`TRAIN_KEYS`: the given ones, the others at
+    :class:`~vbi_dask.train.config.TrainConfig`'s defaults, the estimator's architecture
+    in full; so a training spelled two ways (a default given or left out) is one store
+    identity."""
+    from .train.config import TrainConfig
+
+    unknown = sorted(set(train) - set(TRAIN_KEYS))
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}")
+    config = TrainConfig.of(dict(train))
+    return {**{key: getattr(config, key) for key in TRAIN_KEYS}, "estimator": config.estimator_config}
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return value.to_dict()
@@ -414,7 +428,7 @@ def run_sequential(budget: _BudgetBase, store: str | os.PathLike, observed: Any,
     """
     require("train", "vbi_dask.sequential")
     settings = SequentialSettings(np.asarray(observed, dtype=np.float64).ravel(), per_round, method=method,
-                                  epsilon=epsilon, train=dict(train or {}))
+                                  epsilon=epsilon, train=_round_training(train or {}))
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     if settings.per_round % budget.chunk_size:

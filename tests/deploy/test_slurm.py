@@ -159,7 +159,7 @@ def test_sbatch_launcher_runs_budget_and_training(slurm, tmp_path):
     config, cluster = _write_config(tmp_path, _worker_options(tmp_path, adapt={"maximum_jobs": 2}))
     store, model, log = tmp_path / "store.zarr", tmp_path / "model.pt", tmp_path / "driver.out"
     env = {**slurm.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "VBI_DASK_TRAIN_ARGS": "--max-epochs 3 --batch-size 16 --transforms 1 --hidden 8 --estimator maf"}
+           "VBI_DASK_TRAIN_ARGS": "--max-epochs 3 --batch-size 16 --num-transforms 1 --hidden-features 8 --estimator maf"}
     submitted = subprocess.run(
         ["sbatch", "--parsable", "--cpus-per-task=1", "--mem=2G", "--time=10", f"--output={log}",
          f"--chdir={tmp_path}", str(DEPLOY / "vbi-dask.sbatch"), str(config), str(store), str(model), str(cluster)],

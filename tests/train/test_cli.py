@@ -28,8 +28,8 @@ def model(tmp_path_factory):
     store = folder / "lg.zarr"
     theta, x = linear_gaussian_data(2000, 2, 0.5, seed=9)
     write_store(store, theta, x, linear_gaussian_prior(2), chunk_size=200)
-    code = main(["train", str(store), "--out", str(folder / "model.pt"), "--estimator", "maf", "--hidden", "8",
-                 "--transforms", "1", "--max-epochs", "3", "--test-fraction", "0.1", "--log-dir", str(folder / "logs")])
+    code = main(["train", str(store), "--out", str(folder / "model.pt"), "--estimator", "maf", "--hidden-features", "8",
+                 "--num-transforms", "1", "--max-epochs", "3", "--test-fraction", "0.1", "--log-dir", str(folder / "logs")])
     assert code == 0
     assert (folder / "logs" / "logs" / "metrics.csv").exists()
     return folder / "model.pt"
@@ -81,7 +81,7 @@ def box_model(tmp_path_factory):
     prior = Prior({"eta": {"low": -1.0, "high": 1.0, "nodes": [0, 1]}}, model="mpr", n_nodes=2)
     write_store(folder / "box.zarr", theta, x, prior, chunk_size=100)
     assert main(["train", str(folder / "box.zarr"), "--out", str(folder / "box.pt"), "--estimator", "mdn",
-                 "--hidden", "16", "--max-epochs", "10", "--lr", "5e-3", "--batch-size", "50"]) == 0
+                 "--hidden-features", "16", "--max-epochs", "10", "--learning-rate", "5e-3", "--batch-size", "50"]) == 0
     return folder / "box.pt"
 
 
@@ -208,7 +208,7 @@ def test_ctrl_c_during_training_exits_130_with_one_line(box_model, tmp_path):
     logs, out = tmp_path / "logs", tmp_path / "m.pt"
     process = subprocess.Popen(
         [sys.executable, "-m", "vbi_dask.cli", "train", str(box_model.parent / "box.zarr"), "--out", str(out),
-         "--max-epochs", "100000", "--patience", "100000", "--log-dir", str(logs), "--quiet"],
+         "--max-epochs", "100000", "--stop-after-epochs", "100000", "--log-dir", str(logs), "--quiet"],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
     # an epoch is done (its checkpoint exists): training runs

@@ -218,7 +218,7 @@ def test_cli_train_and_infer_with_a_method(store, tmp_path, capsys):
     from vbi_dask.cli import main
 
     out = tmp_path / "nre.pt"
-    assert main(["train", str(store), "--method", "nre", "--hidden", "8", "--max-epochs", "1", "--sample-with",
+    assert main(["train", str(store), "--method", "nre", "--hidden-features", "8", "--max-epochs", "1", "--sample-with",
                  "rejection", "--out", str(out), "--quiet"]) == 0
     assert "trained nre (resnet)" in capsys.readouterr().out
     posterior = load_posterior(out)

@@ -77,8 +77,8 @@ def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(sto
     # checkpoints' own record of the best one must follow it)
     moved = log_dir.rename(tmp_path / "moved")
     out = tmp_path / "model.pt"
-    code = main(["train", str(store), "--estimator", "maf", "--hidden", "8", "--transforms", "1", "--lr", "0.03",
-                 "--patience", "3", "--max-epochs", "40", "--seed", "0", "--log-dir", str(moved), "--resume",
+    code = main(["train", str(store), "--estimator", "maf", "--hidden-features", "8", "--num-transforms", "1", "--learning-rate", "0.03",
+                 "--stop-after-epochs", "3", "--max-epochs", "40", "--seed", "0", "--log-dir", str(moved), "--resume",
                  "--out", str(out), "--quiet"])
     assert code == 0
     resumed = load_posterior(out)
@@ -96,7 +96,7 @@ def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(sto
 
 
 def test_resume_refusals(store, tmp_path, capsys):
-    base = ["train", str(store), "--estimator", "maf", "--hidden", "8", "--transforms", "1", "--out",
+    base = ["train", str(store), "--estimator", "maf", "--hidden-features", "8", "--num-transforms", "1", "--out",
             str(tmp_path / "m.pt"), "--quiet"]
     assert main(base + ["--resume"]) == 2
     err = capsys.readouterr().err.strip()

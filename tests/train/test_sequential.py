@@ -134,8 +134,8 @@ def test_driver_killed_during_round_2_resumes_to_the_same_store(reference, tmp_p
         "simulator": {"function": FUNCTION, "version": "1", "features": ["x0", "x1", "x2"]},
         "prior": {"a": [-2.0, 2.0], "b": [-2.0, 2.0]}, "n_sims": 1, "chunk_size": CHUNK, "seed": SEED}))
     args = ["sequential", str(config), "--store", str(store), "--observed", str(observed), "--rounds", "3",
-            "--per-round", str(PER_ROUND), "--scheduler", "sync", "--estimator", "maf", "--hidden", "8",
-            "--transforms", "1", "--batch-size", "50", "--max-epochs", "15", "--threads", "1", "--quiet",
+            "--per-round", str(PER_ROUND), "--scheduler", "sync", "--estimator", "maf", "--hidden-features", "8",
+            "--num-transforms", "1", "--batch-size", "50", "--max-epochs", "15", "--threads", "1", "--quiet",
             "--out", str(tmp_path / "posterior.pt")]
     process = subprocess.Popen([sys.executable, "-m", "vbi_dask.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -27,11 +27,12 @@ _require("train", "vbi_dask.train")  # deferred while vbi_dask.cli loads the tra
 # public name -> the module defining it
 _MODULES = {
     "data": ("StoreData", "StoreStream", "ZScore", "split_of"),
-    "estimator": ("EstimatorConfig", "FeatureStandardizer", "build_estimator"),
+    "config": ("TrainConfig", "EstimatorConfig", "SamplerConfig"),
+    "estimator": ("FeatureStandardizer", "build_estimator"),
     "module": ("DensityEstimatorModule", "StoreDataModule"),
     "posterior": ("PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
                   "sample_posterior", "check_observation", "select_features", "SamplingTimeout"),
-    "_methods": ("SamplerConfig", "StoreMCMCPosterior", "StoreRejectionPosterior"),
+    "_methods": ("StoreMCMCPosterior", "StoreRejectionPosterior"),
     "diagnostics": ("posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration", "plot_pair",
                     "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"),
     "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
@@ -60,12 +61,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .data import StoreData, StoreStream, ZScore, split_of  # noqa: F401
     from .diagnostics import (Calibration, calibration, heldout, plot_fc_predictive, plot_pair,  # noqa: F401
                               plot_sbc, plot_tarp, plot_zscore_shrinkage, posterior_zscores, prior_variance)
-    from .estimator import EstimatorConfig, FeatureStandardizer, build_estimator  # noqa: F401
+    from .config import EstimatorConfig, SamplerConfig, TrainConfig  # noqa: F401
+    from .estimator import FeatureStandardizer, build_estimator  # noqa: F401
     from .module import DensityEstimatorModule, StoreDataModule  # noqa: F401
     from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401
                           simulate_signals)
     from ._ensemble import ensemble_disagreement, train_ensemble  # noqa: F401
-    from ._methods import SamplerConfig, StoreMCMCPosterior, StoreRejectionPosterior  # noqa: F401
+    from ._methods import StoreMCMCPosterior, StoreRejectionPosterior  # noqa: F401
     from ._misspecification import misspecification  # noqa: F401
     from .posterior import (PosteriorInfo, SamplingTimeout, StorePosterior, check_observation,  # noqa: F401
                             load_posterior, sample_posterior, save_posterior, select_features, train_posterior)

@@ -1,8 +1,12 @@
 """The ``train``, ``infer`` and ``demo`` commands of ``vbi-dask`` (registered in
 :mod:`vbi_dask.cli`): argument parsing and printing only, the work is the public API.
 
-    vbi-dask train STORE [--out MODEL] [--method npe] [--estimator nsf] [--features NAME ...]
-                   [--log-dir DIR [--resume]] ...
+    vbi-dask train STORE [--out MODEL] [--config YAML] [--method npe] [--estimator nsf] [--features NAME ...]
+                   [--log-dir DIR [--resume]] [--batch-size 200] [--learning-rate 5e-4] ...
+
+The training flags are derived from :class:`~vbi_dask.train.config.TrainConfig` and
+:class:`~vbi_dask.train.config.EstimatorConfig` (the same names and defaults as
+``train_posterior``'s keywords and the YAML's keys).
     vbi-dask infer MODEL --observed FILE [--samples 1000] [--out SAMPLES] [--max-sampling-time 60] [--no-reject]
                    [--no-check]
     vbi-dask demo [--out demo_output] [--n-sims 3000] [--workers 2]
@@ -17,71 +21,76 @@ from pathlib import Path
 
 import numpy as np
 
-from .._cli_common import existing_file, output_file, positive_float, positive_int, working
-from ._names import METHODS, SAMPLERS
+from .._cli_common import existing_file, output_file, positive_float, positive_int, read_yaml, working
 
-__all__ = ["configure_train", "train", "configure_infer", "infer", "configure_demo", "demo"]
+__all__ = ["add_training_flags", "training_config", "configure_train", "train", "configure_infer", "infer", "configure_demo", "demo"]
 
 MAX_SAMPLING_TIME_S = 60.0  # infer's default: a command never waits forever on rejection sampling
+
+
+_DEST = "train."  # the namespace attributes of the training flags: apart from a command's own
+
+
+def add_training_flags(parser: argparse.ArgumentParser, *, only=None) -> None:
+    """The flags of :class:`~vbi_dask.train.config.TrainConfig`'s fields (``only``: a
+    subset) and of the estimator's architecture (:class:`EstimatorConfig`), named and
+    defaulted as there; read back with :func:`training_config`."""
+    from .._options import add_flags
+    from .config import EstimatorConfig, TrainConfig
+
+    add_flags(parser.add_argument_group("training (TrainConfig)"), TrainConfig, only=only, dest=_DEST)
+    add_flags(parser.add_argument_group("estimator architecture (EstimatorConfig)"), EstimatorConfig, dest=_DEST)
+
+
+def training_config(args: argparse.Namespace, base=None):
+    """The :class:`TrainConfig` of ``base`` (a YAML mapping; None: the defaults) with the
+    flags given on the command line: ``--estimator NAME`` changes the architecture's
+    model, ``--hidden-features`` etc. its other fields, ``--quiet`` turns progress off."""
+    import dataclasses
+
+    from .._options import given
+    from .config import EstimatorConfig, TrainConfig
+
+    config = TrainConfig.of(base)
+    values = given(args, TrainConfig, dest=_DEST)
+    architecture = given(args, EstimatorConfig, dest=_DEST)
+    method = values.get("method", config.method)
+    if "estimator" in values or architecture:
+        if "estimator" in values:
+            architecture = {"model": values.pop("estimator"), **architecture}
+        values["estimator"] = dataclasses.replace(EstimatorConfig.of(config.estimator, method), **architecture)
+    if getattr(args, "quiet", False):
+        values["progress"] = False
+    return config.replace(**values)
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", type=Path, help="budget store (Zarr) made by 'vbi-dask simulate'")
     parser.add_argument("--out", type=Path, default=Path("posterior.pt"), help="model file to write")
-    parser.add_argument("--method", choices=METHODS, default="npe",
-                        help="what to learn: the posterior (npe; snpe-c, atomic loss, for rows from any proposal), "
-                             "the likelihood (nle) or the likelihood ratio (nre); nle and nre sample by MCMC or "
-                             "rejection (default npe)")
-    parser.add_argument("--estimator", default=None,
-                        help="sbi density estimator: nsf, maf, mdn, ...; for --method nre a classifier: resnet, mlp "
-                             "(default nsf; resnet for nre)")
-    parser.add_argument("--sample-with", choices=SAMPLERS, default="mcmc",
-                        help="how an nle or nre posterior samples: mcmc (slice sampling) or rejection (default mcmc)")
-    parser.add_argument("--hidden", type=int, default=50, help="hidden features of the flow (default 50)")
-    parser.add_argument("--transforms", type=int, default=5, help="flow transforms (default 5)")
-    parser.add_argument("--bins", type=int, default=10, help="spline bins of nsf (default 10)")
-    parser.add_argument("--embedding", default="", help="MLP embedding widths, e.g. 128,32 (default none)")
-    parser.add_argument("--features", nargs="+", default=None, metavar="NAME",
-                        help="feature columns to use: names or prefixes ending in * (default all)")
-    parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
-    parser.add_argument("--max-epochs", type=int, default=1000)
-    parser.add_argument("--patience", type=int, default=20, help="epochs without improvement before stopping")
-    parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.0, help="held out for diagnostics")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, default=None, metavar="YAML",
+                        help="training settings: a YAML mapping of the options below, named as the flags with "
+                             "underscores (batch_size: 100; estimator: {model: maf, hidden_features: 64}); the "
+                             "flags given override it")
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="logs and full checkpoints, kept (default: a temporary folder, deleted; give one to be "
                              "able to --resume)")
     parser.add_argument("--resume", action="store_true",
                         help="resume the interrupted training of --log-dir from its last checkpoint (same store and "
-                             "options; --max-epochs and --patience may change)")
-    parser.add_argument("--logger", choices=("csv", "tensorboard"), default="csv",
-                        help="metrics log in --log-dir: csv, or tensorboard as well (default csv)")
-    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
-    parser.add_argument("--devices", default="1", help="devices, or 'auto' (default 1)")
-    parser.add_argument("--precision", default=None,
-                        help="Lightning's precision, e.g. 32-true, bf16-mixed, 16-mixed (default 32-true)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads (default: the CPUs this process may use, less one, at least 1)")
+                             "options; --max-epochs and --stop-after-epochs may change)")
     parser.add_argument("--quiet", action="store_true",
                         help="no training progress (default: a bar in a terminal; in a file, a line per epoch at "
                              "most every 10 s)")
+    add_training_flags(parser)
 
 
 def train(args: argparse.Namespace) -> int:
-    from .estimator import EstimatorConfig
-
     if not args.store.exists():
         raise FileNotFoundError(f"no store at {str(args.store)!r}")
     if not args.store.is_dir():
         raise NotADirectoryError(f"{str(args.store)!r} is a file, not a store folder made by 'vbi-dask simulate'")
     output_file(args.out, "--out")
-    embedding = tuple(int(w) for w in args.embedding.split(",") if w.strip()) if args.embedding else ()
-    model = args.estimator or ("resnet" if args.method == "nre" else "nsf")
-    config = EstimatorConfig(model=model, hidden_features=args.hidden, num_transforms=args.transforms,
-                             num_bins=args.bins, embedding=embedding)
-    devices = args.devices if args.devices == "auto" else int(args.devices)
+    base = read_yaml(existing_file(args.config, "--config")) if args.config is not None else None
+    config = training_config(args, base)
     if args.resume:
         if args.log_dir is None:
             raise ValueError("--resume needs the --log-dir of the interrupted training")
@@ -89,20 +98,15 @@ def train(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no checkpoint to resume from in --log-dir {str(args.log_dir)!r} "
                                     "(no checkpoints/last.ckpt)")
     with working(args):
-        return _train(args, config, devices)
+        return _train(args, config)
 
 
-def _train(args: argparse.Namespace, config, devices) -> int:
+def _train(args: argparse.Namespace, config) -> int:
     from .posterior import save_posterior, train_posterior
 
     try:
-        posterior = train_posterior(
-            args.store, estimator=config, features=args.features, batch_size=args.batch_size, learning_rate=args.lr,
-            max_epochs=args.max_epochs, stop_after_epochs=args.patience, validation_fraction=args.validation_fraction,
-            test_fraction=args.test_fraction, seed=args.seed, log_dir=args.log_dir, logger=args.logger,
-            accelerator=args.accelerator, devices=devices, progress=not args.quiet, precision=args.precision,
-            threads=args.threads, ckpt_path="last" if args.resume else None, method=args.method,
-            sample_with=args.sample_with)
+        posterior = train_posterior(args.store, config, log_dir=args.log_dir,
+                                    ckpt_path="last" if args.resume else None)
     except KeyboardInterrupt:
         again = ("; resume with the same command and --resume" if args.log_dir is not None and
                  (args.log_dir / "checkpoints" / "last.ckpt").is_file() else "")
@@ -110,7 +114,7 @@ def _train(args: argparse.Namespace, config, devices) -> int:
     path = save_posterior(posterior, args.out)
     info = posterior.info
     t = info.training
-    print(f"trained {info.method} ({config.model}) on {info.split['n_train']} simulations "
+    print(f"trained {info.method} ({info.estimator['model']}) on {info.split['n_train']} simulations "
           f"({info.split['n_validation']} validation, {info.split['n_test']} test), {len(info.used_features)} of "
           f"{len(info.feature_names)} features")
     resumed = "" if t["resumed_from_epoch"] is None else f", resumed at epoch {t['resumed_from_epoch']}"
@@ -121,7 +125,7 @@ def _train(args: argparse.Namespace, config, devices) -> int:
 
         # MCMC and rejection sampling take each observation on its own: fewer rows
         _, theta, x = heldout(posterior, args.store, max_rows=500 if info.method in ("npe", "snpe-c") else 50)
-        stats = posterior_zscores(posterior, theta, x, seed=args.seed)
+        stats = posterior_zscores(posterior, theta, x, seed=config.seed)
         print(f"held-out test simulations ({len(theta)}):")
         for name in info.param_names:
             s = stats.sel(param=name)

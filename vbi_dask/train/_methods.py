@@ -10,15 +10,15 @@ global generator on the CPU, so that a seeded batch gives sbi's value exactly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from sbi.inference.posteriors.mcmc_posterior import MCMCPosterior
 from sbi.inference.posteriors.rejection_posterior import RejectionPosterior
 
 from ._names import METHODS, SAMPLERS
+from .config import SamplerConfig
 
 if TYPE_CHECKING:
     from .posterior import PosteriorInfo
@@ -40,57 +40,6 @@ def check_method(method: Any) -> str:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     return method
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    """How the posterior of NLE or NRE samples (JSON-able, saved in ``info.sampling``).
-
-    Parameters
-    ----------
-    sample_with : "mcmc" (sbi's ``MCMCPosterior``, vectorised slice sampling,
-        ``"slice_np_vectorized"``) or "rejection" (sbi's ``RejectionPosterior`` with
-        the prior as proposal).
-    num_chains, warmup_steps, thin : of the MCMC chains (sbi's defaults: 20, 200, 1).
-    """
-
-    sample_with: str = "mcmc"
-    num_chains: int = 20
-    warmup_steps: int = 200
-    thin: int = 1
-
-    def __post_init__(self):
-        if self.sample_with not in SAMPLERS:
-            raise ValueError(f"unknown sample_with {self.sample_with!r}; valid: {', '.join(SAMPLERS)}")
-        for name, least in (("num_chains", 1), ("warmup_steps", 0), ("thin", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-            object.__setattr__(self, name, int(value))
-
-    @classmethod
-    def of(cls, value: "str | SamplerConfig | Mapping[str, Any]") -> "SamplerConfig":
-        """From a sampler name, a config or its dict.
-
-        Raises
-        ------
-        ValueError
-            An unknown sampler or option, or a bad number (the message lists the valid ones).
-        """
-        if isinstance(value, SamplerConfig):
-            return value
-        if isinstance(value, str):
-            return cls(sample_with=value)
-        if isinstance(value, Mapping):
-            names = [f.name for f in fields(cls)]
-            unknown = sorted(set(value) - set(names))
-            if unknown:
-                raise ValueError(f"unknown sampler option(s) {unknown}; valid: {', '.join(names)}")
-            return cls(**value)
-        raise TypeError(f"sample_with must be a name, a SamplerConfig or a dict, got {type(value).__name__}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------- losses

@@ -25,8 +25,7 @@ and the statistics, which is how a saved posterior is loaded (weights only, no p
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,64 +33,10 @@ from sbi.neural_nets.estimators.base import ConditionalDensityEstimator as Condi
 from torch import nn
 
 from ._names import METHODS
+from .config import CLASSIFIERS, DENSITY_ESTIMATORS, EstimatorConfig
 
 __all__ = ["EstimatorConfig", "FeatureStandardizer", "SelectedFeatures", "build_estimator", "check_estimator",
            "DENSITY_ESTIMATORS", "CLASSIFIERS", "METHODS"]
-
-# sbi's posterior_nn models that are conditional density estimators trained by NLL.
-DENSITY_ESTIMATORS = ("maf", "nsf", "mdn", "made", "maf_rqs", "zuko_maf", "zuko_nsf", "zuko_naf", "zuko_unaf",
-                      "zuko_nice", "zuko_sospf", "zuko_gf", "zuko_bpf")
-# sbi's classifier_nn models (the ratio estimators of NRE).
-CLASSIFIERS = ("resnet", "mlp")
-
-
-@dataclass(frozen=True)
-class EstimatorConfig:
-    """Architecture of a neural posterior estimator (JSON-able).
-
-    Parameters
-    ----------
-    model : one of :data:`DENSITY_ESTIMATORS` (sbi's ``posterior_nn`` names), e.g.
-        ``"nsf"`` (neural spline flow) or ``"maf"`` (masked autoregressive flow); for
-        method ``"nre"`` one of :data:`CLASSIFIERS` (sbi's ``classifier_nn`` names).
-    hidden_features : width of the flow's conditioner networks (of the classifier).
-    num_transforms : number of flow transforms.
-    num_bins : spline bins (``nsf``).
-    num_components : mixture components (``mdn``).
-    embedding : hidden widths and output width of an MLP embedding net applied to the
-        standardised features, e.g. ``(128, 64, 16)``; empty: none.
-    """
-
-    model: str = "nsf"
-    hidden_features: int = 50
-    num_transforms: int = 5
-    num_bins: int = 10
-    num_components: int = 10
-    embedding: tuple[int, ...] = field(default=())
-
-    def __post_init__(self):
-        if self.model not in DENSITY_ESTIMATORS + CLASSIFIERS:
-            raise ValueError(f"unknown density estimator {self.model!r}; valid: {', '.join(DENSITY_ESTIMATORS)}; "
-                             f"classifiers (method 'nre'): {', '.join(CLASSIFIERS)}")
-        for name in ("hidden_features", "num_transforms", "num_bins", "num_components"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
-        embedding = tuple(int(w) for w in (self.embedding or ()))
-        if any(w < 1 for w in embedding):
-            raise ValueError(f"embedding widths must be positive, got {embedding}")
-        object.__setattr__(self, "embedding", embedding)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["embedding"] = list(self.embedding)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EstimatorConfig":
-        return cls(**{**data, "embedding": tuple(data.get("embedding", ()))})
-
 
 class FeatureStandardizer(nn.Module):
     """Select feature columns and z-score them: ``(x[..., index] - mean) / std``.

@@ -38,10 +38,11 @@ import torch
 import xarray as xr
 from sbi.inference.posteriors.direct_posterior import DirectPosterior
 
-from ._methods import (METHODS, SamplerConfig, StoreMCMCPosterior, StoreRejectionPosterior, check_method,
-                       sampling_posterior)
+from .._options import keyword_signature
+from ._methods import METHODS, StoreMCMCPosterior, StoreRejectionPosterior, sampling_posterior
+from .config import EstimatorConfig, SamplerConfig, TrainConfig
 from .data import StoreData
-from .estimator import EstimatorConfig, build_estimator, check_estimator
+from .estimator import build_estimator, check_estimator
 
 __all__ = ["PosteriorInfo", "StorePosterior", "StoreMCMCPosterior", "StoreRejectionPosterior", "SamplerConfig",
            "METHODS", "train_posterior", "save_posterior", "load_posterior", "sample_posterior", "check_observation",
@@ -60,7 +61,9 @@ class PosteriorInfo:
     ``used_features`` are those the estimator reads (a selection, minus columns constant
     over the training rows). ``zscore`` holds the training statistics of theta and of
     the used features. ``signal`` describes the signals the features were computed from
-    (``kind``: "bold" or "sampled", ``n_time``, ``dt_ms``, ``n_nodes``). ``method`` is
+    (``kind``: "bold" or "sampled", ``n_time``, ``dt_ms``, ``n_nodes``; or, when the
+    feature entries name their signals, ``{"signals": {key: that record plus "dim"}}``:
+    see :meth:`vbi_dask.layout.SignalLayout.to_dict`). ``method`` is
     what the estimator learnt (one of :data:`METHODS`; "npe" for files written before
     it existed); ``sampling`` is the :class:`SamplerConfig` of an NLE/NRE posterior as a
     dict ({} for NPE and SNPE-C).
@@ -164,40 +167,24 @@ def select_features(names: Sequence[str], wanted: Sequence[str] | None) -> list[
 # ---------------------------------------------------------------------- training
 def train_posterior(
     store: str | os.PathLike | StoreData,
+    config: TrainConfig | Mapping[str, Any] | None = None,
     *,
-    method: str = "npe",
-    estimator: str | EstimatorConfig | Mapping[str, Any] | None = None,
     embedding_net: torch.nn.Module | None = None,
-    features: Sequence[str] | None = None,
-    batch_size: int = 200,
-    learning_rate: float = 5e-4,
-    max_epochs: int = 1000,
-    stop_after_epochs: int = 20,
-    clip_max_norm: float | None = 5.0,
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.0,
-    split_seed: int = 0,
-    seed: int = 0,
-    buffer_chunks: int = 16,
-    prefetch_chunks: int = 4,
-    num_workers: int = 0,
-    accelerator: str = "auto",
-    devices: int | str = 1,
-    strategy: str = "auto",
     log_dir: str | os.PathLike | None = None,
-    logger: Any = "csv",
-    progress: bool = True,
     callbacks: Sequence[Any] = (),
-    precision: str | int | None = None,
     ckpt_path: str | os.PathLike | None = None,
-    threads: int | None = None,
-    sample_with: str | SamplerConfig | Mapping[str, Any] = "mcmc",
+    **options: Any,
 ) -> StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior:
     """Train a neural posterior estimator by streaming ``(theta, features)`` from a store.
 
     Parameters
     ----------
     store : a budget store path (or a :class:`StoreData` with its split).
+    config : the settings below as a :class:`~vbi_dask.train.config.TrainConfig` or its
+        mapping (a YAML's); None: the defaults. Keyword options (the same names) replace
+        its values: ``train_posterior(store, config, seed=1)``. The options are declared
+        once, in ``TrainConfig`` (with their defaults; the command line's flags derive
+        from them).
     method : what the estimator learns, each with sbi's loss (see
         :mod:`vbi_dask.train._methods`):
 
@@ -297,14 +284,14 @@ def train_posterior(
     from ._runtime import seeded
     from .module import DensityEstimatorModule, StoreDataModule
 
-    check_method(method)
-    sampler = SamplerConfig.of(sample_with)
-    data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=validation_fraction,
-                                                                test_fraction=test_fraction, split_seed=split_seed)
-    config = _config(estimator, method)
-    check_estimator(config, method, embedding=embedding_net is not None)
+    settings = TrainConfig.of(config, **options)
+    sampler = settings.sampler
+    data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=settings.validation_fraction,
+                                                                test_fraction=settings.test_fraction, split_seed=settings.split_seed)
+    architecture = settings.estimator_config
+    check_estimator(architecture, settings.method, embedding=embedding_net is not None)
     names = data.feature_names
-    index = select_features(names, features)
+    index = select_features(names, settings.features)
     stats = data.zscore()
     constant = set(stats.constant.tolist())
     dropped = [names[k] for k in index if k in constant]
@@ -323,27 +310,27 @@ def train_posterior(
     prior = design.to_torch()
     callbacks = list(callbacks or ())
     # what a checkpoint must share with this call to be resumed by it
-    run = {"method": method, "estimator": config.to_dict(), "custom_embedding": embedding_net is not None,
+    run = {"method": settings.method, "estimator": architecture.to_dict(), "custom_embedding": embedding_net is not None,
            "used_features": [names[k] for k in index], "zscore_rows": int(stats.n_rows),
            "split": {"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
                      "split_seed": data.split_seed, "n_train": data.n_rows("train"),
                      "n_validation": data.n_rows("validation")},
-           "batch_size": int(min(batch_size, data.n_rows("train"))), "learning_rate": float(learning_rate),
-           "clip_max_norm": clip_max_norm, "seed": int(seed)}
+           "batch_size": int(min(settings.batch_size, data.n_rows("train"))), "learning_rate": float(settings.learning_rate),
+           "clip_max_norm": settings.clip_max_norm, "seed": int(settings.seed)}
     resume = _resume_checkpoint(ckpt_path, log_dir, run)
 
     t0 = time.perf_counter()
     owned = log_dir is None
     root = Path(tempfile.mkdtemp(prefix="vbi-dask-train-")) if owned else Path(log_dir)
     try:
-        with seeded(seed):
-            net = build_estimator(config, theta_mean=stats.theta_mean, theta_std=stats.theta_std,
+        with seeded(settings.seed):
+            net = build_estimator(architecture, theta_mean=stats.theta_mean, theta_std=stats.theta_std,
                                   feature_index=np.asarray(index), x_mean=stats.x_mean[index],
                                   x_std=stats.x_std[index], n_features=len(names), embedding_net=embedding_net,
-                                  method=method)
-            module = DensityEstimatorModule(net, learning_rate, run=run, loss=MethodLoss(method, prior=prior))
-            datamodule = StoreDataModule(data, batch_size=batch_size, seed=seed, buffer_chunks=buffer_chunks,
-                                         prefetch_chunks=prefetch_chunks, num_workers=num_workers)
+                                  method=settings.method)
+            module = DensityEstimatorModule(net, settings.learning_rate, run=run, loss=MethodLoss(settings.method, prior=prior))
+            datamodule = StoreDataModule(data, batch_size=settings.batch_size, seed=settings.seed, buffer_chunks=settings.buffer_chunks,
+                                         prefetch_chunks=settings.prefetch_chunks, num_workers=settings.num_workers)
             # full checkpoints (optimiser, epoch, callbacks' state), so that a training can
             # resume: the best epoch's, and every epoch's in last.ckpt (Lightning's own
             # save_last writes only when the best one is written)
@@ -351,22 +338,22 @@ def train_posterior(
                                           save_weights_only=False, filename="best", enable_version_counter=False)
             latest = FolderCheckpoint(dirpath=root / "checkpoints", monitor=None, save_top_k=1,
                                       save_weights_only=False, filename="last", enable_version_counter=False)
-            stopper = EarlyStopping(monitor="val_loss", mode="min", patience=stop_after_epochs, check_finite=True)
-            history, torch_threads = History(), TorchThreads(threads)
-            ours = [history, EpochSeed(seed), torch_threads, stopper, checkpoint, latest]
-            their_bar = any(isinstance(c, ProgressBar) for c in callbacks)
-            if progress and not their_bar:
+            stopper = EarlyStopping(monitor="val_loss", mode="min", patience=settings.stop_after_epochs, check_finite=True)
+            history, torch_threads = History(), TorchThreads(settings.threads)
+            ours = [history, EpochSeed(settings.seed), torch_threads, stopper, checkpoint, latest]
+            their_bar = any(isinstance(cb, ProgressBar) for cb in callbacks)
+            if settings.progress and not their_bar:
                 ours.append(TrainingProgress())
-            options = {} if precision is None else {"precision": precision}
+            precision = {} if settings.precision is None else {"precision": settings.precision}
             with _quiet(resuming=resume is not None):
                 trainer = L.Trainer(
-                    max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                    max_epochs=settings.max_epochs, accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy,
                     callbacks=ours + callbacks,
-                    logger=_loggers(logger, root, None if resume is None else resume[1]),
-                    gradient_clip_val=clip_max_norm, gradient_clip_algorithm="norm",
+                    logger=_loggers(settings.logger, root, None if resume is None else resume[1]),
+                    gradient_clip_val=settings.clip_max_norm, gradient_clip_algorithm="norm",
                     reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
-                    enable_progress_bar=progress or their_bar, enable_model_summary=False,
-                    default_root_dir=root, **options,
+                    enable_progress_bar=settings.progress or their_bar, enable_model_summary=False,
+                    default_root_dir=root, **precision,
                 )
                 t_fit = time.perf_counter()
                 with _interrupt_as_keyboard_interrupt():
@@ -390,7 +377,7 @@ def train_posterior(
         param_names=tuple(data.param_names),
         feature_names=tuple(names),
         used_features=tuple(names[k] for k in index),
-        estimator=config.to_dict(),
+        estimator=architecture.to_dict(),
         zscore={"theta_mean": stats.theta_mean.tolist(), "theta_std": stats.theta_std.tolist(),
                 "x_mean": stats.x_mean[index].tolist(), "x_std": stats.x_std[index].tolist(),
                 "n_rows": stats.n_rows, "dropped_constant": dropped},
@@ -403,8 +390,8 @@ def train_posterior(
         split={"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
                "split_seed": data.split_seed, "n_train": data.n_rows("train"),
                "n_validation": data.n_rows("validation"), "n_test": data.n_rows("test")},
-        training={"seed": seed, "batch_size": datamodule.batch_size, "learning_rate": learning_rate,
-                  "clip_max_norm": clip_max_norm, "max_epochs": max_epochs, "stop_after_epochs": stop_after_epochs,
+        training={"seed": settings.seed, "batch_size": datamodule.batch_size, "learning_rate": settings.learning_rate,
+                  "clip_max_norm": settings.clip_max_norm, "max_epochs": settings.max_epochs, "stop_after_epochs": settings.stop_after_epochs,
                   "epochs": len(rows), "best_epoch": best_epoch.get("epoch"),
                   "best_val_loss": best_epoch.get("val_loss"), "seconds": seconds,
                   "fit_seconds": fit_seconds, "samples_seen": n_seen,
@@ -415,10 +402,13 @@ def train_posterior(
                   "threads": torch_threads.used},
         custom_embedding=embedding_net is not None,
         signal=signal_layout(data.store),
-        method=method,
-        sampling=sampler.to_dict() if method in ("nle", "nre") else {},
+        method=settings.method,
+        sampling=sampler.to_dict() if settings.method in ("nle", "nre") else {},
     )
     return _posterior(net, prior, info)
+
+
+train_posterior.__signature__ = keyword_signature(train_posterior, TrainConfig)
 
 
 def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
@@ -428,18 +418,6 @@ def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
     from ..store import signal_layout as layout_of
 
     return layout_of(store)
-
-
-def _config(estimator, method: str = "npe") -> EstimatorConfig:
-    if estimator is None:
-        return EstimatorConfig(model="resnet" if method == "nre" else "nsf")
-    if isinstance(estimator, EstimatorConfig):
-        return estimator
-    if isinstance(estimator, str):
-        return EstimatorConfig(model=estimator)
-    if isinstance(estimator, Mapping):
-        return EstimatorConfig.from_dict(dict(estimator))
-    raise TypeError(f"estimator must be a name, an EstimatorConfig or a dict, got {type(estimator).__name__}")
 
 
 def _json(value):
