@@ -104,8 +104,8 @@ def _warm_worker(budget: Budget) -> float:
     short = dataclasses.replace(budget.simulation, duration_ms=2000.0, t_cut_ms=0.0)
     G = np.linspace(0.2, 0.8, budget.chunk_size)
     short.run_arrays({"G": G}, seed=0, threads=1)
-    n_time = budget.layout.n_time
-    budget.features.compute(np.random.default_rng(0).standard_normal((2, n_time, 84)), budget.layout.dt_ms)
+    n_time = budget.layout.signals[0].n_time
+    budget.features.compute(np.random.default_rng(0).standard_normal((2, n_time, 84)), budget.layout.signals[0].dt_ms)
     return time.perf_counter() - t0
 
 

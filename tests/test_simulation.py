@@ -94,7 +94,7 @@ def test_meg_radial_dipole_is_silent():
     (dict(dt_ms=-0.1), ValueError, "dt_ms must be positive"),
     (dict(t_cut_ms=50.0), ValueError, "t_cut_ms"),
     (dict(monitors=(Raw(0.015),)), ValueError, "multiple of dt"),
-    (dict(monitors=(Raw(1.0), TemporalAverage(1.0))), ValueError, "at most one sampled monitor"),
+    (dict(monitors=(Raw(1.0), TemporalAverage(1.0))), ValueError, "monitors Raw, TemporalAverage cannot be combined"),
     (dict(monitors=(Bold(tr_ms=100.0, variable="z"),)), KeyError, "unknown observable 'z'"),
     (dict(monitors=(Bold(tr_ms=100.0),)), ValueError, "shorter than one BOLD TR"),
     (dict(monitors=(MEG(period_ms=1.0),)), ValueError, "MEG needs a gain"),

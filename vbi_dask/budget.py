@@ -29,7 +29,7 @@ import numpy as np
 
 from . import store as _store
 from .features import FeatureSet
-from .layout import SignalLayout, feature_signal, signal_layout
+from .layout import SignalLayout, feature_signals, signal_layout
 from .kernels.edges import NUMERICS_VERSION
 from .prior import Grid, Prior
 from .backend import gpu_annotations
@@ -146,15 +146,16 @@ class Budget(_BudgetBase):
                    seed=c.seed, keep_bold=c.keep_bold)
 
     # ------------------------------------------------------------------ computing
-    def signals(self, theta: np.ndarray, *, first_sim: int, threads: int | None = 1) -> tuple[np.ndarray, dict]:
+    def signals(self, theta: np.ndarray, *, first_sim: int,
+                threads: int | None = 1) -> tuple[dict[str, np.ndarray], dict]:
         """Simulate at parameters ``theta`` (n, param) with the noise and initial
         conditions of global indices ``first_sim + k`` (below ``n_sims``: the store's rows).
 
-        Returns the feature signal (sim, time, node) (BOLD when monitored, else the first
-        observable of the sampled monitor) and the kernel's outputs.
+        Returns the features' signals by key (``"bold"``, ``"sampled"``, ``"eeg"``, ...;
+        see :mod:`vbi_dask.layout`), each (sim, time, channel), and the kernel's outputs.
         """
-        return feature_signal(self.simulation, self.prior, theta, seed=self.seed, first_sim=first_sim,
-                              threads=threads, backend=self.backend)
+        return feature_signals(self.simulation, self.features, self.prior, theta, seed=self.seed,
+                               first_sim=first_sim, threads=threads, backend=self.backend)
 
     def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
         """Simulations at ``theta`` (float32) for global indices ``first_sim ..``:
@@ -163,15 +164,19 @@ class Budget(_BudgetBase):
         times = {}
         t0 = time.perf_counter()
         # the kernel gets exactly the stored (float32) values: every row is reproducible
-        signal, out = self.signals(theta, first_sim=first_sim, threads=1)
+        signals, out = self.signals(theta, first_sim=first_sim, threads=1)
         t1 = time.perf_counter()
         layout = self.layout
-        if signal.shape[1] != layout.n_time:
-            raise RuntimeError(f"the kernel returned {signal.shape[1]} samples, the store expects {layout.n_time}")
+        for s in layout.signals:
+            if signals[s.key].shape[1] != s.n_time:
+                raise RuntimeError(f"the kernel returned {signals[s.key].shape[1]} samples of signal {s.key!r}, the "
+                                   f"store expects {s.n_time}")
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # diverging simulations give NaN
             # float64: float32 statistics of small BOLD fluctuations lose too many digits
-            features, _ = self.features.compute(signal.astype(np.float64), layout.dt_ms)
+            features, _ = self.features.compute_signals(
+                {s.name: signals[s.key].astype(np.float64) for s in layout.signals},
+                {s.name: s.dt_ms for s in layout.signals})
         features = np.asarray(features, dtype=np.float32)
         valid = np.isfinite(features).all(axis=1) & self.prior.in_bounds(theta)
         times["simulate_s"], times["features_s"] = t1 - t0, time.perf_counter() - t1

@@ -178,8 +178,17 @@ class Simulation:
         other = [m for m in self.monitors if not isinstance(m, (Raw, TemporalAverage, EEG, MEG, Bold))]
         if other:
             raise TypeError(f"unsupported monitor(s): {other}")
-        if len(sampled) > 1 or len(bolds) > 1:
-            raise ValueError("at most one sampled monitor (Raw, TemporalAverage, EEG, MEG) and one Bold per simulation")
+        if len(bolds) > 1:
+            raise ValueError("at most one Bold monitor per simulation")
+        if len(sampled) > 1:
+            kinds = [type(m).__name__ for m in sampled]
+            # one sampled buffer: a Raw alone, or averaged monitors sharing a period (the
+            # EEG/MEG projections are of the temporal average)
+            if "Raw" in kinds or len(set(kinds)) < len(kinds) or len({float(m.period_ms) for m in sampled}) > 1:
+                raise ValueError(f"monitors {', '.join(kinds)} cannot be combined: a simulation has one sampled "
+                                 "monitor (Raw, TemporalAverage, EEG or MEG), or TemporalAverage, EEG and MEG "
+                                 "(at most one of each) with the same period_ms "
+                                 f"(got {', '.join(f'{k} {m.period_ms:g} ms' for k, m in zip(kinds, sampled))})")
         observed = self.model.observed
         for m in self.monitors:
             var = getattr(m, "variable", None)
@@ -195,7 +204,7 @@ class Simulation:
             period = _steps("Bold.dt_ms", b.dt_ms, self.dt_ms) * _steps("Bold.tr_ms", b.tr_ms, b.dt_ms)
             if n_steps // period - n_cut // period < 1:
                 raise ValueError(f"duration_ms - t_cut_ms is shorter than one BOLD TR ({b.tr_ms} ms)")
-        if sampled and isinstance(sampled[0], MEG) and sampled[0].gain is None:
+        if any(isinstance(m, MEG) and m.gain is None for m in sampled):
             raise ValueError("MEG needs a gain matrix (see meg_leadfield_sphere)")
 
     @property
@@ -234,7 +243,42 @@ class Simulation:
 
     @property
     def sampled_monitor(self) -> Monitor | None:
-        return next((m for m in self.monitors if isinstance(m, (Raw, TemporalAverage, EEG, MEG))), None)
+        """The first sampled monitor (Raw, TemporalAverage, EEG or MEG): its kind and period
+        are the kernel's sampled buffer's (see :attr:`sampled_monitors`)."""
+        return next(iter(self.sampled_monitors), None)
+
+    @property
+    def sampled_monitors(self) -> tuple[Monitor, ...]:
+        """The sampled monitors: one, or TemporalAverage, EEG and MEG of one period, all read
+        from the kernel's one averaged buffer."""
+        return tuple(m for m in self.monitors if isinstance(m, (Raw, TemporalAverage, EEG, MEG)))
+
+    def gain(self, monitor: EEG | MEG) -> np.ndarray:
+        """The (sensor, node) lead field of an EEG or MEG monitor: its own, else (EEG) the
+        sphere model's from the connectome's region centres.
+
+        Raises
+        ------
+        ValueError
+            No gain and no region centres, or a gain whose columns are not the nodes.
+        """
+        c = self.connectome
+        gain = monitor.gain
+        if gain is None:
+            if c.centres_mm is None:
+                raise ValueError(f"{type(monitor).__name__} without a gain matrix needs region centres in the connectome")
+            gain = eeg_leadfield_sphere(c.centres_mm)
+        if gain.shape[1] != c.n_nodes:
+            raise ValueError(f"{type(monitor).__name__} gain has {gain.shape[1]} columns, the connectome {c.n_nodes} "
+                             "nodes")
+        return gain
+
+    def project(self, monitor: EEG | MEG, sampled: np.ndarray) -> np.ndarray:
+        """The sensors' signals (sim, time, sensor) float64 of the kernel's sampled output
+        (time, obs, node, sim): ``gain @`` the monitor's observable."""
+        k = self.model.observed.index(monitor.variable or self.model.observed[0])
+        x = np.moveaxis(sampled[:, k], -1, 0).astype(np.float64)  # (sim, time, node)
+        return monitor.project(x, self.gain(monitor))
 
     @property
     def bold_monitor(self) -> Bold | None:
@@ -422,21 +466,17 @@ class Simulation:
         n_sims = arrays["sampled"].shape[-1] if sampled else arrays["bold"].shape[-1] if bold else 0
         coords = {"sim": first_sim + np.arange(n_sims), "node": np.array(c.labels, dtype=object)}
         data = {}
-        if sampled is not None:
+        for monitor in self.sampled_monitors:
             x = np.moveaxis(arrays["sampled"], -1, 0)  # (sim, time, obs, node)
             coords["time"] = ("time", self.sample_times_ms(), {"units": "ms"})
-            if isinstance(sampled, (EEG, MEG)):
-                k = model.observed.index(sampled.variable or model.observed[0])
-                gain = sampled.gain
-                if gain is None:
-                    if c.centres_mm is None:
-                        raise ValueError("EEG without a gain matrix needs region centres in the connectome")
-                    gain = eeg_leadfield_sphere(c.centres_mm)
-                if gain.shape[1] != c.n_nodes:
-                    raise ValueError(f"{type(sampled).__name__} gain has {gain.shape[1]} columns, the connectome {c.n_nodes} nodes")
-                name = type(sampled).__name__.lower()
-                data[name] = (("sim", "time", "sensor"), sampled.project(x[:, :, k, :].astype(np.float64), gain),
+            if isinstance(monitor, (EEG, MEG)):
+                name = type(monitor).__name__.lower()
+                both = sum(isinstance(m, (EEG, MEG)) for m in self.sampled_monitors) > 1
+                dim = f"{name}_sensor" if both else "sensor"  # EEG and MEG have their own sensors
+                data[name] = (("sim", "time", dim), self.project(monitor, arrays["sampled"]),
                               {"units": "V" if name == "eeg" else "T"})
+                if monitor.sensor_labels is not None:
+                    coords[dim] = np.array(monitor.sensor_labels, dtype=object)
             else:
                 for k, obs in enumerate(model.observed):
                     unit = next((s.unit for s in model.states if s.name == obs), "")

@@ -205,7 +205,8 @@ def attributes(*, simulation: Mapping[str, Any] | None, prior: Mapping[str, Any]
 
     ``simulation``, ``prior`` and ``featureset`` are their ``to_dict()``;
     ``feature_signal`` says what the features were computed from ("bold", "sampled",
-    "external" or "synthetic"); ``kernel_numerics`` the kernels' rounding version (None
+    the keys of several signals comma-separated, e.g. "bold,eeg", "external" or
+    "synthetic"); ``kernel_numerics`` the kernels' rounding version (None
     without vbi-dask kernels).
     """
     from . import __version__
@@ -248,7 +249,7 @@ class StoreConfiguration:
 
     @property
     def layout(self):
-        """The feature signal's :class:`~vbi_dask.layout.SignalLayout`."""
+        """The features' signals (:class:`~vbi_dask.layout.SignalLayout`)."""
         from .layout import signal_layout
 
         return signal_layout(self.simulation, self.featureset)
@@ -281,8 +282,11 @@ def configuration(store: str | os.PathLike) -> StoreConfiguration:
 
 
 def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
-    """``kind``, ``n_time``, ``dt_ms`` and ``n_nodes`` of the signals a store's features
-    were computed from; {} for an external simulator's or synthetic store (no signal)."""
+    """What a store's features were computed from (see
+    :meth:`vbi_dask.layout.SignalLayout.to_dict`): ``kind``, ``n_time``, ``dt_ms`` and
+    ``n_nodes`` of its one default signal, or ``{"signals": {key: record}}`` when its
+    feature entries name their signals; {} for an external simulator's or synthetic store
+    (no signal)."""
     attrs = read_attrs(store)
     if is_external(attrs) or attrs.get("feature_signal") == "synthetic":
         return {}

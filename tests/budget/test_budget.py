@@ -125,7 +125,7 @@ def test_features_from_the_sampled_monitor_without_bold(tmp_path):
 
     sim = Simulation("mpr", connectome=connectome(), dt_ms=0.1, duration_ms=2000.0, monitors=(TemporalAverage(10.0),))
     b = Budget(sim, prior(), n_sims=4, features=["moments", "fc"], chunk_size=4, seed=1)
-    assert b.layout.signal == "sampled" and b.layout.n_time == 200
+    assert b.layout.signal == "sampled" and b.layout.signals[0].n_time == 200
     b.run(tmp_path / "tavg.zarr", scheduler="sync", progress=False)
     ds = open_store(tmp_path / "tavg.zarr").load()
     out = sim.run_arrays(b.prior.to_params(ds["theta"].values.astype(float)), n_sims=4, seed=1, threads=1)

@@ -219,9 +219,16 @@ def _options_help(capsys, argv: list[str]) -> dict[str, str]:
     lines = capsys.readouterr().out.splitlines()
     entries: dict[str, str] = {}
     current = None
-    for line in lines[lines.index("options:") + 1:]:
+    rest = lines[lines.index("options:") + 1:]
+    for k, line in enumerate(rest):
         if not line.strip():
+            # a blank line ends the options, unless an argument group's options follow
+            following = rest[k + 1:k + 3]
+            if len(following) == 2 and following[0].endswith(":") and following[1].startswith("  -"):
+                continue
             break
+        if not line.startswith(" "):  # an argument group's title
+            continue
         if re.match(r"  -", line):
             flags, _, text = line.strip().partition("  ")
             current = flags.split(",")[-1].split()[0]

@@ -71,3 +71,37 @@ def test_recordings_that_do_not_fit_the_store(empirical, gw_store):
     broken[10, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or inf samples, e.g. at \\(obs, time, node\\) \\[\\[0, 10, 3\\]\\]"):
         observe_signal(gw_store, broken, dt_ms=2000.0)
+
+
+def test_a_model_of_several_signals_infers_from_a_dataset_of_recordings(tmp_path, capsys):
+    """A posterior trained on a store whose features come from BOLD, EEG and the temporal
+    average reads one NetCDF variable per signal (vbi-dask infer) as observe_signal does."""
+    import xarray as xr
+
+    from tests.budget.test_signals import budget as three_signal_budget
+    from vbi_dask.cli import main
+    from vbi_dask.train import load_posterior, sample_posterior, train_posterior
+
+    store = tmp_path / "three.zarr"
+    b = three_signal_budget(16)
+    b.run(store, scheduler="sync", progress=False)
+    posterior = train_posterior(store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
+                                max_epochs=1, batch_size=4, validation_fraction=0.3, progress=False, logger=False,
+                                threads=1)
+    assert sorted(posterior.info.signal["signals"]) == ["bold", "eeg", "temporal_average"]
+    model = tmp_path / "model.pt"
+    from vbi_dask.train import save_posterior
+
+    save_posterior(posterior, model)
+    out = b.simulation.run(b.prior.to_params(np.array([[0.2, -5.0, -5.0]])), n_sims=1, seed=9, threads=1)
+    recording = xr.Dataset({"bold": out["bold"].isel(sim=0), "eeg": out["eeg"].isel(sim=0),
+                            "temporal_average": out["r"].isel(sim=0)})
+    recording.to_netcdf(tmp_path / "obs.nc")
+    assert main(["infer", str(model), "--observed", str(tmp_path / "obs.nc"), "--samples", "20", "--no-check",
+                 "--out", str(tmp_path / "samples.npy")]) == 0
+    x = observe_signal(load_posterior(model), {k: recording[k] for k in recording.data_vars})
+    expected = sample_posterior(load_posterior(model), x, 20, seed=0).values
+    np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"), expected)
+    recording.drop_vars("eeg").to_netcdf(tmp_path / "partial.nc")
+    assert main(["infer", str(model), "--observed", str(tmp_path / "partial.nc"), "--no-check"]) == 2
+    assert "lacks variable(s) ['eeg']" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from .sync import _kuramoto_names, kuramoto_order
 
 __all__ = ["Feature", "FEATURES", "FeatureSpec", "FeatureSet"]
 
-_RESERVED = ("name", "prefix")
+_RESERVED = ("name", "prefix", "signal")
 CPU_WORKSPACE_BYTES = 8 * 2**20  # signal bytes of the simulations FeatureSet.compute takes at once
 
 
@@ -114,6 +114,12 @@ class FeatureSpec:
         Keyword options of the feature function (stored as plain Python data).
     prefix : str
         Prepended to every column name, to use one feature twice (e.g. two FCD windows).
+    signal : str, optional
+        The monitored signal the feature is computed from, by its monitor's name
+        (``"bold"``, ``"temporal_average"``, ``"raw"``, ``"eeg"``, ``"meg"``); its columns
+        are then named ``"<signal>.<prefix><column>"`` (e.g. ``eeg.psd_power_alpha``).
+        None: the simulation's default signal (BOLD when monitored, else the sampled
+        monitor's first observable), columns without a signal name.
 
     Raises
     ------
@@ -125,6 +131,7 @@ class FeatureSpec:
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     prefix: str = ""
+    signal: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.options, Mapping):
@@ -134,13 +141,16 @@ class FeatureSpec:
         feature = FEATURES[self.name]
         unknown = sorted(set(self.options) - set(feature.options))
         if unknown:
-            valid = ", ".join(feature.options + ("prefix",))
+            valid = ", ".join(feature.options + ("prefix", "signal"))
             raise ValueError(f"unknown option(s) {unknown} for feature {self.name!r}; valid options: {valid}")
         missing = [o for o in feature.required if o not in self.options]
         if missing:
             raise ValueError(f"feature {self.name!r} needs option(s) {missing}")
         object.__setattr__(self, "options", {k: _plain(v) for k, v in self.options.items()})
         object.__setattr__(self, "prefix", str(self.prefix))
+        if self.signal is not None and (not isinstance(self.signal, str) or not self.signal.isidentifier()):
+            raise ValueError(f"the signal of feature {self.name!r} must be a monitor's name like 'bold' or 'eeg', "
+                             f"got {self.signal!r}")
 
     @property
     def feature(self) -> Feature:
@@ -148,30 +158,37 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, entry: str | Mapping[str, Any]) -> "FeatureSpec":
-        """From ``"fc"`` or ``{"name": "fc", "fisher_z": True, "prefix": "..."}``."""
+        """From ``"fc"`` or ``{"name": "fc", "fisher_z": True, "prefix": "...", "signal": "bold"}``."""
         if isinstance(entry, str):
             return cls(entry)
         if not isinstance(entry, Mapping) or "name" not in entry:
             raise ValueError(f"a feature entry must be a name or a mapping with a 'name' key; got {entry!r}")
         options = {k: v for k, v in entry.items() if k not in _RESERVED}
-        return cls(entry["name"], options, entry.get("prefix", ""))
+        return cls(entry["name"], options, entry.get("prefix", ""), entry.get("signal"))
 
     def to_dict(self) -> dict[str, Any]:
         entry = {"name": self.name, **self.options}
         if self.prefix:
             entry["prefix"] = self.prefix
+        if self.signal is not None:
+            entry["signal"] = self.signal
         return entry
+
+    @property
+    def column_prefix(self) -> str:
+        """What precedes each of its column names: ``"<signal>.<prefix>"``."""
+        return (f"{self.signal}." if self.signal is not None else "") + self.prefix
 
     def names(self, n_nodes: int, n_time: int, dt_ms: float | None) -> list[str]:
         names = self.feature.names(n_nodes, n_time, dt_ms, **self.options)
-        return [self.prefix + n for n in names]
+        return [self.column_prefix + n for n in names]
 
     def compute(self, data: Array, dt_ms: float | None) -> tuple[Array, list[str]]:
         if self.feature.uses_dt:
             values, names = self.feature.compute(data, dt_ms, **self.options)
         else:
             values, names = self.feature.compute(data, **self.options)
-        return values, [self.prefix + n for n in names]
+        return values, [self.column_prefix + n for n in names]
 
 
 def _check_unique(names: list[str]) -> list[str]:
@@ -277,6 +294,50 @@ class FeatureSet:
             rows.append(xp.concatenate([xp.asarray(spec.compute(part, dt_ms)[0], dtype=xp.float32)
                                         for spec in self.specs], axis=1))
         return (rows[0] if len(rows) == 1 else xp.concatenate(rows, axis=0)), names
+
+    @property
+    def signals(self) -> tuple[str | None, ...]:
+        """The signals the entries are computed from, in order of first use (None: the
+        simulation's default signal)."""
+        return tuple(dict.fromkeys(spec.signal for spec in self.specs))
+
+    def names_of(self, shapes: Mapping[str | None, tuple[int, int, float | None]]) -> list[str]:
+        """Column names when each signal ``s`` of :attr:`signals` has
+        ``shapes[s] = (n_channels, n_time, dt_ms)``."""
+        return _check_unique([n for spec in self.specs for n in spec.names(*shapes[spec.signal])])
+
+    def compute_signals(self, signals: Mapping[str | None, Any],
+                        dt_ms: Mapping[str | None, float | None] | None = None) -> tuple[Array, list[str]]:
+        """The features of several signals of the same simulations: each entry on
+        ``signals[entry.signal]`` (sim, time, channel) sampled every ``dt_ms[entry.signal]``
+        ms; the columns in the entries' order (as :meth:`names_of`).
+
+        Raises
+        ------
+        ValueError
+            A signal of :attr:`signals` missing, or signals of different simulation counts.
+        """
+        dt_ms = dict(dt_ms or {})
+        missing = [s for s in self.signals if s not in signals]
+        if missing:
+            raise ValueError(f"signal(s) {missing} not given; the feature set computes from {list(self.signals)}")
+        blocks, widths, shapes, xp = {}, {}, {}, np
+        for signal in self.signals:
+            specs = tuple(spec for spec in self.specs if spec.signal == signal)
+            data, dt, xp = as_signal(signals[signal], dt_ms.get(signal))
+            blocks[signal] = FeatureSet(specs).compute(data, dt)[0]
+            shapes[signal] = (data.shape[2], data.shape[1], dt)
+            widths.update({id(spec): len(spec.names(*shapes[signal])) for spec in specs})
+        rows = {len(block) for block in blocks.values()}
+        if len(rows) > 1:
+            raise ValueError(f"the signals hold different numbers of simulations: "
+                             f"{ {s: len(b) for s, b in blocks.items()} }")
+        columns, offset = [], dict.fromkeys(blocks, 0)
+        for spec in self.specs:
+            start = offset[spec.signal]
+            columns.append(blocks[spec.signal][:, start:start + widths[id(spec)]])
+            offset[spec.signal] = start + widths[id(spec)]
+        return xp.concatenate(columns, axis=1), self.names_of(shapes)
 
     def compute_dataarray(self, x: Any, dt_ms: float | None = None) -> xr.DataArray:
         """:meth:`compute` as a DataArray with dims (sim, feature).

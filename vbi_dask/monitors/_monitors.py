@@ -89,7 +89,8 @@ class _Projection(Monitor):
             object.__setattr__(self, "gain", gain)
 
     def project(self, x: np.ndarray, gain: np.ndarray) -> np.ndarray:
-        """(sim, time, node) -> (sim, time, sensor), mean-referenced per sensor set."""
+        """(sim, time, node) -> (sim, time, sensor): ``gain @ x`` per sample (any reference,
+        e.g. the sphere lead field's average reference, is in the gain)."""
         return np.einsum("stn,kn->stk", x, gain, optimize=True)
 
 

@@ -138,7 +138,9 @@ def configure_infer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model file written by 'vbi-dask train'")
     parser.add_argument("--observed", type=Path, required=True,
                         help="features: .npy, .csv or .txt with one row per observation; or .nc with an xarray "
-                             "DataArray of features (dim 'feature') or of a signal (dims time, node)")
+                             "DataArray of features (dim 'feature') or of a signal (dims time, node); for a model "
+                             "whose features come from several signals, a Dataset with one variable per signal "
+                             "named by its key (bold, eeg, ...)")
     parser.add_argument("--samples", type=positive_int, default=1000,
                         help="posterior samples per observation (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
@@ -171,6 +173,14 @@ def _read_observed(path: Path, posterior, dt_ms: float | None):
     if suffix == ".nc":
         import xarray as xr
 
+        signals = posterior.info.signal.get("signals")
+        if signals:  # features from several signals: one variable per signal, named by its key
+            data = xr.load_dataset(path)
+            missing = [key for key in signals if key not in data]
+            if missing:
+                raise ValueError(f"{path} lacks variable(s) {missing}: the model's features come from signals "
+                                 f"{', '.join(signals)}, one variable each")
+            return observe_signal(posterior, {key: data[key] for key in signals}, dt_ms)
         data = xr.load_dataarray(path)
         if "feature" in data.dims:
             return data
