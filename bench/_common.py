@@ -17,15 +17,24 @@ BENCH_FILE = ROOT / "bench.jsonl"
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 
 
 def record(name: str, value: float, unit: str, **extra) -> dict:
     """Append one measurement to bench.jsonl (git-ignored) and return it."""
-    row = {"name": name, "value": float(value), "unit": unit, "commit": commit(), "time": time.time(),
-           "machine": platform.node(), **extra}
+    row = {
+        "name": name,
+        "value": float(value),
+        "unit": unit,
+        "commit": commit(),
+        "time": time.time(),
+        "machine": platform.node(),
+        **extra,
+    }
     with open(BENCH_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
     return row
@@ -76,8 +85,14 @@ def single_thread_env() -> bool:
 SPEED_MM_PER_MS = 10.0  # conduction speed of the delayed workload
 
 
-def mpr84(*, n_steps: int, dtype: str = "float32", bold: bool = False, delays: bool = False,
-          speed_mm_per_ms: float = SPEED_MM_PER_MS):
+def mpr84(
+    *,
+    n_steps: int,
+    dtype: str = "float32",
+    bold: bool = False,
+    delays: bool = False,
+    speed_mm_per_ms: float = SPEED_MM_PER_MS,
+):
     """The benchmarks' workload: MPR on the default 84-region connectome, Heun, dt 0.01 ms,
     ``n_steps`` steps; optionally BOLD and delays at ``speed_mm_per_ms``."""
     from vbi_dask import Bold, Simulation, default_connectome

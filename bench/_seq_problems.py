@@ -20,8 +20,16 @@ THETA_O = np.array([0.5, -1.0, 1.5])
 
 def linear_gaussian(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:
     """x = A theta + SIGMA * noise, row k's noise from its own generator (seed, first_sim + k)."""
-    noise = np.stack([np.random.default_rng(np.random.SeedSequence([seed, first_sim + k])).standard_normal(len(A))
-                      for k in range(len(theta))]) if len(theta) else np.empty((0, len(A)))
+    noise = (
+        np.stack(
+            [
+                np.random.default_rng(np.random.SeedSequence([seed, first_sim + k])).standard_normal(len(A))
+                for k in range(len(theta))
+            ]
+        )
+        if len(theta)
+        else np.empty((0, len(A)))
+    )
     return theta @ A.T + SIGMA * noise
 
 

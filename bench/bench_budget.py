@@ -64,8 +64,10 @@ def bench_end_to_end(repeats: int = 2) -> dict:
     """Best of ``repeats`` interleaved runs of the kernel alone and of the whole budget."""
     budget = _mpr_budget(n_sims=64, chunk_size=16)
     blocks = budget.blocks()
-    draws = [budget.prior.to_params(budget.prior.sample(e - s, seed=1, first_sim=s).astype(np.float32).astype(float))
-             for s, e in blocks]
+    draws = [
+        budget.prior.to_params(budget.prior.sample(e - s, seed=1, first_sim=s).astype(np.float32).astype(float))
+        for s, e in blocks
+    ]
     budget.simulation.run_arrays(draws[0], n_sims=16, seed=1, threads=1)  # load the compiled kernel
     kernel_s, budget_s = [], []
     folder = Path(tempfile.mkdtemp(prefix="bench_budget_"))
@@ -82,16 +84,27 @@ def bench_end_to_end(repeats: int = 2) -> dict:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     n = budget.n_sims
-    return {"kernel_sims_per_s": n / min(kernel_s), "budget_sims_per_s": n / min(budget_s),
-            "fraction": min(kernel_s) / min(budget_s), "n_sims": n, "timings": summary.timings_s}
+    return {
+        "kernel_sims_per_s": n / min(kernel_s),
+        "budget_sims_per_s": n / min(budget_s),
+        "fraction": min(kernel_s) / min(budget_s),
+        "n_sims": n,
+        "timings": summary.timings_s,
+    }
 
 
 REALISTIC_PSD = {"name": "psd", "nperseg": 16, "bands": {"slow": [0.01, 0.08], "fast": [0.08, 0.25]}}
 
 
 def _realistic_budget(n_sims: int, t_cut_ms: float, recorded_ms: float) -> Budget:
-    sim = Simulation("mpr", dt_ms=0.01, duration_ms=t_cut_ms + recorded_ms, t_cut_ms=t_cut_ms, speed_mm_per_ms=5.0,
-                     monitors=(Bold(tr_ms=2000.0),))
+    sim = Simulation(
+        "mpr",
+        dt_ms=0.01,
+        duration_ms=t_cut_ms + recorded_ms,
+        t_cut_ms=t_cut_ms,
+        speed_mm_per_ms=5.0,
+        monitors=(Bold(tr_ms=2000.0),),
+    )
     prior = Prior({"G": (0.0, 1.0), "eta": {"low": -5.0, "high": -4.0, "nodes": "all"}}, model="mpr", n_nodes=84)
     return Budget(sim, prior, n_sims=n_sims, features=["fc", FCD, REALISTIC_PSD], chunk_size=n_sims, seed=1)
 
@@ -116,8 +129,12 @@ def bench_realistic(n_sims: int = 16, t_cut_ms: float = 10_000.0, recorded_ms: f
     single = {k: "1" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     folder = Path(tempfile.mkdtemp(prefix="bench_realistic_"))
     try:
-        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          env=single) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", env=single
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             warm_s = list(client.run(_warm_worker, budget).values())[0]
             t0 = time.perf_counter()
             summary = budget.run(folder / "realistic.zarr", scheduler=client, progress=False)
@@ -135,8 +152,12 @@ def bench_realistic(n_sims: int = 16, t_cut_ms: float = 10_000.0, recorded_ms: f
         "kernel_only": recorded_min / (timings["simulate_s"] / 3600),
         "integrated_minutes_per_core_hour": n_sims * budget.simulation.duration_ms / 60_000 / (wall / 3600),
         "kernel_sim_steps_per_s": sim_steps / timings["simulate_s"],
-        "wall_s": wall, "warm_up_s": warm_s, "fractions": parts, "timings_s": timings,
-        "n_sims": n_sims, "invalid": summary.invalid,
+        "wall_s": wall,
+        "warm_up_s": warm_s,
+        "fractions": parts,
+        "timings_s": timings,
+        "n_sims": n_sims,
+        "invalid": summary.invalid,
     }
 
 
@@ -155,10 +176,9 @@ def _loop_features(x: np.ndarray, dt_ms: float, fcd: dict, psd: dict) -> np.ndar
     for sim in range(n_sims):
         s = x[sim]
         fc = np.corrcoef(s.T)[iu]
-        windows = np.array([np.corrcoef(s[t:t + window].T)[iu] for t in starts])
+        windows = np.array([np.corrcoef(s[t : t + window].T)[iu] for t in starts])
         upper = np.corrcoef(windows)[iw]
-        fcd_stats = [upper.var(), *np.quantile(upper, [0.1, 0.25, 0.5, 0.75, 0.9]), upper.mean(),
-                     upper[disjoint].var()]
+        fcd_stats = [upper.var(), *np.quantile(upper, [0.1, 0.25, 0.5, 0.75, 0.9]), upper.mean(), upper[disjoint].var()]
         freqs, density = scipy.signal.welch(s, fs=fs, nperseg=psd["nperseg"], axis=0)
         df = freqs[1] - freqs[0]
         bands = [density[(freqs >= lo) & (freqs < hi)].sum(0) * df for lo, hi in psd["bands"].values()]
@@ -168,8 +188,9 @@ def _loop_features(x: np.ndarray, dt_ms: float, fcd: dict, psd: dict) -> np.ndar
     return np.array(rows)
 
 
-def bench_features(n_sims: int = 64, n_time: int = 300, n_nodes: int = 84, dt_ms: float = 2000.0,
-                   repeats: int = 5) -> dict:
+def bench_features(
+    n_sims: int = 64, n_time: int = 300, n_nodes: int = 84, dt_ms: float = 2000.0, repeats: int = 5
+) -> dict:
     """BOLD-like signals (TR 2 s, 10 min): a shared component plus noise. Medians of
     ``repeats`` interleaved runs after a warm-up run."""
     rng = np.random.default_rng(0)
@@ -182,16 +203,25 @@ def bench_features(n_sims: int = 64, n_time: int = 300, n_nodes: int = 84, dt_ms
     np.testing.assert_allclose(batched, looped, rtol=2e-4, atol=2e-5)  # the same numbers
     times = {"batched": [], "loop": []}
     for _ in range(repeats):  # interleaved: both see the same machine load
-        for name, run in (("batched", lambda: features.compute(x, dt_ms)),
-                          ("loop", lambda: _loop_features(x, dt_ms, FCD, psd))):
+        for name, run in (
+            ("batched", lambda: features.compute(x, dt_ms)),
+            ("loop", lambda: _loop_features(x, dt_ms, FCD, psd)),
+        ):
             t0 = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - t0)
     batched_s, loop_s = (float(np.median(times[k])) for k in ("batched", "loop"))
     spread = {f"{k}_spread_ms_per_sim": 1e3 * (max(v) - min(v)) / n_sims for k, v in times.items()}
-    return {"batched_ms_per_sim": 1e3 * batched_s / n_sims, "loop_ms_per_sim": 1e3 * loop_s / n_sims,
-            "speedup": loop_s / batched_s, "n_sims": n_sims, "n_time": n_time, "n_features": batched.shape[1],
-            "repeats": repeats, **spread}
+    return {
+        "batched_ms_per_sim": 1e3 * batched_s / n_sims,
+        "loop_ms_per_sim": 1e3 * loop_s / n_sims,
+        "speedup": loop_s / batched_s,
+        "n_sims": n_sims,
+        "n_time": n_time,
+        "n_features": batched.shape[1],
+        "repeats": repeats,
+        **spread,
+    }
 
 
 def _rss_child(n_sims: int, store: str) -> None:
@@ -201,8 +231,12 @@ def _rss_child(n_sims: int, store: str) -> None:
     sim = Simulation("mpr", dt_ms=0.1, duration_ms=100.0, monitors=(TemporalAverage(10.0),))
     prior = Prior({"G": (0.0, 1.0), "eta": {"low": -5.0, "high": -4.0, "nodes": "all"}}, model="mpr", n_nodes=84)
     budget = Budget(sim, prior, n_sims=n_sims, features=["moments"], chunk_size=16, seed=1)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env={"NUMBA_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         t0 = time.perf_counter()
         summary = budget.run(store, scheduler=client, progress=False)
         wall = time.perf_counter() - t0
@@ -227,8 +261,13 @@ def bench_driver_memory(n_small: int = 480) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="bench_rss_"))
     try:
         for n in (n_small, 10 * n_small):
-            out = subprocess.run([sys.executable, __file__, "--rss-child", str(n), str(folder / f"{n}.zarr")],
-                                 capture_output=True, text=True, check=True, timeout=300)
+            out = subprocess.run(
+                [sys.executable, __file__, "--rss-child", str(n), str(folder / f"{n}.zarr")],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=300,
+            )
             results[n] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -248,14 +287,20 @@ def main() -> None:
     t0 = time.perf_counter()
     real = bench_realistic()
     real_record = {
-        "name": "budget.realistic.sim_minutes_per_core_hour", "value": real["value"], "unit": "sim-min/core-h",
+        "name": "budget.realistic.sim_minutes_per_core_hour",
+        "value": real["value"],
+        "unit": "sim-min/core-h",
         "workload": "mpr, 84 nodes, delays 5 mm/ms, dt 0.01 ms, BOLD TR 2 s, 60 s recorded after 10 s, "
-                    f"fc+fcd+psd, {real['n_sims']} sims, LocalCluster of 1 single-threaded worker",
+        f"fc+fcd+psd, {real['n_sims']} sims, LocalCluster of 1 single-threaded worker",
         **{k: v for k, v in real.items() if k != "value"},
     }
-    real_row = ("budget.realistic.sim_minutes_per_core_hour", f"{real['value']:.1f}",
-                f"kernel only {real['kernel_only']:.1f} ({real['kernel_sim_steps_per_s']:,.0f} sim-steps/s); "
-                + ", ".join(f"{k} {100 * v:.1f}%" for k, v in real["fractions"].items()), "recorded")
+    real_row = (
+        "budget.realistic.sim_minutes_per_core_hour",
+        f"{real['value']:.1f}",
+        f"kernel only {real['kernel_only']:.1f} ({real['kernel_sim_steps_per_s']:,.0f} sim-steps/s); "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in real["fractions"].items()),
+        "recorded",
+    )
     if args.only == "realistic":
         print("  ".join(real_row))
         with open(args.out, "a", encoding="utf-8") as handle:
@@ -264,27 +309,62 @@ def main() -> None:
     e2e = bench_end_to_end()
     feats = bench_features()
     rss = bench_driver_memory()
-    context = {"bench": "bench_budget", "machine": platform.machine(), "cpus": os.cpu_count(),
-               "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "threads_per_worker": 1}
+    context = {
+        "bench": "bench_budget",
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "threads_per_worker": 1,
+    }
     records = [
-        {"name": "budget.end_to_end_fraction", "value": e2e["fraction"], "unit": "fraction", "target": ">= 0.85",
-         "workload": "mpr, 84 nodes, BOLD (tr 100 ms), 4 s at dt 0.05 ms, 64 sims in chunks of 16, fc+fcd+psd",
-         "kernel_sims_per_s": e2e["kernel_sims_per_s"], "budget_sims_per_s": e2e["budget_sims_per_s"]},
-        {"name": "features.speedup_vs_loop", "value": feats["speedup"], "unit": "x", "target": ">= 20",
-         "workload": f"fc+fcd+psd, {feats['n_sims']} sims x {feats['n_time']} BOLD samples x 84 nodes",
-         "batched_ms_per_sim": feats["batched_ms_per_sim"], "loop_ms_per_sim": feats["loop_ms_per_sim"]},
-        {"name": "budget.driver_peak_rss_ratio_10x", "value": rss["ratio"], "unit": "ratio", "target": "~1 (flat)",
-         "small": rss["small"], "large": rss["large"]},
+        {
+            "name": "budget.end_to_end_fraction",
+            "value": e2e["fraction"],
+            "unit": "fraction",
+            "target": ">= 0.85",
+            "workload": "mpr, 84 nodes, BOLD (tr 100 ms), 4 s at dt 0.05 ms, 64 sims in chunks of 16, fc+fcd+psd",
+            "kernel_sims_per_s": e2e["kernel_sims_per_s"],
+            "budget_sims_per_s": e2e["budget_sims_per_s"],
+        },
+        {
+            "name": "features.speedup_vs_loop",
+            "value": feats["speedup"],
+            "unit": "x",
+            "target": ">= 20",
+            "workload": f"fc+fcd+psd, {feats['n_sims']} sims x {feats['n_time']} BOLD samples x 84 nodes",
+            "batched_ms_per_sim": feats["batched_ms_per_sim"],
+            "loop_ms_per_sim": feats["loop_ms_per_sim"],
+        },
+        {
+            "name": "budget.driver_peak_rss_ratio_10x",
+            "value": rss["ratio"],
+            "unit": "ratio",
+            "target": "~1 (flat)",
+            "small": rss["small"],
+            "large": rss["large"],
+        },
         real_record,
     ]
     rows = [
-        ("budget.end_to_end_fraction", f"{e2e['fraction']:.3f}",
-         f"budget {e2e['budget_sims_per_s']:.2f} sims/s vs kernel {e2e['kernel_sims_per_s']:.2f} sims/s", ">= 0.85"),
-        ("features.speedup_vs_loop", f"{feats['speedup']:.1f}x",
-         f"{feats['batched_ms_per_sim']:.2f} vs {feats['loop_ms_per_sim']:.2f} ms/sim", ">= 20"),
-        ("budget.driver_peak_rss_ratio_10x", f"{rss['ratio']:.3f}",
-         f"{rss['small']['peak_rss_mb']:.0f} MB ({rss['small']['blocks']} blocks) -> "
-         f"{rss['large']['peak_rss_mb']:.0f} MB ({rss['large']['blocks']} blocks)", "~1"),
+        (
+            "budget.end_to_end_fraction",
+            f"{e2e['fraction']:.3f}",
+            f"budget {e2e['budget_sims_per_s']:.2f} sims/s vs kernel {e2e['kernel_sims_per_s']:.2f} sims/s",
+            ">= 0.85",
+        ),
+        (
+            "features.speedup_vs_loop",
+            f"{feats['speedup']:.1f}x",
+            f"{feats['batched_ms_per_sim']:.2f} vs {feats['loop_ms_per_sim']:.2f} ms/sim",
+            ">= 20",
+        ),
+        (
+            "budget.driver_peak_rss_ratio_10x",
+            f"{rss['ratio']:.3f}",
+            f"{rss['small']['peak_rss_mb']:.0f} MB ({rss['small']['blocks']} blocks) -> "
+            f"{rss['large']['peak_rss_mb']:.0f} MB ({rss['large']['blocks']} blocks)",
+            "~1",
+        ),
         real_row,
     ]
     width = [max(len(r[i]) for r in rows + [("measurement", "value", "detail", "target")]) for i in range(4)]

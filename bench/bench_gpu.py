@@ -64,6 +64,7 @@ def copy_bandwidth_gbs(n_bytes: int = 1 << 30, repeats: int = 5) -> float:
 def fp32_peak_gflops(device, n_iter: int = 4096, repeats: int = 5) -> float:
     """A loop of 8 independent float32 FMA chains per thread, enough threads to fill
     every SM: 2 flops per FMA."""
+
     @cuda.jit(fastmath=True)
     def fma_loop(out, n_iter, b, c):
         i = cuda.grid(1)
@@ -110,14 +111,19 @@ def steps_per_s(batch: int, delays: bool, backend: str) -> tuple[float, float, i
 def main() -> int:
     device = gpu_or_exit()
     name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
-    info = {"device": name, "compute_capability": ".".join(map(str, device.compute_capability)),
-            "cpu_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    info = {
+        "device": name,
+        "compute_capability": ".".join(map(str, device.compute_capability)),
+        "cpu_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }
     bandwidth = copy_bandwidth_gbs()
     peak = fp32_peak_gflops(device)
     record("gpu.copy_bandwidth", bandwidth, "GB/s", **info)
     record("gpu.fp32_fma_peak", peak, "GFLOP/s", **info)
-    print(f"{name} (cc {info['compute_capability']}, {device.MULTIPROCESSOR_COUNT} SMs): "
-          f"device-to-device copy {bandwidth:,.0f} GB/s, float32 FMA peak {peak:,.0f} GFLOP/s")
+    print(
+        f"{name} (cc {info['compute_capability']}, {device.MULTIPROCESSOR_COUNT} SMs): "
+        f"device-to-device copy {bandwidth:,.0f} GB/s, float32 FMA peak {peak:,.0f} GFLOP/s"
+    )
     print(f"MPR-84 float32 Heun, dt 0.01 ms; CPU: {info['cpu_threads']} threads")
     print(f"{'delays':8}{'batch':>8}{'GPU sim-steps/s':>18}{'spread %':>10}{'CPU sim-steps/s':>18}{'speedup':>9}")
     for delays in (False, True):
@@ -128,8 +134,10 @@ def main() -> int:
             record(f"gpu.{tag}", gpu, "sim-steps/s", spread_fraction=gpu_spread, n_steps=gpu_steps, **info)
             record(f"cpu.{tag}", cpu, "sim-steps/s", spread_fraction=cpu_spread, n_steps=cpu_steps, **info)
             record(f"gpu.{tag}.speedup", gpu / cpu, "x", **info)
-            print(f"{'yes' if delays else 'no':8}{batch:>8}{gpu:>18,.0f}{100 * gpu_spread:>10.1f}{cpu:>18,.0f}"
-                  f"{gpu / cpu:>9.1f}")
+            print(
+                f"{'yes' if delays else 'no':8}{batch:>8}{gpu:>18,.0f}{100 * gpu_spread:>10.1f}{cpu:>18,.0f}"
+                f"{gpu / cpu:>9.1f}"
+            )
     return 0
 
 

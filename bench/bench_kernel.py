@@ -53,8 +53,10 @@ def main() -> int:
     record("machine.gemm_f32_gflops", gemm, "GFLOP/s")
     record("machine.stream_read_gbs", bandwidth, "GB/s")
     print(f"float32 GEMM (1 thread): {gemm:.1f} GFLOP/s; streaming read (1 thread): {bandwidth:.1f} GB/s")
-    print(f"{'dtype':8}{'BOLD':6}{'delays':8}{'batch':>6}{'steps':>8}{'sim-steps/s':>14}{'spread %':>10}"
-          f"{'coupling GFLOP/s':>18}")
+    print(
+        f"{'dtype':8}{'BOLD':6}{'delays':8}{'batch':>6}{'steps':>8}{'sim-steps/s':>14}{'spread %':>10}"
+        f"{'coupling GFLOP/s':>18}"
+    )
     best: dict[tuple, tuple[float, int]] = {}
     for dtype in ("float32", "float64"):
         tag = "f" + dtype[-2:]
@@ -67,10 +69,17 @@ def main() -> int:
                     key = (dtype, bold, delays)
                     if rate > best.get(key, (0.0, 0))[0]:
                         best[key] = (rate, batch)
-                    print(f"{dtype:8}{'yes' if bold else 'no':6}{'yes' if delays else 'no':8}{batch:>6}{sim.n_steps:>8}"
-                          f"{rate:>14,.0f}{100 * spread:>10.1f}{flops:>18.1f}")
-                    record(f"kernel.mpr84.{tag}.batch{batch}{'.bold' if bold else ''}{'.delays' if delays else ''}",
-                           rate, "sim-steps/s", spread_fraction=spread, coupling_gflops=flops)
+                    print(
+                        f"{dtype:8}{'yes' if bold else 'no':6}{'yes' if delays else 'no':8}{batch:>6}{sim.n_steps:>8}"
+                        f"{rate:>14,.0f}{100 * spread:>10.1f}{flops:>18.1f}"
+                    )
+                    record(
+                        f"kernel.mpr84.{tag}.batch{batch}{'.bold' if bold else ''}{'.delays' if delays else ''}",
+                        rate,
+                        "sim-steps/s",
+                        spread_fraction=spread,
+                        coupling_gflops=flops,
+                    )
     nodelay, delayed = best[("float32", False, False)], best[("float32", False, True)]
     record("kernel.mpr84.f32.best", nodelay[0], "sim-steps/s", batch=nodelay[1], gemm_gflops=gemm)
     record("kernel.mpr84.f32.bold.best", best[("float32", True, False)][0], "sim-steps/s", gemm_gflops=gemm)
@@ -97,21 +106,32 @@ def main() -> int:
     plan = delayed_sim._graph
     history_gbs = delayed[0] * plan.n_long * (plan.block + 1) / plan.block * 4 / 1e9
     record("kernel.mpr84.f32.coupling_fraction_of_gemm", flops_nodelay / gemm, "fraction")
-    record("kernel.mpr84.f32.delays.history_fraction_of_bandwidth", history_gbs / bandwidth, "fraction",
-           history_gbs=history_gbs, block_steps=plan.block, long_edges=plan.n_long, short_edges=plan.n_short)
+    record(
+        "kernel.mpr84.f32.delays.history_fraction_of_bandwidth",
+        history_gbs / bandwidth,
+        "fraction",
+        history_gbs=history_gbs,
+        block_steps=plan.block,
+        long_edges=plan.n_long,
+        short_edges=plan.n_short,
+    )
 
     G = np.linspace(0.3, 0.7, 1024)
     sim = mpr84(n_steps=400)
     one, _ = timeit(lambda: sim.run_arrays({"G": G}, seed=0, threads=1), repeats=3)
     two, _ = timeit(lambda: sim.run_arrays({"G": G}, seed=0, threads=2), repeats=3)
     record("kernel.mpr84.f32.2cores.speedup", one / two, "x")
-    print(f"\nbest float32: {nodelay[0]:,.0f} sim-steps/s (target 1,000,000); "
-          f"with BOLD {best[('float32', True, False)][0]:,.0f} (target 800,000); "
-          f"with delays {delayed[0]:,.0f} (target 300,000), {delayed[0] / nodelay[0]:.2f} of the delay-free rate "
-          f"(target 0.5); float64 {best[('float64', False, False)][0]:,.0f}")
-    print(f"coupling without delays: {flops_nodelay:.1f} GFLOP/s = {flops_nodelay / gemm:.2f} of GEMM; "
-          f"history read with delays: {history_gbs:.1f} GB/s = {history_gbs / bandwidth:.2f} of the read bandwidth "
-          f"(block of {plan.block} steps, {plan.n_long} long + {plan.n_short} short edges)")
+    print(
+        f"\nbest float32: {nodelay[0]:,.0f} sim-steps/s (target 1,000,000); "
+        f"with BOLD {best[('float32', True, False)][0]:,.0f} (target 800,000); "
+        f"with delays {delayed[0]:,.0f} (target 300,000), {delayed[0] / nodelay[0]:.2f} of the delay-free rate "
+        f"(target 0.5); float64 {best[('float64', False, False)][0]:,.0f}"
+    )
+    print(
+        f"coupling without delays: {flops_nodelay:.1f} GFLOP/s = {flops_nodelay / gemm:.2f} of GEMM; "
+        f"history read with delays: {history_gbs:.1f} GB/s = {history_gbs / bandwidth:.2f} of the read bandwidth "
+        f"(block of {plan.block} steps, {plan.n_long} long + {plan.n_short} short edges)"
+    )
     print(f"2 threads vs 1 at batch 1024: {one / two:.2f}x (target 1.8x)")
     return 0
 

@@ -58,8 +58,14 @@ def c2st(samples: np.ndarray, reference: np.ndarray) -> float:
     import torch
     from sbi.utils.metrics import c2st as sbi_c2st
 
-    return float(sbi_c2st(torch.as_tensor(samples, dtype=torch.float32), torch.as_tensor(reference, dtype=torch.float32),
-                          seed=1, classifier="mlp"))
+    return float(
+        sbi_c2st(
+            torch.as_tensor(samples, dtype=torch.float32),
+            torch.as_tensor(reference, dtype=torch.float32),
+            seed=1,
+            classifier="mlp",
+        )
+    )
 
 
 def run(method: str, n_sims: int, folder: Path, x_o: np.ndarray, reference: np.ndarray) -> dict:
@@ -73,17 +79,35 @@ def run(method: str, n_sims: int, folder: Path, x_o: np.ndarray, reference: np.n
         posterior = train_posterior(store, seed=0, progress=False, threads=1)
         rounds = None
     else:
-        result = run_sequential(budget(1), store, x_o, rounds=ROUNDS, per_round=n_sims // ROUNDS,
-                                train={"seed": 0}, scheduler="sync", progress=False, threads=1)
+        result = run_sequential(
+            budget(1),
+            store,
+            x_o,
+            rounds=ROUNDS,
+            per_round=n_sims // ROUNDS,
+            train={"seed": 0},
+            scheduler="sync",
+            progress=False,
+            threads=1,
+        )
         posterior = result.posterior
         rounds = [{k: r.get(k) for k in ("round", "prior_mass", "threshold", "train_s")} for r in result.rounds]
     wall = time.perf_counter() - t0
     samples = sample_posterior(posterior, x_o, N_SAMPLES, seed=2).values
     score = c2st(samples, reference)
-    row = record(f"sequential.c2st.{method}.{n_sims}", score, "c2st", wall_s=wall, rounds=rounds,
-                 posterior_mean=samples.mean(axis=0).tolist(), reference_mean=reference.mean(axis=0).tolist(),
-                 posterior_std=samples.std(axis=0).tolist(), reference_std=reference.std(axis=0).tolist(),
-                 problem="linear Gaussian, 3 params, U(-3,3), 5 features, noise 0.1", bench="bench_sequential")
+    row = record(
+        f"sequential.c2st.{method}.{n_sims}",
+        score,
+        "c2st",
+        wall_s=wall,
+        rounds=rounds,
+        posterior_mean=samples.mean(axis=0).tolist(),
+        reference_mean=reference.mean(axis=0).tolist(),
+        posterior_std=samples.std(axis=0).tolist(),
+        reference_std=reference.std(axis=0).tolist(),
+        problem="linear Gaussian, 3 params, U(-3,3), 5 features, noise 0.1",
+        bench="bench_sequential",
+    )
     print(f"{method:>6} n={n_sims:>6}: C2ST {score:.3f}  ({wall:.0f} s)", flush=True)
     return row
 
@@ -97,8 +121,13 @@ def mpr_stats(posterior, x_o, theta_o: np.ndarray, prior_var: np.ndarray) -> dic
     samples = sample_posterior(posterior, x_o, 2000, seed=3).values
     mean, var = samples.mean(axis=0), samples.var(axis=0)
     shrinkage = 1.0 - var / prior_var
-    return {"shrinkage": shrinkage.tolist(), "z": (np.abs(mean - theta_o) / np.sqrt(var)).tolist(),
-            "mean": mean.tolist(), "std": np.sqrt(var).tolist(), "mean_shrinkage": float(shrinkage.mean())}
+    return {
+        "shrinkage": shrinkage.tolist(),
+        "z": (np.abs(mean - theta_o) / np.sqrt(var)).tolist(),
+        "mean": mean.tolist(),
+        "std": np.sqrt(var).tolist(),
+        "mean_shrinkage": float(shrinkage.mean()),
+    }
 
 
 def mpr(args, folder: Path) -> None:
@@ -108,30 +137,60 @@ def mpr(args, folder: Path) -> None:
 
     cfg = DemoConfig()
     budget = _budget(cfg)
-    train = {"estimator": cfg.train.estimator, "features": _train_features(cfg), "batch_size": cfg.train.batch_size,
-             "learning_rate": cfg.train.learning_rate, "max_epochs": cfg.train.max_epochs,
-             "stop_after_epochs": cfg.train.stop_after_epochs, "seed": 0}
+    train = {
+        "estimator": cfg.train.estimator,
+        "features": _train_features(cfg),
+        "batch_size": cfg.train.batch_size,
+        "learning_rate": cfg.train.learning_rate,
+        "max_epochs": cfg.train.max_epochs,
+        "stop_after_epochs": cfg.train.stop_after_epochs,
+        "seed": 0,
+    }
     theta_o = np.array([THETA_MPR["G"], *THETA_MPR["eta"]], dtype=np.float32)
     # the observation: the simulation at theta_o with noise of an index no budget row uses
     x_o = budget.compute_rows(theta_o[None], 10**9)["features"][0].astype(np.float64)
     low, high = budget.prior.bounds()
     prior_var = (np.asarray(high) - np.asarray(low)) ** 2 / 12.0
     names = budget.param_names
-    common = {"theta_o": theta_o.tolist(), "params": names, "bench": "bench_sequential",
-              "setup": "demo MPR: 84 regions, G + eta of 3 regions, 3 s at dt 0.05 ms, demo features and NSF"}
+    common = {
+        "theta_o": theta_o.tolist(),
+        "params": names,
+        "bench": "bench_sequential",
+        "setup": "demo MPR: 84 regions, G + eta of 3 regions, 3 s at dt 0.05 ms, demo features and NSF",
+    }
 
     store = folder / "mpr_sequential.zarr"
     t0 = time.perf_counter()
-    result = run_sequential(budget, store, x_o, rounds=args.mpr_rounds, per_round=args.mpr_per_round, train=train,
-                            n_workers=2, progress=False, threads=1)
+    result = run_sequential(
+        budget,
+        store,
+        x_o,
+        rounds=args.mpr_rounds,
+        per_round=args.mpr_per_round,
+        train=train,
+        n_workers=2,
+        progress=False,
+        threads=1,
+    )
     wall = time.perf_counter() - t0
     for r in range(1, args.mpr_rounds + 1):
         posterior = result.posterior if r == args.mpr_rounds else round_posterior(store, r)
         stats = mpr_stats(posterior, x_o, theta_o, prior_var)
-        record(f"sequential.mpr.tsnpe.round{r}", stats["mean_shrinkage"], "mean shrinkage", n_sims=r * args.mpr_per_round,
-               wall_s_all_rounds=wall, prior_mass=[x.get("prior_mass") for x in result.rounds], **stats, **common)
-        print(f"TSNPE after round {r} ({r * args.mpr_per_round} sims): shrinkage "
-              f"{np.round(stats['shrinkage'], 3).tolist()}, z {np.round(stats['z'], 2).tolist()}", flush=True)
+        record(
+            f"sequential.mpr.tsnpe.round{r}",
+            stats["mean_shrinkage"],
+            "mean shrinkage",
+            n_sims=r * args.mpr_per_round,
+            wall_s_all_rounds=wall,
+            prior_mass=[x.get("prior_mass") for x in result.rounds],
+            **stats,
+            **common,
+        )
+        print(
+            f"TSNPE after round {r} ({r * args.mpr_per_round} sims): shrinkage "
+            f"{np.round(stats['shrinkage'], 3).tolist()}, z {np.round(stats['z'], 2).tolist()}",
+            flush=True,
+        )
 
     reference = folder / "mpr_reference.zarr"
     t0 = time.perf_counter()
@@ -139,10 +198,20 @@ def mpr(args, folder: Path) -> None:
     posterior = train_posterior(reference, progress=False, threads=1, **train)
     wall = time.perf_counter() - t0
     stats = mpr_stats(posterior, x_o, theta_o, prior_var)
-    record(f"sequential.mpr.npe.{args.mpr_reference}", stats["mean_shrinkage"], "mean shrinkage",
-           n_sims=args.mpr_reference, wall_s=wall, **stats, **common)
-    print(f"NPE ({args.mpr_reference} sims): shrinkage {np.round(stats['shrinkage'], 3).tolist()}, "
-          f"z {np.round(stats['z'], 2).tolist()}", flush=True)
+    record(
+        f"sequential.mpr.npe.{args.mpr_reference}",
+        stats["mean_shrinkage"],
+        "mean shrinkage",
+        n_sims=args.mpr_reference,
+        wall_s=wall,
+        **stats,
+        **common,
+    )
+    print(
+        f"NPE ({args.mpr_reference} sims): shrinkage {np.round(stats['shrinkage'], 3).tolist()}, "
+        f"z {np.round(stats['z'], 2).tolist()}",
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -52,12 +52,27 @@ def ours(store: Path, epochs: int, seed: int, threads: int | None = None) -> dic
     from vbi_dask.train import train_posterior
 
     t0 = time.perf_counter()
-    post = train_posterior(store, estimator=ESTIMATOR, batch_size=200, learning_rate=5e-4, max_epochs=epochs,
-                           stop_after_epochs=10**6, seed=seed, progress=False, threads=threads)
+    post = train_posterior(
+        store,
+        estimator=ESTIMATOR,
+        batch_size=200,
+        learning_rate=5e-4,
+        max_epochs=epochs,
+        stop_after_epochs=10**6,
+        seed=seed,
+        progress=False,
+        threads=threads,
+    )
     wall = time.perf_counter() - t0
     t = post.info.training
-    return {"wall_s": wall, "samples": t["samples_seen"], "samples_per_s": t["samples_seen"] / wall,
-            "fit_samples_per_s": t["samples_per_s"], "epochs": t["epochs"], "threads": t["threads"]}
+    return {
+        "wall_s": wall,
+        "samples": t["samples_seen"],
+        "samples_per_s": t["samples_seen"] / wall,
+        "fit_samples_per_s": t["samples_per_s"],
+        "epochs": t["epochs"],
+        "threads": t["threads"],
+    }
 
 
 def theirs(theta: np.ndarray, x: np.ndarray, prior, epochs: int, seed: int) -> dict:
@@ -67,11 +82,16 @@ def theirs(theta: np.ndarray, x: np.ndarray, prior, epochs: int, seed: int) -> d
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    npe = NPE(prior, density_estimator=posterior_nn("nsf", hidden_features=ESTIMATOR["hidden_features"],
-                                                    num_transforms=ESTIMATOR["num_transforms"]),
-              show_progress_bars=False)
+    npe = NPE(
+        prior,
+        density_estimator=posterior_nn(
+            "nsf", hidden_features=ESTIMATOR["hidden_features"], num_transforms=ESTIMATOR["num_transforms"]
+        ),
+        show_progress_bars=False,
+    )
     npe.append_simulations(torch.as_tensor(theta), torch.as_tensor(x)).train(
-        training_batch_size=200, learning_rate=5e-4, max_num_epochs=epochs - 1, stop_after_epochs=10**6)
+        training_batch_size=200, learning_rate=5e-4, max_num_epochs=epochs - 1, stop_after_epochs=10**6
+    )
     wall = time.perf_counter() - t0
     n_epochs = len(npe._summary["training_loss"])
     n_train = int(len(theta) * 0.9)
@@ -107,6 +127,44 @@ def peak_rss_ratio(folder: Path) -> tuple[float, dict, dict]:
     return results[1]["rss_kb"] / results[0]["rss_kb"], results[0], results[1]
 
 
+RAW_RSS_CHILD = r"""
+import json, sys
+from vbi_dask.train import train_posterior
+post = train_posterior(sys.argv[1], estimator={"model": "maf", "hidden_features": 16, "num_transforms": 2,
+                                               "cnn": [8, 16], "embedding": [16]},
+                       batch_size=256, max_epochs=1, seed=0, buffer_chunks=4, prefetch_chunks=1, threads=1,
+                       progress=False, logger=False)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"rss_kb": peak, "rows": post.info.training["samples_seen"]}))
+"""
+RAW_TIME, RAW_CHANNELS, RAW_CHUNK, RAW_BUFFER_CHUNKS = 256, 64, 250, 4  # 64 KB per row
+
+
+def raw_peak_rss_ratio(folder: Path) -> tuple[float, dict, dict, float]:
+    """A raw-signal CNN posterior trained from a store of 1x and 10x the stream's memory
+    budget (buffer_chunks x chunk_size rows: 4 x 250 x 64 KB = 64 MB): peak RSS ratio."""
+    from vbi_dask.train._synthetic import linear_gaussian_prior, write_store
+
+    budget_rows = RAW_BUFFER_CHUNKS * RAW_CHUNK
+    names = [f"eeg.raw[{t},{c}]" for t in range(RAW_TIME) for c in range(RAW_CHANNELS)]
+    wave = np.sin(np.linspace(0, 40 * np.pi, RAW_TIME, dtype=np.float32))[None, :, None]
+    results = []
+    for n in (budget_rows, 10 * budget_rows):
+        rng = np.random.default_rng(n)
+        theta = rng.standard_normal((n, 2)).astype(np.float32)
+        path = folder / f"raw_rss_{n}.zarr"
+        x = np.exp(theta[:, :1, None] / 2) * wave + rng.standard_normal((n, RAW_TIME, RAW_CHANNELS), dtype=np.float32)
+        write_store(path, theta, x.reshape(n, -1), linear_gaussian_prior(2), chunk_size=RAW_CHUNK, feature_names=names)
+        del theta, x
+        out = subprocess.run(
+            [sys.executable, "-c", RAW_RSS_CHILD, str(path)], capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        shutil.rmtree(path)
+    budget_mb = budget_rows * RAW_TIME * RAW_CHANNELS * 4 / 2**20
+    return results[1]["rss_kb"] / results[0]["rss_kb"], results[0], results[1], budget_mb
+
+
 LOADED_ROWS, LOADED_EPOCHS = 6_000, 2
 
 
@@ -138,27 +196,44 @@ def loaded_vs_quiet(folder: Path, prior, repeats: int) -> dict:
         quiet.append(ours(store, LOADED_EPOCHS, 0))
         with busy_cpu():
             loaded.append(ours(store, LOADED_EPOCHS, 0))
-        print(f"repeat {k}: quiet {quiet[-1]['fit_samples_per_s']:.0f} samples/s, one CPU busy "
-              f"{loaded[-1]['fit_samples_per_s']:.0f} samples/s ({quiet[-1]['threads']} torch threads)", flush=True)
+        print(
+            f"repeat {k}: quiet {quiet[-1]['fit_samples_per_s']:.0f} samples/s, one CPU busy "
+            f"{loaded[-1]['fit_samples_per_s']:.0f} samples/s ({quiet[-1]['threads']} torch threads)",
+            flush=True,
+        )
     with busy_cpu():  # once: the threads torch would take by itself, for comparison
         all_cpus = ours(store, LOADED_EPOCHS, 0, threads=cpu_share())
-    print(f"one CPU busy, {all_cpus['threads']} torch threads: {all_cpus['fit_samples_per_s']:.0f} samples/s",
-          flush=True)
+    print(
+        f"one CPU busy, {all_cpus['threads']} torch threads: {all_cpus['fit_samples_per_s']:.0f} samples/s", flush=True
+    )
     quiet_rate = float(np.median([r["fit_samples_per_s"] for r in quiet]))
     loaded_rate = float(np.median([r["fit_samples_per_s"] for r in loaded]))
-    return {"ratio": loaded_rate / quiet_rate, "quiet_samples_per_s": quiet_rate,
-            "loaded_samples_per_s": loaded_rate, "threads": quiet[0]["threads"], "cpu_share": cpu_share(),
-            "all_cpus_threads": all_cpus["threads"], "all_cpus_loaded_samples_per_s": all_cpus["fit_samples_per_s"],
-            "all_cpus_ratio": all_cpus["fit_samples_per_s"] / quiet_rate, "n_sims": LOADED_ROWS,
-            "epochs": LOADED_EPOCHS, "estimator": ESTIMATOR, "repeats": repeats}
+    return {
+        "ratio": loaded_rate / quiet_rate,
+        "quiet_samples_per_s": quiet_rate,
+        "loaded_samples_per_s": loaded_rate,
+        "threads": quiet[0]["threads"],
+        "cpu_share": cpu_share(),
+        "all_cpus_threads": all_cpus["threads"],
+        "all_cpus_loaded_samples_per_s": all_cpus["fit_samples_per_s"],
+        "all_cpus_ratio": all_cpus["fit_samples_per_s"] / quiet_rate,
+        "n_sims": LOADED_ROWS,
+        "epochs": LOADED_EPOCHS,
+        "estimator": ESTIMATOR,
+        "repeats": repeats,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--only", choices=("loaded",), default=None,
-                        help="only the train.loaded_vs_quiet row")
+    parser.add_argument(
+        "--only",
+        choices=("loaded", "raw"),
+        default=None,
+        help="only the train.loaded_vs_quiet row, or only the train.raw.peak_rss_ratio_10x row",
+    )
     args = parser.parse_args()
 
     from vbi_dask.train._synthetic import write_store
@@ -169,8 +244,27 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
         theta, x = make_problem()
-        prior = Prior({"eta": {"dist": "Normal", "loc": 0.0, "scale": 1.0, "nodes": list(range(N_PARAMS))}},
-                      model="mpr", n_nodes=N_PARAMS)
+        prior = Prior(
+            {"eta": {"dist": "Normal", "loc": 0.0, "scale": 1.0, "nodes": list(range(N_PARAMS))}},
+            model="mpr",
+            n_nodes=N_PARAMS,
+        )
+        if args.only == "raw":
+            ratio, small, large, budget_mb = raw_peak_rss_ratio(folder)
+            print(
+                record(
+                    "train.raw.peak_rss_ratio_10x",
+                    ratio,
+                    "ratio",
+                    memory_budget_mb=budget_mb,
+                    large_store_mb=10 * budget_mb,
+                    small_rss_kb=small["rss_kb"],
+                    large_rss_kb=large["rss_kb"],
+                    small_rows=small["rows"],
+                    large_rows=large["rows"],
+                )
+            )
+            return 0
         if args.only == "loaded":
             row = loaded_vs_quiet(folder, prior, args.repeats)
             print(record("train.loaded_vs_quiet", row.pop("ratio"), "ratio", **row))
@@ -183,19 +277,59 @@ def main() -> int:
         for k in range(args.repeats):
             a.append(ours(store, args.epochs, k))
             b.append(theirs(theta, x, prior.to_torch(), args.epochs, k))
-            print(f"repeat {k}: ours {a[-1]['samples_per_s']:.0f} samples/s ({a[-1]['epochs']} epochs), "
-                  f"sbi {b[-1]['samples_per_s']:.0f} samples/s ({b[-1]['epochs']} epochs)", flush=True)
+            print(
+                f"repeat {k}: ours {a[-1]['samples_per_s']:.0f} samples/s ({a[-1]['epochs']} epochs), "
+                f"sbi {b[-1]['samples_per_s']:.0f} samples/s ({b[-1]['epochs']} epochs)",
+                flush=True,
+            )
         ours_rate = float(np.median([r["samples_per_s"] for r in a]))
         sbi_rate = float(np.median([r["samples_per_s"] for r in b]))
-        extra = {"n_sims": N_SIMS, "n_features": N_FEATURES, "estimator": ESTIMATOR, "epochs": args.epochs,
-                 "threads": a[0]["threads"], "sbi_threads": torch.get_num_threads()}
-        print(record("train.samples_per_s", ours_rate, "samples/s",
-                     fit_only=float(np.median([r["fit_samples_per_s"] for r in a])), **extra))
+        extra = {
+            "n_sims": N_SIMS,
+            "n_features": N_FEATURES,
+            "estimator": ESTIMATOR,
+            "epochs": args.epochs,
+            "threads": a[0]["threads"],
+            "sbi_threads": torch.get_num_threads(),
+        }
+        print(
+            record(
+                "train.samples_per_s",
+                ours_rate,
+                "samples/s",
+                fit_only=float(np.median([r["fit_samples_per_s"] for r in a])),
+                **extra,
+            )
+        )
         print(record("train.sbi_samples_per_s", sbi_rate, "samples/s", **extra))
         print(record("train.vs_sbi_ratio", ours_rate / sbi_rate, "ratio", **extra))
         ratio, small, large = peak_rss_ratio(folder)
-        print(record("train.peak_rss_ratio_10x", ratio, "ratio", small_rss_kb=small["rss_kb"],
-                     large_rss_kb=large["rss_kb"], small_rows=small["rows"], large_rows=large["rows"]))
+        print(
+            record(
+                "train.peak_rss_ratio_10x",
+                ratio,
+                "ratio",
+                small_rss_kb=small["rss_kb"],
+                large_rss_kb=large["rss_kb"],
+                small_rows=small["rows"],
+                large_rows=large["rows"],
+            )
+        )
+        ratio, small, large, budget_mb = raw_peak_rss_ratio(folder)
+        print(
+            record(
+                "train.raw.peak_rss_ratio_10x",
+                ratio,
+                "ratio",
+                memory_budget_mb=budget_mb,
+                small_store_mb=budget_mb,
+                large_store_mb=10 * budget_mb,
+                small_rss_kb=small["rss_kb"],
+                large_rss_kb=large["rss_kb"],
+                small_rows=small["rows"],
+                large_rows=large["rows"],
+            )
+        )
         row = loaded_vs_quiet(folder, prior, args.repeats)
         print(record("train.loaded_vs_quiet", row.pop("ratio"), "ratio", **row))
     finally:

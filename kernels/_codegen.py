@@ -48,8 +48,13 @@ class Layout:
 
 
 def cpu_layout(lanes: int) -> Layout:
-    return Layout(lane_loop=True, column="lo + l", lanes=tuple(str(l) for l in range(lanes)), width="L",
-                  helper="@numba.njit(error_model='numpy', nogil=True, cache=CACHE)")
+    return Layout(
+        lane_loop=True,
+        column="lo + l",
+        lanes=tuple(str(l) for l in range(lanes)),
+        width="L",
+        helper="@numba.njit(error_model='numpy', nogil=True, cache=CACHE)",
+    )
 
 
 CUDA_LAYOUT = Layout(lane_loop=False, column="l", lanes=("l",), width="B", helper="@_device", thread=("l",))
@@ -114,6 +119,7 @@ def clamp(cfg, s: int, expr: str) -> str:
 
 def emit_step(g: Gen, cfg, layout: Layout):
     """One integration step of index ``n`` (coupling inputs, drift, noise, update)."""
+
     def coupling(X: str, step: str):
         emit_coupling(g, cfg, layout, X, step)
 
@@ -209,8 +215,24 @@ def emit_history_write(g: Gen, cfg, layout: Layout, X: str, keep_efferent: bool)
         g.dedent()
 
 
-COUPLING_ARGS = ("X", "E", "D", "cpl", "EF", "Pb", "indptr", "split", "indices", "weights", "back", "rowsum",
-                 "head", "drow", "UH", "UTBLK")
+COUPLING_ARGS = (
+    "X",
+    "E",
+    "D",
+    "cpl",
+    "EF",
+    "Pb",
+    "indptr",
+    "split",
+    "indices",
+    "weights",
+    "back",
+    "rowsum",
+    "head",
+    "drow",
+    "UH",
+    "UTBLK",
+)
 
 
 def emit_coupling(g: Gen, cfg, layout: Layout, X: str, step: str):
@@ -275,7 +297,9 @@ def emit_coupling_helper(g: Gen, cfg, layout: Layout):
                         total = f"D[drow, {ch}, i, {lane}] + ({total})"
                     g(f"s{ch} = {total}")
                     sums.append(f"s{ch}")
-                g(f"cpl[{k}, i, {lane}] = post(Pb[{cfg.n_params}, i, {lane}], rowsum[i], EF[{k}, i, {lane}], {csv(sums)})")
+                g(
+                    f"cpl[{k}, i, {lane}] = post(Pb[{cfg.n_params}, i, {lane}], rowsum[i], EF[{k}, i, {lane}], {csv(sums)})"
+                )
     g.dedent()
     g()
     g()
@@ -294,8 +318,22 @@ def _emit_edge(g: Gen, cfg, idx: str):
         g("s = np.uint64(0)")
 
 
-LONG_PASS_ARGS = ("Ef", "D", "indptr", "split", "indices", "weights", "back", "h0", "UH", "UHP", "UW", "CHS",
-                  "TBLK", "N")
+LONG_PASS_ARGS = (
+    "Ef",
+    "D",
+    "indptr",
+    "split",
+    "indices",
+    "weights",
+    "back",
+    "h0",
+    "UH",
+    "UHP",
+    "UW",
+    "CHS",
+    "TBLK",
+    "N",
+)
 
 
 def emit_long_pass_helper(g: Gen, cfg, layout: Layout):
@@ -367,8 +405,10 @@ def emit_noise(g: Gen, cfg, layout: Layout):
         groups.setdefault(s // 4, []).append(s)
     for word, members in groups.items():
         slots = [s % 4 for s in members]
-        counter = (f"np.uint64(n), np.uint64(i), sim0 + np.uint64({layout.column}), "
-                   f"np.uint64({(_rng.STREAM_NOISE << 16) | word})")
+        counter = (
+            f"np.uint64(n), np.uint64(i), sim0 + np.uint64({layout.column}), "
+            f"np.uint64({(_rng.STREAM_NOISE << 16) | word})"
+        )
         if max(slots) < 2:
             g(f"xi0, xi1 = normal_pair(seed_lo, seed_hi, {counter})")
         else:
@@ -385,8 +425,13 @@ def emit_drift_update(g: Gen, cfg, layout: Layout, X: str, first: bool, final: s
             emit_noise(g, cfg, layout)
         g(f"{tuple_lhs(d)} = drift({call_args(cfg, 'drift', X)})")
         if cfg.stimulus >= 0:  # input to one state: amplitude x weight (a parameter row) x pattern(t)
-            at = {"euler": "stim[n]", "predict": "stim[n]", "rk1": "stim[n]", "correct": "stim[n + 1]",
-                  "rk4": "stim[n + 1]"}.get(final, "HALF * (stim[n] + stim[n + 1])")
+            at = {
+                "euler": "stim[n]",
+                "predict": "stim[n]",
+                "rk1": "stim[n]",
+                "correct": "stim[n + 1]",
+                "rk4": "stim[n + 1]",
+            }.get(final, "HALF * (stim[n] + stim[n + 1])")
             s = cfg.stimulus
             g(f"d{s} = d{s} + Pb[{cfg.n_params + 1}, i, l] * {at}")
         for s in range(S):
@@ -532,8 +577,9 @@ def load_shell(source: str, prefix: str, modules, cacheable: bool, label: str) -
     return vars(module)
 
 
-def build_shell(cfg, template: str, body: str, prefix: str, module: str, label: str,
-                disk_cache: bool = True, **fields) -> tuple[str, dict]:
+def build_shell(
+    cfg, template: str, body: str, prefix: str, module: str, label: str, disk_cache: bool = True, **fields
+) -> tuple[str, dict]:
     """Header (from ``template``) + ``body``, loaded through :func:`load_shell`.
 
     The header names the model's equations and the coupling's functions by module and
@@ -546,11 +592,20 @@ def build_shell(cfg, template: str, body: str, prefix: str, module: str, label: 
     fns = (cfg.equations, cfg.pre, cfg.post)
     cacheable = all(importable(fn) for fn in fns)
     header = template.format(
-        eq_module=cfg.equations.__module__, eq_name=cfg.equations.__qualname__,
-        pre_module=cfg.pre.__module__, pre_name=cfg.pre.__qualname__,
-        post_module=cfg.post.__module__, post_name=cfg.post.__qualname__,
-        dtype=np.dtype(cfg.dtype).name, S=cfg.n_states, K=cfg.n_coupled, O=cfg.n_obs,
-        NCH=cfg.n_coupled * cfg.n_pre, DELAYS=cfg.delays, CACHE=cacheable and disk_cache, **fields,
+        eq_module=cfg.equations.__module__,
+        eq_name=cfg.equations.__qualname__,
+        pre_module=cfg.pre.__module__,
+        pre_name=cfg.pre.__qualname__,
+        post_module=cfg.post.__module__,
+        post_name=cfg.post.__qualname__,
+        dtype=np.dtype(cfg.dtype).name,
+        S=cfg.n_states,
+        K=cfg.n_coupled,
+        O=cfg.n_obs,
+        NCH=cfg.n_coupled * cfg.n_pre,
+        DELAYS=cfg.delays,
+        CACHE=cacheable and disk_cache,
+        **fields,
     )
     source = header + body
     modules = {fn.__module__ for fn in fns} | {_rng.__name__, _bold.__name__, __name__, module}

@@ -42,7 +42,19 @@ def balloon_constants(dtype, scale: float = 1.0, **overrides) -> np.ndarray:
         raise ValueError(f"unknown Balloon constant(s) {sorted(unknown)}; valid: {sorted(BALLOON_DEFAULTS)}")
     c = {**BALLOON_DEFAULTS, **overrides}
     e0 = c["E0"]
-    values = [c["kappa"], c["gamma"], 1 / c["tau"], 1 / c["alpha"], e0, math.log(1 - e0), c["V0"], 7 * e0, 2.0, 2 * e0 - 0.2, scale]
+    values = [
+        c["kappa"],
+        c["gamma"],
+        1 / c["tau"],
+        1 / c["alpha"],
+        e0,
+        math.log(1 - e0),
+        c["V0"],
+        7 * e0,
+        2.0,
+        2 * e0 - 0.2,
+        scale,
+    ]
     return np.asarray(values, dtype=dtype)
 
 

@@ -29,8 +29,17 @@ from . import _codegen
 from ._codegen import MONITOR_NONE, MONITOR_RAW, MONITOR_TAVG, Gen as _Gen
 from .config import INPUT_NAMES, INTEGRATORS, LANES, KernelConfig, KernelInputs, lanes_for
 
-__all__ = ["KernelConfig", "KernelInputs", "lanes_for", "batch_columns", "build_kernel", "MONITOR_NONE", "MONITOR_RAW",
-           "MONITOR_TAVG"]
+__all__ = [
+    "KernelConfig",
+    "KernelInputs",
+    "lanes_for",
+    "batch_columns",
+    "build_kernel",
+    "MONITOR_NONE",
+    "MONITOR_RAW",
+    "MONITOR_TAVG",
+]
+
 
 def _shell_source(cfg: KernelConfig, lanes: int) -> str:
     layout = _codegen.cpu_layout(lanes)
@@ -159,8 +168,13 @@ class Kernel:
         if dispatcher is None:
             cfg = self.cfg
             _, namespace = _codegen.build_shell(
-                cfg, _HEADER, _shell_source(cfg, lanes), "shell", __name__,
-                f"<vbi_dask shell {cfg.integrator} L={lanes}>", L=lanes,
+                cfg,
+                _HEADER,
+                _shell_source(cfg, lanes),
+                "shell",
+                __name__,
+                f"<vbi_dask shell {cfg.integrator} L={lanes}>",
+                L=lanes,
             )
             dispatcher = self._shells.setdefault(lanes, namespace["integrate"])
         if not dispatcher.signatures:

@@ -163,7 +163,12 @@ def build_kernel(cfg: KernelConfig) -> "CudaKernel":
     if cfg.integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {cfg.integrator!r}; valid: {list(INTEGRATORS)}")
     source, namespace = _codegen.build_shell(
-        cfg, _HEADER, _shell_source(cfg), "cuda_shell", __name__, f"<vbi_dask cuda shell {cfg.integrator}>",
+        cfg,
+        _HEADER,
+        _shell_source(cfg),
+        "cuda_shell",
+        __name__,
+        f"<vbi_dask cuda shell {cfg.integrator}>",
         disk_cache=not _simulator(),
     )
     return CudaKernel(namespace["integrate"], source, cfg)
@@ -226,8 +231,14 @@ class CudaKernel:
         self.source = source
         self.cfg = cfg
 
-    def __call__(self, inputs: KernelInputs, *, threads_per_block: int | None = None,
-                 steps_per_launch: int | None = None, max_sims: int | None = None) -> None:
+    def __call__(
+        self,
+        inputs: KernelInputs,
+        *,
+        threads_per_block: int | None = None,
+        steps_per_launch: int | None = None,
+        max_sims: int | None = None,
+    ) -> None:
         """Run the batch; ``out_mon`` / ``out_bold`` (host arrays) receive the outputs.
 
         ``threads_per_block`` (default :data:`THREADS_PER_BLOCK`), ``steps_per_launch``
@@ -247,30 +258,63 @@ class CudaKernel:
             per_sim = bytes_per_sim(cfg, n_nodes, P.shape[0], H, T, n_t, n_q)
             max_sims = int(MEMORY_FRACTION * _free_device_memory()) // per_sim
             if max_sims < 1:
-                raise MemoryError(f"one simulation needs {per_sim / 2**30:.2f} GiB of device memory "
-                                  f"(delay history of {H} steps, {n_t} + {n_q} output samples)")
+                raise MemoryError(
+                    f"one simulation needs {per_sim / 2**30:.2f} GiB of device memory "
+                    f"(delay history of {H} steps, {n_t} + {n_q} output samples)"
+                )
             if max_sims >= threads_per_block:
                 max_sims -= max_sims % threads_per_block
-        shared = ("indptr", "split", "indices", "weights", "back", "rowsum", "sigma", "bc", "stim")  # every simulation's
+        shared = (
+            "indptr",
+            "split",
+            "indices",
+            "weights",
+            "back",
+            "rowsum",
+            "sigma",
+            "bc",
+            "stim",
+        )  # every simulation's
         device = {name: cuda.to_device(np.ascontiguousarray(getattr(inputs, name))) for name in shared}
         for c0 in range(0, n_sims, max_sims):
             c1 = min(n_sims, c0 + max_sims)
             b = c1 - c0
             d_x = cuda.to_device(np.ascontiguousarray(x0[:, :, c0:c1], dtype=dtype))
             d_P = cuda.to_device(np.ascontiguousarray(P[:, :, c0:c1], dtype=dtype))
-            buf = {name: cuda.device_array(shape if used else (1,) * len(shape), dtype=dtype)
-                   for name, (shape, used) in _buffer_shapes(cfg, n_nodes, b, H, T, n_t, n_q).items()}
+            buf = {
+                name: cuda.device_array(shape if used else (1,) * len(shape), dtype=dtype)
+                for name, (shape, used) in _buffer_shapes(cfg, n_nodes, b, H, T, n_t, n_q).items()
+            }
             flat = buf["E"].reshape(buf["E"].size)  # the same memory, indexed flat by the block pass
             blocks = -(-b // threads_per_block)
             launch = self.dispatcher[blocks, threads_per_block]
             for step0 in range(0, nsteps, steps_per_launch):
                 step1 = min(nsteps, step0 + steps_per_launch)
-                chunk = {**{name: getattr(inputs, name) for name in INPUT_NAMES}, **device, "x0": d_x, "P": d_P,
-                         "sim0": np.uint64(inputs.sim0) + np.uint64(c0), "out_mon": buf["out_mon"],
-                         "out_bold": buf["out_bold"]}
-                launch(*(chunk[name] for name in INPUT_NAMES),
-                       buf["xt"], buf["F"], buf["Z"], buf["cpl"], buf["EF"], buf["E"], flat, buf["D"], buf["mon"],
-                       buf["bst"], buf["bacc"], step0, step1)
+                chunk = {
+                    **{name: getattr(inputs, name) for name in INPUT_NAMES},
+                    **device,
+                    "x0": d_x,
+                    "P": d_P,
+                    "sim0": np.uint64(inputs.sim0) + np.uint64(c0),
+                    "out_mon": buf["out_mon"],
+                    "out_bold": buf["out_bold"],
+                }
+                launch(
+                    *(chunk[name] for name in INPUT_NAMES),
+                    buf["xt"],
+                    buf["F"],
+                    buf["Z"],
+                    buf["cpl"],
+                    buf["EF"],
+                    buf["E"],
+                    flat,
+                    buf["D"],
+                    buf["mon"],
+                    buf["bst"],
+                    buf["bacc"],
+                    step0,
+                    step1,
+                )
             if cfg.monitor != MONITOR_NONE:
                 out_mon[..., c0:c1] = buf["out_mon"].copy_to_host()
             if cfg.bold:

@@ -10,8 +10,15 @@ from typing import Callable
 __all__ = ["signal_when"]
 
 
-def signal_when(process: subprocess.Popen, ready: Callable[[], bool], sig: int, *, group: bool = False,
-                timeout_s: float = 120.0, poll_s: float = 0.02) -> tuple:
+def signal_when(
+    process: subprocess.Popen,
+    ready: Callable[[], bool],
+    sig: int,
+    *,
+    group: bool = False,
+    timeout_s: float = 120.0,
+    poll_s: float = 0.02,
+) -> tuple:
     """Send ``sig`` to ``process`` (its process group with ``group``) once ``ready()`` is
     true, then wait for it; returns ``communicate()``'s (stdout, stderr). The process is
     killed if it outlives the waits."""
@@ -29,4 +36,3 @@ def signal_when(process: subprocess.Popen, ready: Callable[[], bool], sig: int, 
     finally:
         if process.poll() is None:
             process.kill()
-

@@ -40,8 +40,9 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     P = param_array(model, params, N, n_sims, n_sims, np.float64)  # (param, node, sim)
     stimulus = sim.stimulus
     if stimulus is not None:  # input(t) (state, node, sim) = amplitude x weight x pattern(t)
-        amp = np.broadcast_to(np.asarray(stimulus.amplitude if amplitude is None else amplitude, dtype=np.float64),
-                              (n_sims,))
+        amp = np.broadcast_to(
+            np.asarray(stimulus.amplitude if amplitude is None else amplitude, dtype=np.float64), (n_sims,)
+        )
         s_stim = model.state_names.index(stimulus.state)
         space = stimulus.spatial(N)[:, None] * amp[None, :]
 
@@ -54,7 +55,7 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     n_model = len(model.params)
     W = np.asarray(c.weights, dtype=np.float64)
     rowsum = W.sum(axis=1)
-    D = (c.delay_steps(sim.speed_mm_per_ms, sim.dt_ms) if sim.speed_mm_per_ms else np.zeros((N, N), int))
+    D = c.delay_steps(sim.speed_mm_per_ms, sim.dt_ms) if sim.speed_mm_per_ms else np.zeros((N, N), int)
     dt = sim.dt_ms / model.ms_per_time_unit
     sigma = np.array([sim.noise[s] for s in model.state_names])
     x = sim.initial_conditions(n_sims, seed=seed, first_sim=first_sim)

@@ -15,27 +15,37 @@ from vbi_dask import cluster
 from vbi_dask.cli import main
 
 
-@pytest.mark.parametrize("section, kind, expected", [
-    (None, None, ("local", {})),
-    ("slurm", None, ("slurm", {})),
-    ("tcp://10.0.0.1:8786", None, ("tcp://10.0.0.1:8786", {})),
-    ({"kind": "slurm", "slurm": {"queue": "q"}, "local": {"n_workers": 3}}, None, ("slurm", {"queue": "q"})),
-    ({"kind": "slurm", "slurm": {"queue": "q"}, "local": {"n_workers": 3}}, "local", ("local", {"n_workers": 3})),
-    ({"address": "tcp://h:1"}, None, ("tcp://h:1", {})),
-    ({"kind": "local", "address": "tcp://h:1"}, "address", ("tcp://h:1", {})),
-    ({"kind": "local"}, "scheduler.example.org:8786", ("scheduler.example.org:8786", {})),
-])
+@pytest.mark.parametrize(
+    "section, kind, expected",
+    [
+        (None, None, ("local", {})),
+        ("slurm", None, ("slurm", {})),
+        ("tcp://10.0.0.1:8786", None, ("tcp://10.0.0.1:8786", {})),
+        ({"kind": "slurm", "slurm": {"queue": "q"}, "local": {"n_workers": 3}}, None, ("slurm", {"queue": "q"})),
+        ({"kind": "slurm", "slurm": {"queue": "q"}, "local": {"n_workers": 3}}, "local", ("local", {"n_workers": 3})),
+        ({"address": "tcp://h:1"}, None, ("tcp://h:1", {})),
+        ({"kind": "local", "address": "tcp://h:1"}, "address", ("tcp://h:1", {})),
+        ({"kind": "local"}, "scheduler.example.org:8786", ("scheduler.example.org:8786", {})),
+    ],
+)
 def test_cluster_section_picks_kind_and_its_options(section, kind, expected):
     assert cluster.cluster_from_config(section, kind) == expected
 
 
-@pytest.mark.parametrize("section, kind, message", [
-    ({"kind": "slurm", "queue": "debug"}, None, r"unknown cluster key\(s\) \['queue'\]; valid: kind, address, .*slurm"),
-    ({"kind": "pbs"}, None, "unknown cluster kind 'pbs'; valid: auto, local, cuda, slurm, kubernetes"),
-    ({"kind": "local"}, "address", "needs an 'address"),
-    ({"slurm": ["debug"]}, "slurm", "cluster.slurm must be a mapping"),
-    (["slurm"], None, "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "section, kind, message",
+    [
+        (
+            {"kind": "slurm", "queue": "debug"},
+            None,
+            r"unknown cluster key\(s\) \['queue'\]; valid: kind, address, .*slurm",
+        ),
+        ({"kind": "pbs"}, None, "unknown cluster kind 'pbs'; valid: auto, local, cuda, slurm, kubernetes"),
+        ({"kind": "local"}, "address", "needs an 'address"),
+        ({"slurm": ["debug"]}, "slurm", "cluster.slurm must be a mapping"),
+        (["slurm"], None, "must be a mapping"),
+    ],
+)
 def test_bad_cluster_sections_are_named(section, kind, message):
     with pytest.raises(ValueError, match=message):
         cluster.cluster_from_config(section, kind)
@@ -65,8 +75,12 @@ def test_cli_runs_a_budget_on_a_local_cluster_named_in_the_config(tmp_path, caps
     """`--cluster` and the config's cluster section reach a real LocalCluster."""
     from tests.budget.test_cli import write_config
 
-    config = write_config(tmp_path, n_sims=16, chunk_size=8,
-                          cluster={"kind": "slurm", "local": {"n_workers": 1, "dashboard_address": ":0"}})
+    config = write_config(
+        tmp_path,
+        n_sims=16,
+        chunk_size=8,
+        cluster={"kind": "slurm", "local": {"n_workers": 1, "dashboard_address": ":0"}},
+    )
     store = tmp_path / "local.zarr"
     assert main(["simulate", str(config), "--store", str(store), "--cluster", "local", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -87,8 +101,13 @@ def test_kubernetes_cluster_spec_is_a_valid_daskcluster(gpus):
     core/v1 Pod schema (tests/deploy/test_kubernetes.py's checks), with GPUs where asked."""
     from tests.deploy.test_kubernetes import problems
 
-    spec = cluster.kubernetes_cluster_spec(name="fit", image="ghcr.io/vbi-dask/vbi-dask-cuda:0.1.0", n_workers=3,
-                                           gpus=gpus, resources={"limits": {"memory": "4Gi", "cpu": 1}})
+    spec = cluster.kubernetes_cluster_spec(
+        name="fit",
+        image="ghcr.io/vbi-dask/vbi-dask-cuda:0.1.0",
+        n_workers=3,
+        gpus=gpus,
+        resources={"limits": {"memory": "4Gi", "cpu": 1}},
+    )
     assert problems(spec) == []
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
     scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
@@ -120,10 +139,30 @@ def test_cli_without_kubernetes_credentials_is_one_line(tmp_path):
     config = write_config(tmp_path)
     env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "missing"), "PYTHONPATH": str(ROOT)}
     env.pop("KUBERNETES_SERVICE_HOST", None)
-    out = subprocess.run([sys.executable, "-m", "vbi_dask.cli", "simulate", str(config), "--store",
-                          str(tmp_path / "k.zarr"), "--cluster", "kubernetes", "--no-check"], capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vbi_dask.cli",
+            "simulate",
+            str(config),
+            "--store",
+            str(tmp_path / "k.zarr"),
+            "--cluster",
+            "kubernetes",
+            "--no-check",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 1 and out.stdout == "", out
-    assert out.stderr.startswith("vbi-dask simulate: failed: RuntimeError: kubernetes cluster: Unable to find valid "
-                                 "credentials: set KUBECONFIG") and len(out.stderr.splitlines()) == 1, out.stderr
+    assert (
+        out.stderr.startswith(
+            "vbi-dask simulate: failed: RuntimeError: kubernetes cluster: Unable to find valid "
+            "credentials: set KUBECONFIG"
+        )
+        and len(out.stderr.splitlines()) == 1
+    ), out.stderr
     assert not (tmp_path / "k.zarr").exists()

@@ -268,7 +268,10 @@ def test_arrays_are_readonly_copies():
         ({"weights": [["a", "b"], ["c", "d"]]}, "weights must be a numeric array"),
         ({"weights": [[0, np.nan], [np.inf, 0]]}, r"weights contains NaN or inf: 2 entries at \(0, 1\), \(1, 0\)"),
         ({"weights": [[0, 1], [-2, 0]]}, r"weights must be non-negative: 1 entry at \(1, 0\)"),
-        ({"tract_lengths_mm": np.ones((3, 3))}, r"tract_lengths_mm has shape \(3, 3\), expected \(2, 2\) from weights of shape \(2, 2\)"),
+        (
+            {"tract_lengths_mm": np.ones((3, 3))},
+            r"tract_lengths_mm has shape \(3, 3\), expected \(2, 2\) from weights of shape \(2, 2\)",
+        ),
         ({"tract_lengths_mm": [[0, -1], [1, 0]]}, r"tract_lengths_mm must be non-negative: 1 entry at \(0, 1\)"),
         ({"tract_lengths_mm": [[0, np.nan], [1, 0]]}, r"tract_lengths_mm contains NaN or inf: 1 entry at \(0, 1\)"),
         ({"labels": ("a",)}, r"labels has shape \(1,\), expected \(2,\) from weights of shape \(2, 2\)"),
@@ -314,8 +317,9 @@ def test_csv_and_txt_round_trip(tmp_path):
     np.testing.assert_array_equal(load_matrix(tmp_path / "w.txt"), W3)
     c = load_connectome(tmp_path / "w.csv")
     assert c.labels == ("x", "y", "z") and c.name == "w"
-    c = load_connectome(tmp_path / "w.txt", tract_lengths=tmp_path / "l.txt",
-                        centres=tmp_path / "centres.txt", name="mine")
+    c = load_connectome(
+        tmp_path / "w.txt", tract_lengths=tmp_path / "l.txt", centres=tmp_path / "centres.txt", name="mine"
+    )
     np.testing.assert_allclose(c.tract_lengths_mm, W3 * 10 + 1)
     assert c.labels == ("x", "y", "z") and c.name == "mine"
     np.testing.assert_array_equal(c.centres_mm, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
@@ -348,8 +352,7 @@ def test_mrtrix_upper_triangle_is_mirrored(tmp_path):
     lengths = np.triu(counts) * 1.5
     np.savetxt(tmp_path / "connectome.csv", np.triu(counts), delimiter=",", fmt="%g")
     np.savetxt(tmp_path / "lengths.csv", lengths, delimiter=",")
-    c = load_mrtrix(tmp_path / "connectome.csv", lengths=tmp_path / "lengths.csv",
-                    labels=[f"n{i}" for i in range(5)])
+    c = load_mrtrix(tmp_path / "connectome.csv", lengths=tmp_path / "lengths.csv", labels=[f"n{i}" for i in range(5)])
     np.testing.assert_array_equal(c.weights, full)
     np.testing.assert_allclose(c.tract_lengths_mm, full * 1.5)
     assert c.symmetric and c.labels[0] == "n0" and c.name == "connectome"

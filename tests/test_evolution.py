@@ -31,9 +31,13 @@ GENERATIONS, POPSIZE = 8, 8
 
 
 def budget(prior=None) -> ExternalBudget:
-    return ExternalBudget(ExternalSimulator("tests.budget._external:toy_fc", version="1",
-                                            feature_names=_external.FC_NAMES),
-                          prior or vd.Prior({"a": (-2.0, 2.0), "b": (-2.0, 2.0)}), n_sims=1, chunk_size=4, seed=5)
+    return ExternalBudget(
+        ExternalSimulator("tests.budget._external:toy_fc", version="1", feature_names=_external.FC_NAMES),
+        prior or vd.Prior({"a": (-2.0, 2.0), "b": (-2.0, 2.0)}),
+        n_sims=1,
+        chunk_size=4,
+        seed=5,
+    )
 
 
 def subject() -> np.ndarray:
@@ -47,8 +51,9 @@ def loss() -> FeatureLoss:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("evolution") / "reference.zarr"
-    return path, evolve(budget(), path, loss(), generations=GENERATIONS, popsize=POPSIZE, seed=0, scheduler="sync",
-                        progress=False)
+    return path, evolve(
+        budget(), path, loss(), generations=GENERATIONS, popsize=POPSIZE, seed=0, scheduler="sync", progress=False
+    )
 
 
 def test_loss_is_one_minus_the_fc_correlation_plus_the_fcd_distance():
@@ -58,9 +63,25 @@ def test_loss_is_one_minus_the_fc_correlation_plus_the_fcd_distance():
     rows[3, 2] = np.nan
     got = FeatureLoss(observed, names, fc=2.0, fcd=0.5)(rows)
     for k in (0, 1, 2, 4):
-        expected = 2.0 * (1 - pearsonr(rows[k, 1:4], observed[1:4])[0]) + 0.5 * np.abs(rows[k, 4:] - observed[4:]).mean()
+        expected = (
+            2.0 * (1 - pearsonr(rows[k, 1:4], observed[1:4])[0]) + 0.5 * np.abs(rows[k, 4:] - observed[4:]).mean()
+        )
         assert got[k] == pytest.approx(expected, rel=1e-12)
     assert np.isnan(got[3])
+
+
+def test_the_loss_reads_the_fc_of_a_named_signal():
+    rng = np.random.default_rng(1)
+    names = ["eeg.mean[0]", "bold.fc[0,1]", "bold.fc[0,2]", "bold.fc[1,2]", "eeg.fc[0,1]", "bold.fcd_q10"]
+    observed, rows = rng.normal(size=6), rng.normal(size=(4, 6))
+    got = FeatureLoss(observed, names, fc=1.0, fcd=1.0, signal="bold")(rows)
+    expected = [1 - pearsonr(r[1:4], observed[1:4])[0] + abs(r[5] - observed[5]) for r in rows]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert FeatureLoss(observed, names, signal="bold").to_dict()["signal"] == "bold"
+    with pytest.raises(
+        ValueError, match=r"needs feature columns 'fc\[\.\.\.'.*the signals \['bold', 'eeg'\] have them"
+    ):
+        FeatureLoss(observed, names)
 
 
 def test_cma_reaches_the_optimum_level_and_records_every_evaluation(reference):
@@ -80,7 +101,7 @@ def test_cma_reaches_the_optimum_level_and_records_every_evaluation(reference):
     assert fit.history[-1]["median_loss"] < fit.history[0]["median_loss"] / 20  # the population converged
     for g in range(GENERATIONS):
         recorded = np.frombuffer(read_round(path, g)[0], dtype=np.float32).reshape(POPSIZE, 2)
-        np.testing.assert_array_equal(recorded, theta[g * POPSIZE:(g + 1) * POPSIZE])
+        np.testing.assert_array_equal(recorded, theta[g * POPSIZE : (g + 1) * POPSIZE])
     assert "sequential        cma, 8 simulations per round" in str(status(path)) and verify(path).ok
 
 
@@ -89,7 +110,8 @@ def test_killed_run_resumes_to_the_same_store(reference, tmp_path):
     path, fit = reference
     store = tmp_path / "killed.zarr"
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from tests import test_evolution as t
@@ -102,23 +124,30 @@ def test_killed_run_resumes_to_the_same_store(reference, tmp_path):
         b._run_block = slow
         evolve(t.budget(), {str(store)!r}, t.loss(), generations=t.GENERATIONS, popsize=t.POPSIZE, seed=0,
                scheduler="sync", progress=False)
-    """))
-    process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    """)
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
     def in_generation_3() -> bool:
         try:
             done = zarr.open_group(str(store), mode="r")["done"][:]
         except (KeyError, FileNotFoundError, ValueError):
             return False
-        return len(done) > 3 * POPSIZE and bool(done[3 * POPSIZE:].any())
+        return len(done) > 3 * POPSIZE and bool(done[3 * POPSIZE :].any())
 
     _, err = signal_when(process, in_generation_3, signal.SIGKILL, timeout_s=120, poll_s=0.005)
     assert process.returncode == -signal.SIGKILL, err.decode()[-2000:]
     done = zarr.open_group(str(store), mode="r")["done"][:]
-    assert done[:3 * POPSIZE].all() and not done.all()
-    again = evolve(budget(), store, loss(), generations=GENERATIONS, popsize=POPSIZE, seed=0, scheduler="sync",
-                   progress=False)
+    assert done[: 3 * POPSIZE].all() and not done.all()
+    again = evolve(
+        budget(), store, loss(), generations=GENERATIONS, popsize=POPSIZE, seed=0, scheduler="sync", progress=False
+    )
     assert_same_data(store, path)
     assert (again.best_sim, again.best_loss, again.history) == (fit.best_sim, fit.best_loss, fit.history)
 
@@ -129,8 +158,14 @@ def test_bad_input_is_refused(reference, tmp_path):
     with pytest.raises(ValueError, match=r"popsize \(6\) must be a multiple of the chunk size \(4\)"):
         evolve(budget(), store, loss(), generations=2, popsize=6, progress=False)
     with pytest.raises(ValueError, match=r"\['b'\] are unbounded; give them Uniform priors"):
-        evolve(budget(vd.Prior({"a": (-2.0, 2.0), "b": {"dist": "Normal", "loc": 0.0, "scale": 1.0}})), store,
-               loss(), generations=2, popsize=8, progress=False)
+        evolve(
+            budget(vd.Prior({"a": (-2.0, 2.0), "b": {"dist": "Normal", "loc": 0.0, "scale": 1.0}})),
+            store,
+            loss(),
+            generations=2,
+            popsize=8,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="the loss term 'fcd' needs feature columns 'fcd...'"):
         FeatureLoss(subject(), _external.FC_NAMES, fc=1.0, fcd=1.0)
     with pytest.raises(ValueError, match=r"holds 64 simulations \(8 generations of 8\) and 2 generation\(s\)"):

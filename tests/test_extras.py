@@ -41,14 +41,18 @@ def test_require_names_the_extra_and_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingExtraError) as info:
         require("train", "training")
-    assert str(info.value) == ("training needs the 'train' extra: pip install 'vbi-dask[train]' "
-                               "(missing: sbi, matplotlib)")
+    assert str(info.value) == (
+        "training needs the 'train' extra: pip install 'vbi-dask[train]' (missing: sbi, matplotlib)"
+    )
     assert isinstance(info.value, ModuleNotFoundError) and info.value.name == "sbi"
     with deferred("train"):
         require("train", "training")
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)
-    with pytest.raises(MissingExtraError, match=r"^x needs the 'slurm' extra: pip install 'vbi-dask\[slurm\]' "
-                                                 r"\(missing: dask-jobqueue\)$"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"^x needs the 'slurm' extra: pip install 'vbi-dask\[slurm\]' "
+        r"\(missing: dask-jobqueue\)$",
+    ):
         require("slurm", "x")
     with pytest.raises(MissingExtraError):  # deferral ended
         require("train", "training")
@@ -69,14 +73,21 @@ for statement in ("import vbi_dask.train", "from vbi_dask.train import train_pos
     except MissingExtraError as error:
         print(statement, "->", error)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     message = "vbi_dask.train needs the 'train' extra: pip install 'vbi-dask[train]' (missing: torch)"
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [f"import vbi_dask.train -> {message}",
-                                       f"from vbi_dask.train import train_posterior -> {message}",
-                                       "import vbi_dask.cli -> ok",
-                                       f"from vbi_dask.train import heldout -> {message}"]
+    assert out.stdout.splitlines() == [
+        f"import vbi_dask.train -> {message}",
+        f"from vbi_dask.train import train_posterior -> {message}",
+        "import vbi_dask.cli -> ok",
+        f"from vbi_dask.train import heldout -> {message}",
+    ]
 
 
 def test_priors_other_than_uniform_need_torch(monkeypatch):
@@ -84,6 +95,9 @@ def test_priors_other_than_uniform_need_torch(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "torch", None)
     assert Prior({"G": (0.0, 1.0)}, model="mpr", n_nodes=4).sample(3, seed=1).shape == (3, 1)
-    with pytest.raises(MissingExtraError, match=r"^a prior other than Uniform needs the 'train' extra: pip install "
-                                                 r"'vbi-dask\[train\]' \(missing: torch\)$"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"^a prior other than Uniform needs the 'train' extra: pip install "
+        r"'vbi-dask\[train\]' \(missing: torch\)$",
+    ):
         Prior({"G": {"dist": "Normal", "loc": 0.5, "scale": 0.1}}, model="mpr", n_nodes=4)

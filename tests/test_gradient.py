@@ -64,46 +64,85 @@ DT_MPR = 0.01
 def test_mpr_heun_with_noise_equals_kernel(delays):
     """MPR, stochastic Heun, noise on both states, regional eta, Raw + Bold monitors, a
     recorded window after a transient; with delays of 1-19 steps (the history buffer)."""
-    sim = Simulation("mpr", connectome=small_connectome(), dt_ms=DT_MPR, duration_ms=150 * DT_MPR,
-                     speed_mm_per_ms=100.0 if delays else None, noise={"r": 0.01, "v": 0.02}, dtype="float64",
-                     monitors=(Raw(5 * DT_MPR), Bold(tr_ms=25 * DT_MPR, dt_ms=5 * DT_MPR)), t_cut_ms=20 * DT_MPR)
+    sim = Simulation(
+        "mpr",
+        connectome=small_connectome(),
+        dt_ms=DT_MPR,
+        duration_ms=150 * DT_MPR,
+        speed_mm_per_ms=100.0 if delays else None,
+        noise={"r": 0.01, "v": 0.02},
+        dtype="float64",
+        monitors=(Raw(5 * DT_MPR), Bold(tr_ms=25 * DT_MPR, dt_ms=5 * DT_MPR)),
+        t_cut_ms=20 * DT_MPR,
+    )
     params = {"G": 0.6, "eta": np.array([-4.6, -4.0, -5.0, -4.3])}
     assert_close_to_kernel(sim, params)
     if delays:  # the delays matter: the same run without them is far off
-        fast = Simulation("mpr", connectome=sim.connectome, dt_ms=DT_MPR, duration_ms=150 * DT_MPR,
-                          noise={"r": 0.01, "v": 0.02}, dtype="float64", monitors=(Raw(5 * DT_MPR),),
-                          t_cut_ms=20 * DT_MPR)
+        fast = Simulation(
+            "mpr",
+            connectome=sim.connectome,
+            dt_ms=DT_MPR,
+            duration_ms=150 * DT_MPR,
+            noise={"r": 0.01, "v": 0.02},
+            dtype="float64",
+            monitors=(Raw(5 * DT_MPR),),
+            t_cut_ms=20 * DT_MPR,
+        )
         a = TorchSimulator(sim).run(params, seed=3, first_sim=2)["sampled"]
         b = TorchSimulator(fast).run(params, seed=3, first_sim=2)["sampled"]
         assert float((a - b).abs().max()) > 1e-6
 
 
-@pytest.mark.parametrize("model, integrator, dt_ms", [
-    ("hopf", "heun", 10.0),  # time in seconds, difference coupling of two signals
-    ("wilson_cowan", "euler", 0.1),  # a helper (sigmoid) closure calling math.exp, bounds
-    ("epileptor", "heun", None),  # branches on values: evaluated node by node
-])
+@pytest.mark.parametrize(
+    "model, integrator, dt_ms",
+    [
+        ("hopf", "heun", 10.0),  # time in seconds, difference coupling of two signals
+        ("wilson_cowan", "euler", 0.1),  # a helper (sigmoid) closure calling math.exp, bounds
+        ("epileptor", "heun", None),  # branches on values: evaluated node by node
+    ],
+)
 def test_other_models_equal_kernel(model, integrator, dt_ms):
-    sim = Simulation(model, connectome=small_connectome(), dt_ms=dt_ms, duration_ms=150 * (dt_ms or 0.05),
-                     integrator=integrator, dtype="float64",
-                     monitors=(TemporalAverage(5 * (dt_ms or Simulation(model).dt_ms)),))
+    sim = Simulation(
+        model,
+        connectome=small_connectome(),
+        dt_ms=dt_ms,
+        duration_ms=150 * (dt_ms or 0.05),
+        integrator=integrator,
+        dtype="float64",
+        monitors=(TemporalAverage(5 * (dt_ms or Simulation(model).dt_ms)),),
+    )
     assert_close_to_kernel(sim, {"G": 0.4})
 
 
 def test_rk4_with_stimulus_equals_kernel():
     """Deterministic RK4 (stage coupling at step n, stimulus at n, n + 1/2, n + 1)."""
     stim = Stimulus(Sinusoid(frequency_hz=100.0), state="E", nodes=[0, 2], amplitude=0.5)
-    sim = Simulation("wilson_cowan", connectome=small_connectome(), integrator="rk4", noise={"E": 0.0, "I": 0.0},
-                     duration_ms=15.0, dtype="float64", monitors=(TemporalAverage(1.0),), stimulus=stim)
+    sim = Simulation(
+        "wilson_cowan",
+        connectome=small_connectome(),
+        integrator="rk4",
+        noise={"E": 0.0, "I": 0.0},
+        duration_ms=15.0,
+        dtype="float64",
+        monitors=(TemporalAverage(1.0),),
+        stimulus=stim,
+    )
     assert_close_to_kernel(sim, {"G": 0.7, "stimulus_amplitude": 0.8})
 
 
 def mpr_fc_loss(n_steps: int = 200):
     """1 - corr(FC, target) of a 3-node noisy MPR run (Heun, delays), as a function of
     (G, eta per region)."""
-    sim = Simulation("mpr", connectome=small_connectome(3, seed=1), dt_ms=DT_MPR, duration_ms=n_steps * DT_MPR,
-                     speed_mm_per_ms=100.0, noise={"r": 0.005, "v": 0.05}, dtype="float64",
-                     monitors=(TemporalAverage(5 * DT_MPR),))
+    sim = Simulation(
+        "mpr",
+        connectome=small_connectome(3, seed=1),
+        dt_ms=DT_MPR,
+        duration_ms=n_steps * DT_MPR,
+        speed_mm_per_ms=100.0,
+        noise={"r": 0.005, "v": 0.05},
+        dtype="float64",
+        monitors=(TemporalAverage(5 * DT_MPR),),
+    )
     simulator = TorchSimulator(sim)
     target = torch.tensor([0.2, 0.5, -0.1], dtype=torch.float64)
     rows, cols = torch.triu_indices(3, 3, 1)
@@ -166,8 +205,15 @@ def hopf_subject():
     w = (w + w.T) / 2
     np.fill_diagonal(w, 0.0)
     c = Connectome(weights=w / w.max(), name="hopf5")
-    sim = Simulation("hopf", connectome=c, dt_ms=200.0, duration_ms=200_000.0, integrator="euler", dtype="float64",
-                     monitors=(TemporalAverage(1000.0),))
+    sim = Simulation(
+        "hopf",
+        connectome=c,
+        dt_ms=200.0,
+        duration_ms=200_000.0,
+        integrator="euler",
+        dtype="float64",
+        monitors=(TemporalAverage(1000.0),),
+    )
     return sim, np.array([-0.3, -0.05, -0.15, -0.02, -0.1]), 0.3
 
 
@@ -188,8 +234,18 @@ def test_fit_recovers_regional_bifurcation_parameters():
     subject = fc_torch(simulator.forward({"G": G, "a": a_true}, seed=7)).numpy()
     start = np.full(5, -0.12)
     t0 = time.perf_counter()
-    fit = fit_fc(sim, subject, {"G": G, "a": start}, fit=["a"], steps=50, lr=0.1, lr_decay=0.98, seed=7,
-                 fc_mse=10.0, bounds={"a": (-0.5, 0.0)})
+    fit = fit_fc(
+        sim,
+        subject,
+        {"G": G, "a": start},
+        fit=["a"],
+        steps=50,
+        lr=0.1,
+        lr_decay=0.98,
+        seed=7,
+        fc_mse=10.0,
+        bounds={"a": (-0.5, 0.0)},
+    )
     elapsed = time.perf_counter() - t0
     err = np.abs(fit.params["a"] - a_true)
     assert fit.loss_history.shape == (50,)
@@ -204,8 +260,9 @@ def test_fit_recovers_regional_bifurcation_parameters():
 
 
 def test_errors_name_the_problem():
-    sim = Simulation("mpr", connectome=small_connectome(), duration_ms=0.1, dtype="float64",
-                     monitors=(TemporalAverage(DT_MPR),))
+    sim = Simulation(
+        "mpr", connectome=small_connectome(), duration_ms=0.1, dtype="float64", monitors=(TemporalAverage(DT_MPR),)
+    )
     simulator = TorchSimulator(sim)
     with pytest.raises(KeyError, match="valid parameters: tau, eta"):
         simulator.forward({"etta": -4.0})

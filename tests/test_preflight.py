@@ -33,16 +33,18 @@ def connectome() -> Connectome:
 
 
 def budget(g_high: float, *, dt_ms: float = 0.1, duration_ms: float = 100.0, seed: int = 0) -> Budget:
-    simulation = Simulation("mpr", connectome=connectome(), dt_ms=dt_ms, duration_ms=duration_ms,
-                            monitors=(TemporalAverage(1.0),))
+    simulation = Simulation(
+        "mpr", connectome=connectome(), dt_ms=dt_ms, duration_ms=duration_ms, monitors=(TemporalAverage(1.0),)
+    )
     prior = Prior({"G": (0.0, g_high)}, model="mpr", n_nodes=N_NODES)
     return Budget(simulation, prior, n_sims=64, features=["moments"], seed=seed)
 
 
 def diverged(g: float, dt_ms: float, n: int = 32) -> int:
     """Runs of 100 ms at G = g that end non-finite, by plain simulation."""
-    simulation = Simulation("mpr", connectome=connectome(), dt_ms=dt_ms, duration_ms=100.0,
-                            monitors=(TemporalAverage(1.0),))
+    simulation = Simulation(
+        "mpr", connectome=connectome(), dt_ms=dt_ms, duration_ms=100.0, monitors=(TemporalAverage(1.0),)
+    )
     r = simulation.run({"G": np.full(n, g)}, seed=5, first_sim=100)["r"].values
     return int((~np.isfinite(r).all(axis=(1, 2))).sum())
 
@@ -101,11 +103,27 @@ def test_flags_a_step_size_bias_without_divergence():
 
 
 def test_points_cover_the_prior_corners():
-    prior = Prior({"G": (0.0, 1.0), "eta": {"low": -6.0, "high": -3.5, "nodes": [0, 3]},
-                   "J": {"dist": "Normal", "loc": 14.5, "scale": 1.0}}, model="mpr", n_nodes=N_NODES)
+    prior = Prior(
+        {
+            "G": (0.0, 1.0),
+            "eta": {"low": -6.0, "high": -3.5, "nodes": [0, 3]},
+            "J": {"dist": "Normal", "loc": 14.5, "scale": 1.0},
+        },
+        model="mpr",
+        n_nodes=N_NODES,
+    )
     points = {p.label: np.array(p.theta) for p in prior_points(prior)}
-    assert list(points) == ["centre", "G low", "G high", "eta low", "eta high", "J low", "J high", "all low",
-                            "all high"]
+    assert list(points) == [
+        "centre",
+        "G low",
+        "G high",
+        "eta low",
+        "eta high",
+        "J low",
+        "J high",
+        "all low",
+        "all high",
+    ]
     j_low, j_high = 14.5 + norm.ppf([0.005, 0.995])  # columns: G, eta[0], eta[3], J
     np.testing.assert_allclose(points["centre"], [0.5, -4.75, -4.75, 14.5])
     np.testing.assert_allclose(points["eta high"], [0.5, -3.5, -3.5, 14.5])  # the regions move together
@@ -126,8 +144,7 @@ def test_options_are_checked():
 
 # ---------------------------------------------------------------------- invalid rows
 def _theta(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, Prior]:
-    prior = Prior({"G": (0.0, 1.0), "eta": {"low": -6.0, "high": -3.5, "nodes": [0, 3]}}, model="mpr",
-                  n_nodes=N_NODES)
+    prior = Prior({"G": (0.0, 1.0), "eta": {"low": -6.0, "high": -3.5, "nodes": [0, 3]}}, model="mpr", n_nodes=N_NODES)
     return prior.sample(n, seed=seed), prior
 
 
@@ -139,8 +156,11 @@ def test_invalid_rows_at_high_g_name_g():
     n_invalid = int((~valid).sum())
     assert lines[0].startswith(f"{n_invalid} invalid rows of 4000 (")
     [line] = lines[1:]
-    found = re.fullmatch(r"they concentrate at high G: G >= (\S+) holds (\S+)% of them; (\S+)% of the rows there "
-                         r"are invalid", line)
+    found = re.fullmatch(
+        r"they concentrate at high G: G >= (\S+) holds (\S+)% of them; (\S+)% of the rows there "
+        r"are invalid",
+        line,
+    )
     assert found, line
     edge, share, rate = map(float, found.groups())
     assert 0.8 <= edge <= 0.85 and share >= 90  # the edge sits where the invalid rows start
@@ -173,9 +193,15 @@ def test_no_invalid_rows_report_nothing():
 # ---------------------------------------------------------------------- vbi-dask check
 def _config(folder, g_high: float):
     np.savetxt(folder / "weights.txt", connectome().weights)
-    config = {"model": "mpr", "connectome": {"weights": "weights.txt", "normalise": "none", "name": "tiny"},
-              "simulation": {"dt_ms": 0.1, "duration_ms": 100.0, "monitors": {"temporal_average": {"period_ms": 1.0}}},
-              "prior": {"G": [0.0, g_high]}, "n_sims": 64, "seed": 0, "features": ["moments"]}
+    config = {
+        "model": "mpr",
+        "connectome": {"weights": "weights.txt", "normalise": "none", "name": "tiny"},
+        "simulation": {"dt_ms": 0.1, "duration_ms": 100.0, "monitors": {"temporal_average": {"period_ms": 1.0}}},
+        "prior": {"G": [0.0, g_high]},
+        "n_sims": 64,
+        "seed": 0,
+        "features": ["moments"],
+    }
     path = folder / f"budget_{g_high}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -207,6 +233,19 @@ def test_simulate_warns_before_a_new_budget_and_its_summary_says_where_rows_dive
     # resumed (something done): no pre-flight again; --no-check skips it for a new store
     assert main(["simulate", str(config), "--store", str(store), "--scheduler", "sync", "--quiet"]) == 0
     assert "pre-flight" not in capsys.readouterr().err
-    assert main(["simulate", str(config), "--store", str(tmp_path / "t.zarr"), "--scheduler", "sync", "--quiet",
-                 "--no-check"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(config),
+                "--store",
+                str(tmp_path / "t.zarr"),
+                "--scheduler",
+                "sync",
+                "--quiet",
+                "--no-check",
+            ]
+        )
+        == 0
+    )
     assert "pre-flight" not in capsys.readouterr().err

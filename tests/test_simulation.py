@@ -46,8 +46,13 @@ def test_t_cut_drops_the_transient_exactly():
 
 
 def test_serialisation_round_trip():
-    sim = Simulation("jansen_rit", connectome=SMALL, duration_ms=10.0, speed_mm_per_ms=5.0,
-                     monitors=(TemporalAverage(2.0), Bold(tr_ms=5.0, dt_ms=1.0, constants={"tau": 1.0})))
+    sim = Simulation(
+        "jansen_rit",
+        connectome=SMALL,
+        duration_ms=10.0,
+        speed_mm_per_ms=5.0,
+        monitors=(TemporalAverage(2.0), Bold(tr_ms=5.0, dt_ms=1.0, constants={"tau": 1.0})),
+    )
     spec = json.loads(json.dumps(sim.to_dict()))
     again = Simulation.from_dict(spec, SMALL)
     assert again.to_dict() == sim.to_dict()
@@ -83,24 +88,32 @@ def test_meg_radial_dipole_is_silent():
     assert np.abs(gain).max() < 1e-12 * np.abs(meg_leadfield_sphere(centres, np.roll(radial, 1, axis=1))).max() + 1e-30
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(model="nope"), KeyError, "registered models: mpr"),
-    (dict(noise={"q": 0.1}), KeyError, "unknown state 'q'.*states: r, v"),
-    (dict(noise={"r": -1.0}), ValueError, "non-negative"),
-    (dict(integrator="rk5"), ValueError, "unknown integrator 'rk5'"),
-    (dict(coupling="cubic"), ValueError, "unknown coupling 'cubic'"),
-    (dict(integrator="rk4"), ValueError, "rk4 is deterministic"),
-    (dict(integrator="rk4", noise={"r": 0.0, "v": 0.0}, speed_mm_per_ms=3.0), ValueError, "rk4 is delay-free"),
-    (dict(dt_ms=-0.1), ValueError, "dt_ms must be positive"),
-    (dict(t_cut_ms=50.0), ValueError, "t_cut_ms"),
-    (dict(monitors=(Raw(0.015),)), ValueError, "multiple of dt"),
-    (dict(monitors=(Raw(1.0), TemporalAverage(1.0))), ValueError, "monitors Raw, TemporalAverage cannot be combined"),
-    (dict(monitors=(Bold(tr_ms=100.0, variable="z"),)), KeyError, "unknown observable 'z'"),
-    (dict(monitors=(Bold(tr_ms=100.0),)), ValueError, "shorter than one BOLD TR"),
-    (dict(monitors=(MEG(period_ms=1.0),)), ValueError, "MEG needs a gain"),
-    (dict(dtype="float16"), ValueError, "dtype"),
-    (dict(initial_state={"x": 1.0}), KeyError, "unknown state 'x'"),
-], ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(model="nope"), KeyError, "registered models: mpr"),
+        (dict(noise={"q": 0.1}), KeyError, "unknown state 'q'.*states: r, v"),
+        (dict(noise={"r": -1.0}), ValueError, "non-negative"),
+        (dict(integrator="rk5"), ValueError, "unknown integrator 'rk5'"),
+        (dict(coupling="cubic"), ValueError, "unknown coupling 'cubic'"),
+        (dict(integrator="rk4"), ValueError, "rk4 is deterministic"),
+        (dict(integrator="rk4", noise={"r": 0.0, "v": 0.0}, speed_mm_per_ms=3.0), ValueError, "rk4 is delay-free"),
+        (dict(dt_ms=-0.1), ValueError, "dt_ms must be positive"),
+        (dict(t_cut_ms=50.0), ValueError, "t_cut_ms"),
+        (dict(monitors=(Raw(0.015),)), ValueError, "multiple of dt"),
+        (
+            dict(monitors=(Raw(1.0), TemporalAverage(1.0))),
+            ValueError,
+            "monitors Raw, TemporalAverage cannot be combined",
+        ),
+        (dict(monitors=(Bold(tr_ms=100.0, variable="z"),)), KeyError, "unknown observable 'z'"),
+        (dict(monitors=(Bold(tr_ms=100.0),)), ValueError, "shorter than one BOLD TR"),
+        (dict(monitors=(MEG(period_ms=1.0),)), ValueError, "MEG needs a gain"),
+        (dict(dtype="float16"), ValueError, "dtype"),
+        (dict(initial_state={"x": 1.0}), KeyError, "unknown state 'x'"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
 def test_bad_configuration(kwargs, error, match):
     config = dict(model="mpr", connectome=SMALL, duration_ms=20.0)
     config.update(kwargs)
@@ -114,15 +127,18 @@ def test_delays_need_tract_lengths():
         Simulation("mpr", connectome=bare, duration_ms=1.0, speed_mm_per_ms=3.0)
 
 
-@pytest.mark.parametrize("params, n_sims, match", [
-    ({"etaa": 1.0}, 2, r"unknown parameter 'etaa' for model mpr; valid parameters: tau, eta, J, Delta, I, G"),
-    ({"eta": [1.0, 2.0]}, 3, "matches neither"),
-    ({"eta": [1.0, 2.0, 3.0]}, 3, "ambiguous"),
-    ({"eta": np.ones((2, 2))}, 2, r"\(sim, node\) = \(2, 3\)"),
-    ({"eta": np.nan}, 2, "non-finite"),
-    ({"eta": xr.DataArray(np.ones(4), dims="time")}, 2, "dims must be among"),
-    ({"G": [0.1, 0.2], "eta": np.ones((3, 3))}, None, "disagree on the number of simulations"),
-])
+@pytest.mark.parametrize(
+    "params, n_sims, match",
+    [
+        ({"etaa": 1.0}, 2, r"unknown parameter 'etaa' for model mpr; valid parameters: tau, eta, J, Delta, I, G"),
+        ({"eta": [1.0, 2.0]}, 3, "matches neither"),
+        ({"eta": [1.0, 2.0, 3.0]}, 3, "ambiguous"),
+        ({"eta": np.ones((2, 2))}, 2, r"\(sim, node\) = \(2, 3\)"),
+        ({"eta": np.nan}, 2, "non-finite"),
+        ({"eta": xr.DataArray(np.ones(4), dims="time")}, 2, "dims must be among"),
+        ({"G": [0.1, 0.2], "eta": np.ones((3, 3))}, None, "disagree on the number of simulations"),
+    ],
+)
 def test_bad_parameters(params, n_sims, match):
     sim = Simulation("mpr", connectome=SMALL, duration_ms=1.0)
     with pytest.raises((ValueError, KeyError), match=match):
@@ -130,8 +146,9 @@ def test_bad_parameters(params, n_sims, match):
 
 
 def test_per_node_and_per_sim_parameters_are_first_class():
-    sim = Simulation("mpr", connectome=SMALL, duration_ms=5.0, noise={"r": 0.0, "v": 0.0}, monitors=(Raw(5.0),),
-                     dtype="float64")
+    sim = Simulation(
+        "mpr", connectome=SMALL, duration_ms=5.0, noise={"r": 0.0, "v": 0.0}, monitors=(Raw(5.0),), dtype="float64"
+    )
     eta = np.array([[-5.0, -4.0, -3.0], [-4.5, -4.5, -4.5]])  # (sim, node)
     both = sim.run({"eta": eta, "G": 0.0}, seed=0, threads=1)["r"].values[:, -1, :]
     for k in range(2):
@@ -144,11 +161,17 @@ def test_swept_parameters_are_coordinates_on_sim():
     rng = np.random.default_rng(0)
     weights = rng.uniform(size=(4, 4))
     np.fill_diagonal(weights, 0.0)
-    sim = Simulation("mpr", connectome=Connectome(weights=weights, name="t"), dt_ms=0.1, duration_ms=20.0,
-                     monitors=(TemporalAverage(1.0),))
+    sim = Simulation(
+        "mpr",
+        connectome=Connectome(weights=weights, name="t"),
+        dt_ms=0.1,
+        duration_ms=20.0,
+        monitors=(TemporalAverage(1.0),),
+    )
     eta = np.array([[-5.0, -4.0, -5.0, -4.0]]) + 0.1 * np.arange(3)[:, None]  # (sim, node)
-    ds = sim.run({"G": np.array([0.1, 0.2, 0.3]), "eta": xr.DataArray(eta, dims=("sim", "node")), "J": 14.0},
-                 seed=1, first_sim=5)
+    ds = sim.run(
+        {"G": np.array([0.1, 0.2, 0.3]), "eta": xr.DataArray(eta, dims=("sim", "node")), "J": 14.0}, seed=1, first_sim=5
+    )
     assert ds["G"].dims == ("sim",) and ds["G"].values.tolist() == [0.1, 0.2, 0.3]
     assert ds["eta"].dims == ("sim", "node") and np.array_equal(ds["eta"].values, eta)
     assert "J" not in ds.coords and "tau" not in ds.coords  # the same in every simulation: not swept

@@ -26,16 +26,23 @@ def test_patterns_are_the_hand_computed_time_courses():
     expected = np.where((t >= 10) & (t < 60), np.sin(2 * np.pi * 10.0 * (t - 10) / 1000 + 0.5), 0.0)
     np.testing.assert_allclose(sine(t), expected, rtol=0, atol=1e-15)
     samples = Samples([0.0, 2.0, -1.0], dt_ms=10.0, onset_ms=5.0)
-    np.testing.assert_allclose(samples(np.array([0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0])),
-                               [0.0, 0.0, 1.0, 2.0, 0.5, -1.0, 0.0])
+    np.testing.assert_allclose(
+        samples(np.array([0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0])), [0.0, 0.0, 1.0, 2.0, 0.5, -1.0, 0.0]
+    )
 
 
 @pytest.mark.parametrize("integrator", ["heun", "euler", "rk4"])
 def test_the_kernel_equals_the_float64_reference(integrator):
     stimulus = Stimulus(Sinusoid(frequency_hz=40.0, onset_ms=0.02), state="v", nodes=[1], amplitude=0.7)
     noise = {"r": 0.0, "v": 0.0} if integrator == "rk4" else None
-    sim = tiny_simulation("mpr", "float64", delays=integrator != "rk4", integrator=integrator, stimulus=stimulus,
-                          **({"noise": noise} if noise else {}))
+    sim = tiny_simulation(
+        "mpr",
+        "float64",
+        delays=integrator != "rk4",
+        integrator=integrator,
+        stimulus=stimulus,
+        **({"noise": noise} if noise else {}),
+    )
     params = {**varied_params("mpr", 4), "stimulus_amplitude": xr.DataArray([0.0, 0.5, 1.0, 3.0], dims="sim")}
     got = sim.run_arrays(dict(params), n_sims=4, seed=11, first_sim=5, threads=1)
     ref = reference_run(sim, params, 4, seed=11, first_sim=5)
@@ -51,10 +58,18 @@ def chain_simulation(**kw) -> Simulation:
     the Hopf model below its bifurcation, at rest (0) and without noise."""
     weights = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     connectome = Connectome(weights=weights, tract_lengths_mm=np.full((3, 3), 50.0) - 50 * np.eye(3), name="chain")
-    return Simulation("hopf", connectome=connectome, duration_ms=1500.0, noise={"x": 0.0, "y": 0.0},
-                      speed_mm_per_ms=1.0, initial_state={"x": 0.0, "y": 0.0}, monitors=(Raw(10.0),),
-                      stimulus=Stimulus(Pulses(onset_ms=500.0, width_ms=50.0), state="x", nodes=[0]),
-                      dtype="float64", **kw)
+    return Simulation(
+        "hopf",
+        connectome=connectome,
+        duration_ms=1500.0,
+        noise={"x": 0.0, "y": 0.0},
+        speed_mm_per_ms=1.0,
+        initial_state={"x": 0.0, "y": 0.0},
+        monitors=(Raw(10.0),),
+        stimulus=Stimulus(Pulses(onset_ms=500.0, width_ms=50.0), state="x", nodes=[0]),
+        dtype="float64",
+        **kw,
+    )
 
 
 def test_a_pulse_reaches_the_neighbours_after_the_conduction_delay():
@@ -90,8 +105,13 @@ def test_description_round_trip_and_old_descriptions():
     assert again.stimulus == sim.stimulus and again.to_dict() == sim.to_dict()
     assert "stimulus" not in Simulation("mpr").to_dict()  # stores made before stimuli keep their identity
     spec = sim.to_dict()["stimulus"]
-    assert spec == {"pattern": {"kind": "pulses", "onset_ms": 500.0, "width_ms": 50.0, "period_ms": None,
-                                "count": None}, "state": "x", "nodes": [0], "weights": None, "amplitude": 1.0}
+    assert spec == {
+        "pattern": {"kind": "pulses", "onset_ms": 500.0, "width_ms": 50.0, "period_ms": None, "count": None},
+        "state": "x",
+        "nodes": [0],
+        "weights": None,
+        "amplitude": 1.0,
+    }
 
 
 def test_bad_stimuli_are_refused():
@@ -102,8 +122,12 @@ def test_bad_stimuli_are_refused():
     with pytest.raises(ValueError, match="'stimulus_amplitude' given, but the simulation has no stimulus"):
         Simulation("mpr", duration_ms=1.0).run_arrays({"stimulus_amplitude": 1.0})
     with pytest.raises(ValueError, match="the prior draws 'stimulus_amplitude' but the simulation has no stimulus"):
-        vd.Budget(Simulation("mpr", duration_ms=10.0), vd.Prior({"stimulus_amplitude": (0, 1)}, model="mpr",
-                                                                 n_nodes=84), n_sims=2, features=["fc"])
+        vd.Budget(
+            Simulation("mpr", duration_ms=10.0),
+            vd.Prior({"stimulus_amplitude": (0, 1)}, model="mpr", n_nodes=84),
+            n_sims=2,
+            features=["fc"],
+        )
     with pytest.raises(ValueError, match="width_ms \\(30.0\\) exceeds period_ms \\(20.0\\)"):
         Pulses(0.0, 30.0, period_ms=20.0)
     with pytest.raises(ValueError, match="unknown stimulus pattern 'ramp'"):

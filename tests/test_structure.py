@@ -22,7 +22,7 @@ def imported(tree: ast.AST, path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
@@ -58,8 +58,11 @@ def test_only_the_store_module_builds_store_attributes():
 
 
 def test_training_never_imports_the_budget():
-    offenders = [f"{path.relative_to(PACKAGE)} imports {name}"
-                 for path in modules() if "train" in path.relative_to(PACKAGE).parts
-                 for name in sorted(imported(ast.parse(path.read_text()), path))
-                 if name == "vbi_dask.budget" or name.startswith("vbi_dask.budget.")]
+    offenders = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in modules()
+        if "train" in path.relative_to(PACKAGE).parts
+        for name in sorted(imported(ast.parse(path.read_text()), path))
+        if name == "vbi_dask.budget" or name.startswith("vbi_dask.budget.")
+    ]
     assert offenders == []

@@ -23,10 +23,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="budget configuration (YAML), e.g. examples/mpr_budget.yaml")
     for option in dataclasses.fields(PreflightOptions):  # one flag per option, named and typed by the field
         kind = {"float | None": positive_float, "float": positive_float, "int": positive_int}[str(option.type)]
-        parser.add_argument("--" + option.name.replace("_", "-"), dest=option.name, type=kind, default=option.default,
-                            help=option.metadata["help"] + (f" (default {option.default})" if option.default else ""))
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="kernel threads (default: the CPUs of this process)")
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            dest=option.name,
+            type=kind,
+            default=option.default,
+            help=option.metadata["help"] + (f" (default {option.default})" if option.default else ""),
+        )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="kernel threads (default: the CPUs of this process)"
+    )
 
 
 def check(args: argparse.Namespace) -> int:

@@ -74,8 +74,9 @@ def _alive(pid: int, start: int | None) -> bool:
 
 
 def _describe(claim: dict[str, Any]) -> str:
-    return (f"host {claim.get('host')!s}, pid {claim.get('pid')}, since {claim.get('started')}"
-            + (f" ({claim['purpose']})" if claim.get("purpose") else ""))
+    return f"host {claim.get('host')!s}, pid {claim.get('pid')}, since {claim.get('started')}" + (
+        f" ({claim['purpose']})" if claim.get("purpose") else ""
+    )
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,15 @@ class StoreLock:
     def acquire(self) -> "StoreLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
-        claim = {"host": socket.gethostname(), "pid": pid, "pid_start": _proc_start(pid),
-                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "token": uuid.uuid4().hex,
-                 "purpose": self.purpose, "lease_s": self.lease_s}
+        claim = {
+            "host": socket.gethostname(),
+            "pid": pid,
+            "pid_start": _proc_start(pid),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "token": uuid.uuid4().hex,
+            "purpose": self.purpose,
+            "lease_s": self.lease_s,
+        }
         for _ in range(8):  # each round either creates the claim or removes a stale one
             if self._create(claim):
                 self.claim, self.lost = claim, None
@@ -162,10 +169,12 @@ class StoreLock:
                 raise StoreLockedError(
                     f"store {str(self.store)!r} is being written by another driver: {_describe(holder)}; "
                     f"wait for it to finish or stop it (a claim from a dead process is taken over; from another "
-                    f"host after {self.lease_s:.0f} s without refresh; claim file {str(self.path)!r})")
+                    f"host after {self.lease_s:.0f} s without refresh; claim file {str(self.path)!r})"
+                )
             self._take_over(holder)
-        raise StoreLockedError(f"could not claim store {str(self.store)!r}: its claim file {str(self.path)!r} "
-                               "kept changing")
+        raise StoreLockedError(
+            f"could not claim store {str(self.store)!r}: its claim file {str(self.path)!r} kept changing"
+        )
 
     def release(self) -> None:
         self._stop.set()
@@ -179,8 +188,10 @@ class StoreLock:
     def check(self) -> None:
         """Raise :class:`StoreLockedError` if another driver took the claim over."""
         if self.lost is not None:
-            raise StoreLockedError(f"this driver lost its claim on store {str(self.store)!r} to another driver "
-                                   f"({_describe(self.lost)}); was this driver stopped for longer than the claim's {self.lease_s:g} s lease?")
+            raise StoreLockedError(
+                f"this driver lost its claim on store {str(self.store)!r} to another driver "
+                f"({_describe(self.lost)}); was this driver stopped for longer than the claim's {self.lease_s:g} s lease?"
+            )
 
     def __enter__(self) -> "StoreLock":
         return self.acquire()

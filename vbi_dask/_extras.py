@@ -48,8 +48,9 @@ def require(extra: str, what: str, modules: Sequence[str] | None = None) -> None
     missing = missing_modules(extra, modules)
     if missing:
         names = ", ".join(m.replace("_", "-") for m in missing)
-        raise MissingExtraError(f"{what} needs the {extra!r} extra: pip install 'vbi-dask[{extra}]' (missing: {names})",
-                                name=missing[0])
+        raise MissingExtraError(
+            f"{what} needs the {extra!r} extra: pip install 'vbi-dask[{extra}]' (missing: {names})", name=missing[0]
+        )
 
 
 @contextlib.contextmanager

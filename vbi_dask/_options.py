@@ -23,14 +23,27 @@ from typing import Any, Callable, Collection, Mapping
 __all__ = ["option", "flag_name", "add_flags", "given", "from_mapping", "keyword_signature", "defaults"]
 
 
-def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
-           choices: Collection[str] | None = None, nargs: str | None = None, metavar: str | None = None,
-           flag: bool = True) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    choices: Collection[str] | None = None,
+    nargs: str | None = None,
+    metavar: str | None = None,
+    flag: bool = True,
+) -> Any:
     """A dataclass field with its command-line form: ``help`` (the default is appended),
     ``parse`` (argparse's ``type``), ``choices``, ``nargs``, ``metavar``; ``flag=False``:
     not on the command line (a Python object, or a flag the command spells otherwise)."""
-    metadata = {"help": help, "parse": parse, "choices": tuple(choices) if choices else None, "nargs": nargs,
-                "metavar": metavar, "flag": flag}
+    metadata = {
+        "help": help,
+        "parse": parse,
+        "choices": tuple(choices) if choices else None,
+        "nargs": nargs,
+        "metavar": metavar,
+        "flag": flag,
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -52,8 +65,14 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def add_flags(parser: argparse.ArgumentParser | Any, cls: type, *, only: Collection[str] | None = None,
-              skip: Collection[str] = (), dest: str = "") -> list[str]:
+def add_flags(
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    *,
+    only: Collection[str] | None = None,
+    skip: Collection[str] = (),
+    dest: str = "",
+) -> list[str]:
     """Add a flag for each field of ``cls`` declared with :func:`option` (``flag=True``),
     restricted to ``only`` and without ``skip``; return the fields added. A flag not given
     leaves no attribute on the namespace (see :func:`given`). Its value goes to attribute
@@ -64,8 +83,11 @@ def add_flags(parser: argparse.ArgumentParser | Any, cls: type, *, only: Collect
         meta = f.metadata
         if not meta.get("flag") or f.name in skip or (only is not None and f.name not in only):
             continue
-        kwargs: dict[str, Any] = {"dest": dest + f.name, "default": argparse.SUPPRESS,
-                                  "help": f"{meta['help']} (default: {_shown(f.default)})"}
+        kwargs: dict[str, Any] = {
+            "dest": dest + f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{meta['help']} (default: {_shown(f.default)})",
+        }
         for key, name in (("parse", "type"), ("choices", "choices"), ("nargs", "nargs"), ("metavar", "metavar")):
             if meta.get(key) is not None:
                 kwargs[name] = meta[key]
@@ -106,6 +128,9 @@ def keyword_signature(function: Callable, cls: type) -> inspect.Signature:
     before = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     names = {p.name for p in before}
     hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[name])
-             for name, default in defaults(cls).items() if name not in names]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[name])
+        for name, default in defaults(cls).items()
+        if name not in names
+    ]
     return signature.replace(parameters=before + extra)

@@ -55,7 +55,9 @@ def broadcast_param(name: str, value, n_nodes: int, n_sims: int) -> np.ndarray:
                 )
         elif arr.ndim == 2:
             if arr.shape != (n_sims, n_nodes):
-                raise ValueError(f"parameter {name!r}: a 2-D array must be (sim, node) = ({n_sims}, {n_nodes}), got {arr.shape}")
+                raise ValueError(
+                    f"parameter {name!r}: a 2-D array must be (sim, node) = ({n_sims}, {n_nodes}), got {arr.shape}"
+                )
             out = arr.T
         else:
             raise ValueError(f"parameter {name!r}: expected at most 2 dims (sim, node), got shape {arr.shape}")

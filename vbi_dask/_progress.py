@@ -85,8 +85,17 @@ class Progress:
     live : True: a tqdm bar; False: lines; None: a bar if :func:`is_live` (``stream``).
     """
 
-    def __init__(self, total: int, *, unit: str = "blocks", work_unit: str | None = None, enabled: bool = True,
-                 stream=None, interval_s: float = LINE_INTERVAL_S, live: bool | None = None):
+    def __init__(
+        self,
+        total: int,
+        *,
+        unit: str = "blocks",
+        work_unit: str | None = None,
+        enabled: bool = True,
+        stream=None,
+        interval_s: float = LINE_INTERVAL_S,
+        live: bool | None = None,
+    ):
         self.total, self.unit, self.work_unit = int(total), unit, work_unit
         self.enabled = bool(enabled) and self.total > 0
         self.stream = sys.stderr if stream is None else stream
@@ -96,9 +105,15 @@ class Progress:
         self._line_at = None  # steps done when the last line was written
         self._bar = None
         if self.enabled and (is_live(self.stream) if live is None else live):
-            self._bar = live_bar(total=self.total, desc=unit, unit=unit, file=self.stream, dynamic_ncols=True,
-                                 mininterval=0.5, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                                            "[{elapsed}<{remaining}{postfix}]")
+            self._bar = live_bar(
+                total=self.total,
+                desc=unit,
+                unit=unit,
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.5,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+            )
 
     def update(self, steps: int = 1, work: int = 0) -> None:
         """``steps`` more steps done, which did ``work`` units of work."""
@@ -109,8 +124,9 @@ class Progress:
         now = time.perf_counter()
         if self._bar is not None:
             if self.work_unit:
-                self._bar.set_postfix_str(f"{rate(self.work / max(now - self.start, 1e-9))} {self.work_unit}/s",
-                                          refresh=False)
+                self._bar.set_postfix_str(
+                    f"{rate(self.work / max(now - self.start, 1e-9))} {self.work_unit}/s", refresh=False
+                )
             self._bar.update(steps)
         elif self.done >= self.total or now - self._last_line >= self.interval_s:
             self._line(now)
@@ -128,13 +144,18 @@ class Progress:
     def _line(self, now: float, stopped: bool = False) -> None:
         self._last_line, self._line_at = now, self.done
         elapsed = max(now - self.start, 1e-9)
-        speed = f"{rate(self.work / elapsed)} {self.work_unit}/s" if self.work_unit else \
-            f"{rate(self.done / elapsed)} {self.unit}/s"
+        speed = (
+            f"{rate(self.work / elapsed)} {self.work_unit}/s"
+            if self.work_unit
+            else f"{rate(self.done / elapsed)} {self.unit}/s"
+        )
         if self.done >= self.total:
             text = f"all {self.total} {self.unit} done, {speed}, elapsed {duration(elapsed)}"
         else:
-            text = (f"{self.unit} {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), {speed}, "
-                    f"elapsed {duration(elapsed)}")
+            text = (
+                f"{self.unit} {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), {speed}, "
+                f"elapsed {duration(elapsed)}"
+            )
             if stopped:
                 text += ", stopped"
             elif self.done:

@@ -76,10 +76,12 @@ def resolve_backend(backend: str = "auto") -> str:
         return "cpu"
     available = cuda_available()
     if backend == "cuda" and not available:
-        reason = ("CUDA_VISIBLE_DEVICES hides all devices" if _hidden_by_env()
-                  else "Numba finds no CUDA device or driver")
-        raise RuntimeError(f"backend 'cuda' requested but no GPU is usable here ({reason}); "
-                           "use backend='auto' or 'cpu'")
+        reason = (
+            "CUDA_VISIBLE_DEVICES hides all devices" if _hidden_by_env() else "Numba finds no CUDA device or driver"
+        )
+        raise RuntimeError(
+            f"backend 'cuda' requested but no GPU is usable here ({reason}); use backend='auto' or 'cpu'"
+        )
     return "cuda" if available else "cpu"
 
 

@@ -121,11 +121,18 @@ class Budget(_BudgetBase):
 
     def attrs(self) -> dict[str, Any]:
         """The store's root attributes (JSON-able; built by :func:`vbi_dask.store.attributes`)."""
-        return _store.attributes(simulation=self.simulation.to_dict(), prior=self.prior.to_dict(),
-                                 featureset=self.features.to_dict(), connectome=self.simulation.connectome,
-                                 seed=self.seed, n_sims=self.n_sims, chunk_size=self.chunk_size,
-                                 keep_bold=self.keep_bold, feature_signal=self.layout.signal,
-                                 kernel_numerics=NUMERICS_VERSION)
+        return _store.attributes(
+            simulation=self.simulation.to_dict(),
+            prior=self.prior.to_dict(),
+            featureset=self.features.to_dict(),
+            connectome=self.simulation.connectome,
+            seed=self.seed,
+            n_sims=self.n_sims,
+            chunk_size=self.chunk_size,
+            keep_bold=self.keep_bold,
+            feature_signal=self.layout.signal,
+            kernel_numerics=NUMERICS_VERSION,
+        )
 
     @classmethod
     def from_store(cls, store: str | os.PathLike) -> "Budget":
@@ -139,23 +146,41 @@ class Budget(_BudgetBase):
         """
         attrs = _store.read_attrs(store)
         if _store.is_external(attrs):
-            raise ValueError(f"store {os.fspath(store)!r} was made by the external simulator "
-                             f"{attrs['simulation'].get('function')}: rebuild it with ExternalBudget.from_store")
+            raise ValueError(
+                f"store {os.fspath(store)!r} was made by the external simulator "
+                f"{attrs['simulation'].get('function')}: rebuild it with ExternalBudget.from_store"
+            )
         c = _store.configuration(store)
-        return cls(c.simulation, c.prior, n_sims=c.n_sims, features=c.featureset, chunk_size=c.chunk_size,
-                   seed=c.seed, keep_bold=c.keep_bold)
+        return cls(
+            c.simulation,
+            c.prior,
+            n_sims=c.n_sims,
+            features=c.featureset,
+            chunk_size=c.chunk_size,
+            seed=c.seed,
+            keep_bold=c.keep_bold,
+        )
 
     # ------------------------------------------------------------------ computing
-    def signals(self, theta: np.ndarray, *, first_sim: int,
-                threads: int | None = 1) -> tuple[dict[str, np.ndarray], dict]:
+    def signals(
+        self, theta: np.ndarray, *, first_sim: int, threads: int | None = 1
+    ) -> tuple[dict[str, np.ndarray], dict]:
         """Simulate at parameters ``theta`` (n, param) with the noise and initial
         conditions of global indices ``first_sim + k`` (below ``n_sims``: the store's rows).
 
         Returns the features' signals by key (``"bold"``, ``"sampled"``, ``"eeg"``, ...;
         see :mod:`vbi_dask.layout`), each (sim, time, channel), and the kernel's outputs.
         """
-        return feature_signals(self.simulation, self.features, self.prior, theta, seed=self.seed,
-                               first_sim=first_sim, threads=threads, backend=self.backend)
+        return feature_signals(
+            self.simulation,
+            self.features,
+            self.prior,
+            theta,
+            seed=self.seed,
+            first_sim=first_sim,
+            threads=threads,
+            backend=self.backend,
+        )
 
     def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
         """Simulations at ``theta`` (float32) for global indices ``first_sim ..``:
@@ -169,14 +194,17 @@ class Budget(_BudgetBase):
         layout = self.layout
         for s in layout.signals:
             if signals[s.key].shape[1] != s.n_time:
-                raise RuntimeError(f"the kernel returned {signals[s.key].shape[1]} samples of signal {s.key!r}, the "
-                                   f"store expects {s.n_time}")
+                raise RuntimeError(
+                    f"the kernel returned {signals[s.key].shape[1]} samples of signal {s.key!r}, the "
+                    f"store expects {s.n_time}"
+                )
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # diverging simulations give NaN
             # float64: float32 statistics of small BOLD fluctuations lose too many digits
             features, _ = self.features.compute_signals(
                 {s.name: signals[s.key].astype(np.float64) for s in layout.signals},
-                {s.name: s.dt_ms for s in layout.signals})
+                {s.name: s.dt_ms for s in layout.signals},
+            )
         features = np.asarray(features, dtype=np.float32)
         valid = np.isfinite(features).all(axis=1) & self.prior.in_bounds(theta)
         times["simulate_s"], times["features_s"] = t1 - t0, time.perf_counter() - t1
@@ -186,8 +214,10 @@ class Budget(_BudgetBase):
         return result
 
     def _allocation(self) -> dict[str, Any]:
-        return {"connectome": self.simulation.connectome,
-                "time_bold_ms": self.layout.time_bold_ms if self.keep_bold else None}
+        return {
+            "connectome": self.simulation.connectome,
+            "time_bold_ms": self.layout.time_bold_ms if self.keep_bold else None,
+        }
 
     def _placement(self, client) -> dict[str, Any]:
         return (gpu_annotations(client) or {}) if self.backend != "cpu" else {}

@@ -47,20 +47,36 @@ __all__ = ["main", "COMMANDS", "EXIT_STATUS"]
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="budget configuration (YAML), e.g. examples/mpr_budget.yaml")
     parser.add_argument("--store", required=True, type=Path, help="Zarr store to create, resume or extend")
-    parser.add_argument("--cluster", default=None, metavar="KIND|ADDRESS",
-                        help="where the budget runs: local, cuda, auto, slurm, kubernetes, or a scheduler address "
-                             "(tcp://host:8786); options come from the 'cluster:' section of CONFIG (or of "
-                             "--cluster-config); default: that section's kind, else local")
-    parser.add_argument("--cluster-config", type=Path, default=None, metavar="YAML",
-                        help="a YAML file with a 'cluster:' section (e.g. deploy/slurm/cluster.yaml), used "
-                             "instead of CONFIG's")
-    parser.add_argument("--scheduler", default=None, choices=("sync", "threads"),
-                        help="run in this process with dask's local scheduler instead of a cluster")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="workers of a local cluster (default: CPU count)")
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="KIND|ADDRESS",
+        help="where the budget runs: local, cuda, auto, slurm, kubernetes, or a scheduler address "
+        "(tcp://host:8786); options come from the 'cluster:' section of CONFIG (or of "
+        "--cluster-config); default: that section's kind, else local",
+    )
+    parser.add_argument(
+        "--cluster-config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="a YAML file with a 'cluster:' section (e.g. deploy/slurm/cluster.yaml), used instead of CONFIG's",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        choices=("sync", "threads"),
+        help="run in this process with dask's local scheduler instead of a cluster",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="workers of a local cluster (default: CPU count)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--no-check", action="store_true",
-                        help="skip the numerical pre-flight (vbi-dask check) run before a new store is filled")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the numerical pre-flight (vbi-dask check) run before a new store is filled",
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -76,8 +92,7 @@ def _simulate(args: argparse.Namespace) -> int:
         if preflight:
             _preflight_warnings(budget, args)
         with working(args), _interrupted_report(budget, args.store):
-            summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers,
-                                 progress=not args.quiet)
+            summary = budget.run(args.store, scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet)
     else:
         kind, options = cluster_choice(args, config)
         if preflight:  # after every check of the arguments: it simulates for a few seconds
@@ -146,9 +161,13 @@ def _preflight_warnings(budget, args: argparse.Namespace) -> None:
     with working(args):
         report = preflight(budget)
     if not report.ok:
-        print(f"vbi-dask simulate: warning: the numerical pre-flight has {len(report.findings)} finding(s) (the "
-              "budget runs anyway; 'vbi-dask check CONFIG' prints the whole report):\n"
-              + "\n".join(f"  - {finding.message}" for finding in report.findings), file=sys.stderr, flush=True)
+        print(
+            f"vbi-dask simulate: warning: the numerical pre-flight has {len(report.findings)} finding(s) (the "
+            "budget runs anyway; 'vbi-dask check CONFIG' prints the whole report):\n"
+            + "\n".join(f"  - {finding.message}" for finding in report.findings),
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @contextlib.contextmanager
@@ -163,12 +182,15 @@ def _interrupted_report(budget, store: Path) -> Iterator[None]:
         try:
             done = read_done(store)
         except Exception:  # noqa: BLE001 - no store yet, or one that cannot be read: say less
-            raise KeyboardInterrupt(f"no simulation of {store} is done yet; run the same command again to "
-                                    "start over") from None
+            raise KeyboardInterrupt(
+                f"no simulation of {store} is done yet; run the same command again to start over"
+            ) from None
         blocks = budget.blocks()
         n_blocks = sum(bool(done[s:e].all()) for s, e in blocks)
-        raise KeyboardInterrupt(f"{int(done.sum())} of {done.size} simulations ({n_blocks} of {len(blocks)} "
-                                f"blocks) of {store} are done; run the same command again to resume") from None
+        raise KeyboardInterrupt(
+            f"{int(done.sum())} of {done.size} simulations ({n_blocks} of {len(blocks)} "
+            f"blocks) of {store} are done; run the same command again to resume"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -192,8 +214,11 @@ def _silence_dask_logs() -> None:
 
 def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", type=Path, help="budget store (Zarr) made by 'vbi-dask simulate'")
-    parser.add_argument("--repair", action="store_true",
-                        help="mark damaged blocks not done, so that re-running the budget recomputes exactly those")
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="mark damaged blocks not done, so that re-running the budget recomputes exactly those",
+    )
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -218,6 +243,7 @@ def _status(args: argparse.Namespace) -> int:
 def _needs(extra: str, handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """``handler``, run only when the optional dependencies of ``extra`` are installed (else
     one line naming the extra, exit 2)."""
+
     def run(args: argparse.Namespace) -> int:
         require(extra, "this command")
         return handler(args)
@@ -227,21 +253,44 @@ def _needs(extra: str, handler: Callable[[argparse.Namespace], int]) -> Callable
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "simulate": ("run a simulation budget into a resumable Zarr store", _configure_simulate, _simulate),
-    "train": ("train a neural posterior by streaming a store", _train_cli.configure_train,
-              _needs("train", _train_cli.train)),
-    "infer": ("sample the posterior given observed features", _train_cli.configure_infer,
-              _needs("train", _train_cli.infer)),
-    "sequential": ("rounds of simulations into one store, each drawn where the previous rounds' posterior puts the "
-                   "observation (TSNPE or SNPE-C); writes the final posterior", _sequential_cli.configure,
-                   _needs("train", _sequential_cli.run)),
-    "check": ("numerical pre-flight of a budget configuration: short runs at the prior's corners at dt and "
-              "dt/2 (exit 1 when they diverge or disagree)", _check_cli.configure, _check_cli.check),
-    "verify": ("check that every done block of a store reads back as written (--repair: mark damaged ones "
-               "not done)", _configure_verify, _verify),
-    "status": ("print a store's configuration and progress: blocks and simulations done, invalid rows, the "
-               "driver holding it, what to do next (reads only)", _configure_status, _status),
-    "demo": ("run the end-to-end inference demo (budget, training, diagnostics)", _train_cli.configure_demo,
-             _needs("train", _train_cli.demo)),
+    "train": (
+        "train a neural posterior by streaming a store",
+        _train_cli.configure_train,
+        _needs("train", _train_cli.train),
+    ),
+    "infer": (
+        "sample the posterior given observed features",
+        _train_cli.configure_infer,
+        _needs("train", _train_cli.infer),
+    ),
+    "sequential": (
+        "rounds of simulations into one store, each drawn where the previous rounds' posterior puts the "
+        "observation (TSNPE or SNPE-C); writes the final posterior",
+        _sequential_cli.configure,
+        _needs("train", _sequential_cli.run),
+    ),
+    "check": (
+        "numerical pre-flight of a budget configuration: short runs at the prior's corners at dt and "
+        "dt/2 (exit 1 when they diverge or disagree)",
+        _check_cli.configure,
+        _check_cli.check,
+    ),
+    "verify": (
+        "check that every done block of a store reads back as written (--repair: mark damaged ones not done)",
+        _configure_verify,
+        _verify,
+    ),
+    "status": (
+        "print a store's configuration and progress: blocks and simulations done, invalid rows, the "
+        "driver holding it, what to do next (reads only)",
+        _configure_status,
+        _status,
+    ),
+    "demo": (
+        "run the end-to-end inference demo (budget, training, diagnostics)",
+        _train_cli.configure_demo,
+        _needs("train", _train_cli.demo),
+    ),
 }
 
 # status -> meaning, printed by `vbi-dask --help`
@@ -249,7 +298,7 @@ EXIT_STATUS = {
     0: "done",
     1: "a failure while working: one line 'vbi-dask CMD: failed: ...'",
     2: "a usage or configuration error, or a missing optional dependency: one line 'vbi-dask CMD: error: ...' "
-       "(naming the extra to install)",
+    "(naming the extra to install)",
     130: "interrupted (Ctrl-C): one line saying what is done",
 }
 
@@ -284,9 +333,14 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     epilog = "exit status (--debug adds the traceback to the line of an error):\n" + "\n".join(
         textwrap.fill(meaning, 78, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
-        for code, meaning in EXIT_STATUS.items())
-    parser = argparse.ArgumentParser(prog="vbi-dask", description="Simulation-based inference on virtual brains.",
-                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        for code, meaning in EXIT_STATUS.items()
+    )
+    parser = argparse.ArgumentParser(
+        prog="vbi-dask",
+        description="Simulation-based inference on virtual brains.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"vbi-dask {__version__}")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -328,7 +382,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{prefix}: failed: {type(error).__name__}: {message}", file=sys.stderr)
         return 1
-
 
 
 if __name__ == "__main__":

@@ -48,8 +48,16 @@ from typing import Any
 
 from ._extras import require
 
-__all__ = ["CLUSTER_KINDS", "get_client", "close_client", "make_cluster", "cluster_from_config",
-           "kubernetes_cluster_spec", "adaptive_maximum", "cluster_gpu_count"]
+__all__ = [
+    "CLUSTER_KINDS",
+    "get_client",
+    "close_client",
+    "make_cluster",
+    "cluster_from_config",
+    "kubernetes_cluster_spec",
+    "adaptive_maximum",
+    "cluster_gpu_count",
+]
 
 CLUSTER_KINDS = ("auto", "local", "cuda", "slurm", "kubernetes")
 _SECTION_KEYS = ("kind", "address", *CLUSTER_KINDS)
@@ -172,8 +180,10 @@ def _slurm(options: dict):
         options["processes"] = int(cores)  # one thread per worker process, as everywhere
     if gpus:
         if gpus != 1 or options.get("processes", 1) != 1:
-            raise ValueError("slurm cluster: 'gpus: 1' runs one worker per job with one GPU (processes: 1); "
-                             "on nodes with several GPUs SLURM packs several such jobs")
+            raise ValueError(
+                "slurm cluster: 'gpus: 1' runs one worker per job with one GPU (processes: 1); "
+                "on nodes with several GPUs SLURM packs several such jobs"
+            )
         options["job_extra_directives"] = [*options.get("job_extra_directives", []), "--gres=gpu:1"]
         options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources", "GPU=1"]
     processes = options.get("processes") or dask.config.get("jobqueue.slurm.processes", None) or 1
@@ -188,14 +198,34 @@ def _slurm(options: dict):
     return cluster
 
 
-_KUBE_OPTIONS = ("name", "namespace", "image", "n_workers", "resources", "env", "gpus", "adapt",
-                 "scheduler_service_type", "idle_timeout", "shutdown_on_close", "resource_timeout",
-                 "port_forward_cluster_ip")
+_KUBE_OPTIONS = (
+    "name",
+    "namespace",
+    "image",
+    "n_workers",
+    "resources",
+    "env",
+    "gpus",
+    "adapt",
+    "scheduler_service_type",
+    "idle_timeout",
+    "shutdown_on_close",
+    "resource_timeout",
+    "port_forward_cluster_ip",
+)
 
 
-def kubernetes_cluster_spec(*, name: str = "vbi-dask", image: str = DEFAULT_IMAGE, n_workers: int = 2,
-                            resources: Mapping | None = None, env: Mapping[str, str] | None = None, gpus: int = 0,
-                            scheduler_service_type: str = "ClusterIP", idle_timeout: int = 0) -> dict:
+def kubernetes_cluster_spec(
+    *,
+    name: str = "vbi-dask",
+    image: str = DEFAULT_IMAGE,
+    n_workers: int = 2,
+    resources: Mapping | None = None,
+    env: Mapping[str, str] | None = None,
+    gpus: int = 0,
+    scheduler_service_type: str = "ClusterIP",
+    idle_timeout: int = 0,
+) -> dict:
     """The ``DaskCluster`` resource (``kubernetes.dask.org/v1``) that ``get_client("kubernetes")``
     creates: single-threaded workers with ``NUMBA_NUM_THREADS=1``; with ``gpus=1`` each
     worker asks for ``nvidia.com/gpu: 1``, tolerates the ``nvidia.com/gpu`` taint and
@@ -207,8 +237,15 @@ def kubernetes_cluster_spec(*, name: str = "vbi-dask", image: str = DEFAULT_IMAG
         raise ValueError(f"kubernetes cluster: gpus must be 0 or 1 per worker, got {gpus!r}")
     worker_env = {**_SINGLE_THREAD_ENV, **dict(env or {})}
     command = "dask worker --nthreads 1" + (" --resources GPU=1" if gpus else "")
-    spec = make_cluster_spec(name=name, image=image, n_workers=n_workers, env=worker_env, worker_command=command,
-                             scheduler_service_type=scheduler_service_type, idle_timeout=idle_timeout)
+    spec = make_cluster_spec(
+        name=name,
+        image=image,
+        n_workers=n_workers,
+        env=worker_env,
+        worker_command=command,
+        scheduler_service_type=scheduler_service_type,
+        idle_timeout=idle_timeout,
+    )
     worker = spec["spec"]["worker"]["spec"]
     container = worker["containers"][0]
     limits = {k: str(v) for k, v in dict(resources or {}).get("limits", {}).items()}
@@ -249,8 +286,10 @@ def _kubernetes(options: dict):
     # try to delete it and print a traceback at exit) while the error's frames hold it: raised
     # outside the except clause, with those frames collected, it is gone.
     gc.collect()
-    raise RuntimeError(f"kubernetes cluster: {problem}: set KUBECONFIG (or ~/.kube/config), or run inside a pod "
-                       "whose service account may create DaskClusters (deploy/kubernetes/README.md)")
+    raise RuntimeError(
+        f"kubernetes cluster: {problem}: set KUBECONFIG (or ~/.kube/config), or run inside a pod "
+        "whose service account may create DaskClusters (deploy/kubernetes/README.md)"
+    )
 
 
 def cluster_from_config(section: Any, kind: str | None = None) -> tuple[str, dict]:
@@ -270,8 +309,10 @@ def cluster_from_config(section: Any, kind: str | None = None) -> tuple[str, dic
         raise ValueError(f"the cluster section must be a mapping like {{kind: slurm, slurm: {{...}}}}, got {section!r}")
     unknown = sorted(set(section) - set(_SECTION_KEYS))
     if unknown:
-        raise ValueError(f"unknown cluster key(s) {unknown}; valid: {', '.join(_SECTION_KEYS)} "
-                         "(options go under the kind's own key, e.g. slurm: {queue: debug})")
+        raise ValueError(
+            f"unknown cluster key(s) {unknown}; valid: {', '.join(_SECTION_KEYS)} "
+            "(options go under the kind's own key, e.g. slurm: {queue: debug})"
+        )
     chosen = kind or section.get("kind") or ("address" if "address" in section else "local")
     if chosen == "address":
         if "address" not in section:
@@ -280,8 +321,10 @@ def cluster_from_config(section: Any, kind: str | None = None) -> tuple[str, dic
     if _is_address(chosen):
         return chosen, {}
     if chosen not in CLUSTER_KINDS:
-        raise ValueError(f"unknown cluster kind {chosen!r}; valid: {', '.join(CLUSTER_KINDS)}, address, "
-                         "or a scheduler address such as tcp://host:8786")
+        raise ValueError(
+            f"unknown cluster kind {chosen!r}; valid: {', '.join(CLUSTER_KINDS)}, address, "
+            "or a scheduler address such as tcp://host:8786"
+        )
     options = section.get(chosen) or {}
     if not isinstance(options, Mapping):
         raise ValueError(f"cluster.{chosen} must be a mapping of options, got {options!r}")
@@ -339,8 +382,13 @@ def adaptive_maximum(client) -> int:
     return int(min(maximum, 1024))
 
 
-LOCAL_SCHEDULERS = {"sync": "sync", "synchronous": "sync", "single-threaded": "sync",
-                    "threads": "threads", "threading": "threads"}
+LOCAL_SCHEDULERS = {
+    "sync": "sync",
+    "synchronous": "sync",
+    "single-threaded": "sync",
+    "threads": "threads",
+    "threading": "threads",
+}
 
 
 def check_scheduler(scheduler) -> None:
@@ -353,8 +401,10 @@ def check_scheduler(scheduler) -> None:
 
         if isinstance(scheduler, Client):
             return
-    raise ValueError(f"unknown scheduler {scheduler!r}: give None (a LocalCluster), one of {sorted(LOCAL_SCHEDULERS)}, "
-                     "a distributed.Client or a scheduler address such as tcp://host:8786")
+    raise ValueError(
+        f"unknown scheduler {scheduler!r}: give None (a LocalCluster), one of {sorted(LOCAL_SCHEDULERS)}, "
+        "a distributed.Client or a scheduler address such as tcp://host:8786"
+    )
 
 
 def scheduler_client(scheduler, n_workers):

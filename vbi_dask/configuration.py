@@ -21,8 +21,20 @@ if TYPE_CHECKING:
 __all__ = ["budget_from_config"]
 
 
-_CONFIG_KEYS = ("model", "connectome", "simulation", "prior", "grid", "n_sims", "chunk_size", "seed", "features",
-                "keep_bold", "backend", "cluster")  # cluster: where it runs (vbi_dask.cluster), not part of the budget
+_CONFIG_KEYS = (
+    "model",
+    "connectome",
+    "simulation",
+    "prior",
+    "grid",
+    "n_sims",
+    "chunk_size",
+    "seed",
+    "features",
+    "keep_bold",
+    "backend",
+    "cluster",
+)  # cluster: where it runs (vbi_dask.cluster), not part of the budget
 
 
 def _monitor(name: str, options: Mapping | None) -> Monitor:
@@ -31,8 +43,10 @@ def _monitor(name: str, options: Mapping | None) -> Monitor:
     wanted = name.replace("_", "").lower()
     types = {kind.lower(): kind for kind in _monitors._TYPES}
     if wanted not in types:
-        raise ValueError(f"unknown monitor {name!r}; valid: {', '.join(k.lower() for k in _monitors._TYPES)} "
-                         "(case and underscores ignored, e.g. temporal_average)")
+        raise ValueError(
+            f"unknown monitor {name!r}; valid: {', '.join(k.lower() for k in _monitors._TYPES)} "
+            "(case and underscores ignored, e.g. temporal_average)"
+        )
     return monitor_from_dict({"type": types[wanted], **dict(options or {})})
 
 
@@ -50,19 +64,22 @@ def _connectome(spec: Any, base: Path) -> Connectome:
     if "path" in spec:
         connectome = load_tvb_zip(resolve(spec.pop("path")))
     elif "weights" in spec:
-        connectome = load_connectome(resolve(spec.pop("weights")),
-                                     resolve(spec.pop("tract_lengths")) if "tract_lengths" in spec else None)
+        connectome = load_connectome(
+            resolve(spec.pop("weights")), resolve(spec.pop("tract_lengths")) if "tract_lengths" in spec else None
+        )
     else:
         connectome = default_connectome()
     if spec:
-        raise ValueError(f"unknown connectome key(s) {sorted(spec)}; valid: path, weights, tract_lengths, "
-                         "normalise, name")
+        raise ValueError(
+            f"unknown connectome key(s) {sorted(spec)}; valid: path, weights, tract_lengths, normalise, name"
+        )
     connectome = connectome.normalised(normalise)
     return dataclasses.replace(connectome, name=name) if name else connectome
 
 
-def budget_from_config(config: Mapping[str, Any], *,
-                       base_dir: str | os.PathLike | None = None) -> "Budget | ExternalBudget":
+def budget_from_config(
+    config: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None
+) -> "Budget | ExternalBudget":
     """A :class:`Budget` from a configuration mapping (e.g. read from YAML).
 
     Keys: ``model``; ``connectome`` ("default", a TVB zip path, or ``{weights,
@@ -113,6 +130,13 @@ def budget_from_config(config: Mapping[str, Any], *,
         if not isinstance(config["prior"], Mapping):
             raise ValueError(f"prior must be a mapping of parameter -> spec, got {config['prior']!r}")
         prior = Prior(dict(config["prior"]), model=simulation.model, n_nodes=n_nodes)
-    return Budget(simulation, prior, n_sims=config["n_sims"], features=FeatureSet.from_dict(config["features"]),
-                  chunk_size=config.get("chunk_size"), seed=config.get("seed", 0),
-                  keep_bold=config.get("keep_bold", False), backend=config.get("backend", "cpu"))
+    return Budget(
+        simulation,
+        prior,
+        n_sims=config["n_sims"],
+        features=FeatureSet.from_dict(config["features"]),
+        chunk_size=config.get("chunk_size"),
+        seed=config.get("seed", 0),
+        keep_bold=config.get("keep_bold", False),
+        backend=config.get("backend", "cpu"),
+    )

@@ -20,8 +20,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Connectome", "NORMALISATIONS", "default_connectome", "load_connectome",
-           "load_matrix", "load_mrtrix", "load_tvb_zip"]
+__all__ = [
+    "Connectome",
+    "NORMALISATIONS",
+    "default_connectome",
+    "load_connectome",
+    "load_matrix",
+    "load_mrtrix",
+    "load_tvb_zip",
+]
 
 NORMALISATIONS = ("max", "rows", "log", "none")
 PathLike = str | os.PathLike
@@ -36,8 +43,7 @@ def _where(mask: np.ndarray) -> str:
     return f"{len(idx)} entr{'y' if len(idx) == 1 else 'ies'} at {shown}{', ...' * (len(idx) > 5)}"
 
 
-def _array(value, field: str, shape: tuple[int, ...] | None, ref: str = "",
-           nonnegative: bool = True) -> np.ndarray:
+def _array(value, field: str, shape: tuple[int, ...] | None, ref: str = "", nonnegative: bool = True) -> np.ndarray:
     """A validated read-only float64 copy of ``value``."""
     try:
         array = np.array(value, dtype=np.float64) + 0.0  # a copy; -0.0 -> 0.0 (stable hash)
@@ -184,8 +190,7 @@ class Connectome:
             raise ValueError(f"{what} index {node} out of range [0, {self.n_nodes})")
         return int(node)
 
-    def lesion(self, nodes: Iterable[int | str] = (),
-               edges: Iterable[tuple[int | str, int | str]] = ()) -> Connectome:
+    def lesion(self, nodes: Iterable[int | str] = (), edges: Iterable[tuple[int | str, int | str]] = ()) -> Connectome:
         """A copy with nodes removed and/or directed edges cut.
 
         Parameters
@@ -214,9 +219,12 @@ class Connectome:
         square = np.ix_(keep, keep)
         subset = lambda array, index: None if array is None else array[index]  # noqa: E731
         return replace(
-            self, weights=weights[square], labels=tuple(self.labels[i] for i in keep),
+            self,
+            weights=weights[square],
+            labels=tuple(self.labels[i] for i in keep),
             tract_lengths_mm=subset(self.tract_lengths_mm, square),
-            centres_mm=subset(self.centres_mm, keep), cortical=subset(self.cortical, keep),
+            centres_mm=subset(self.centres_mm, keep),
+            cortical=subset(self.cortical, keep),
         )
 
     def delay_steps(self, speed_mm_per_ms: float, dt_ms: float) -> np.ndarray:
@@ -235,8 +243,9 @@ class Connectome:
             Without tract lengths, or if the speed or step is not finite and > 0.
         """
         if self.tract_lengths_mm is None:
-            raise ValueError(f"tract lengths are required for delays, but connectome {self.name!r} "
-                             "has tract_lengths_mm=None")
+            raise ValueError(
+                f"tract lengths are required for delays, but connectome {self.name!r} has tract_lengths_mm=None"
+            )
         for value, label in ((speed_mm_per_ms, "speed_mm_per_ms"), (dt_ms, "dt_ms")):
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{label} must be finite and > 0, got {value!r}")
@@ -280,8 +289,7 @@ def _split(text: str) -> list[list[str]]:
     return [[t.strip() for t in line.split(",")] if comma else line.split() for line in lines]
 
 
-def _parse_table(text: str | list[list[str]], source: str, header: bool = False
-                 ) -> tuple[np.ndarray, list[str] | None]:
+def _parse_table(text: str | list[list[str]], source: str, header: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """A float64 table from text or split rows; with ``header``, a non-numeric first row
     is returned as labels."""
     rows = _split(text) if isinstance(text, str) else list(text)
@@ -289,8 +297,7 @@ def _parse_table(text: str | list[list[str]], source: str, header: bool = False
     if not rows:
         raise ValueError(f"{source}: no numeric rows")
     if len({len(row) for row in rows}) != 1:
-        raise ValueError(f"{source}: rows have different numbers of columns "
-                         f"{sorted({len(row) for row in rows})}")
+        raise ValueError(f"{source}: rows have different numbers of columns {sorted({len(row) for row in rows})}")
     for number, row in enumerate(rows, start=1):
         if _floats(row) is None:
             raise ValueError(f"{source}: cannot parse data row {number} as numbers: {row[:6]}")
@@ -304,8 +311,7 @@ def _parse_centres(text: str, source: str) -> tuple[np.ndarray, list[str] | None
         return _parse_table([row[1:] for row in rows], source)[0], [row[0] for row in rows]
     centres = _parse_table(rows, source)[0]
     if centres.shape[1] != 3:
-        raise ValueError(f"{source}: centres need columns x y z or label x y z, "
-                         f"got {centres.shape[1]} columns")
+        raise ValueError(f"{source}: centres need columns x y z or label x y z, got {centres.shape[1]} columns")
     return centres, None
 
 
@@ -313,8 +319,9 @@ def _file(path: PathLike) -> Path:
     """``path`` if it is a file, else FileNotFoundError or IsADirectoryError."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"connectome path {path} is a directory, not a weights, tract lengths or centres "
-                                "file (.npy, .csv, .txt)")
+        raise IsADirectoryError(
+            f"connectome path {path} is a directory, not a weights, tract lengths or centres file (.npy, .csv, .txt)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"connectome file not found: {path}")
     return path
@@ -382,10 +389,13 @@ def load_matrix(path: PathLike) -> np.ndarray:
     return _read_matrix(path)[0]
 
 
-def load_connectome(weights: PathLike, tract_lengths: PathLike | None = None,
-                    centres: PathLike | None = None,
-                    labels: Sequence[str] | None = None,
-                    name: str | None = None) -> Connectome:
+def load_connectome(
+    weights: PathLike,
+    tract_lengths: PathLike | None = None,
+    centres: PathLike | None = None,
+    labels: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Connectome:
     """A :class:`Connectome` from files read by :func:`load_matrix`.
 
     Parameters
@@ -447,14 +457,12 @@ def load_tvb_zip(path: PathLike, name: str | None = None) -> Connectome:
             key = parts[-1].split(".")[0]
             if key in _TVB_PARTS:
                 if key in members:
-                    raise ValueError(f"{path}: two {key} members, "
-                                     f"{members[key]!r} and {info.filename!r}")
+                    raise ValueError(f"{path}: two {key} members, {members[key]!r} and {info.filename!r}")
                 members[key] = info.filename
         if "weights" not in members:
             raise ValueError(f"{path}: no weights.txt member, found {archive.namelist()[:10]}")
         sources = {key: f"{path}:{member}" for key, member in members.items()}
-        text = {key: _decode(member, archive.read(member), sources[key])
-                for key, member in members.items()}
+        text = {key: _decode(member, archive.read(member), sources[key]) for key, member in members.items()}
     return _build(path, name=name or path.name.split(".")[0], **_tvb_fields(text, sources))
 
 
@@ -469,8 +477,9 @@ def _mrtrix_symmetrise(matrix: np.ndarray, source: PathLike) -> np.ndarray:
     raise ValueError(f"{source}: neither upper-triangular nor symmetric, not tck2connectome output")
 
 
-def load_mrtrix(path: PathLike, lengths: PathLike | None = None,
-                labels: Sequence[str] | None = None, name: str | None = None) -> Connectome:
+def load_mrtrix(
+    path: PathLike, lengths: PathLike | None = None, labels: Sequence[str] | None = None, name: str | None = None
+) -> Connectome:
     """A connectome from MRtrix3 ``tck2connectome`` output (comma or space separated).
 
     ``tck2connectome`` fills only the upper triangle unless given ``-symmetric``; such a
@@ -489,8 +498,9 @@ def load_mrtrix(path: PathLike, lengths: PathLike | None = None,
     """
     weights = _mrtrix_symmetrise(load_matrix(path), path)
     lengths_mm = None if lengths is None else _mrtrix_symmetrise(load_matrix(lengths), lengths)
-    return _build(path, weights=weights, tract_lengths_mm=lengths_mm, labels=labels,
-                  name=name or Path(path).name.split(".")[0])
+    return _build(
+        path, weights=weights, tract_lengths_mm=lengths_mm, labels=labels, name=name or Path(path).name.split(".")[0]
+    )
 
 
 @lru_cache(maxsize=1)

@@ -56,12 +56,16 @@ class FeatureLoss:
     observed : the observation's feature vector (the budget's columns).
     feature_names : the budget's feature names.
     fc, fcd : weights of the two terms.
+    signal : the signal whose FC and FCD columns are used, for features named by signal
+        (``"bold"``: the columns ``bold.fc[i,j]``, ``bold.fcd...``); None: the columns
+        without a signal name.
     """
 
     observed: Sequence[float]
     feature_names: Sequence[str]
     fc: float = 1.0
     fcd: float = 0.0
+    signal: str | None = None
 
     def __post_init__(self):
         observed = np.asarray(self.observed, dtype=np.float64)
@@ -70,12 +74,25 @@ class FeatureLoss:
             raise ValueError(f"the observation has shape {observed.shape}; the budget has {len(names)} features")
         if self.fc < 0 or self.fcd < 0 or self.fc + self.fcd == 0:
             raise ValueError(f"weights fc={self.fc}, fcd={self.fcd}: non-negative, at least one positive")
-        for term, prefix in (("fc", "fc["), ("fcd", "fcd")):
+        head = "" if self.signal is None else f"{self.signal}."
+        prefixes = {"fc": head + "fc[", "fcd": head + "fcd"}
+        for term, prefix in prefixes.items():
             if getattr(self, term) and not any(n.startswith(prefix) for n in names):
-                raise ValueError(f"the loss term {term!r} needs feature columns '{prefix}...'; the budget computes "
-                                 f"none (add the '{term}' feature)")
-        index = {term: np.array([k for k, n in enumerate(names) if n.startswith(prefix)], dtype=np.int64)
-                 for term, prefix in (("fc", "fc["), ("fcd", "fcd"))}
+                named = sorted(
+                    {
+                        n.split(".", 1)[0]
+                        for n in names
+                        if "." in n and n.split(".", 1)[1].startswith("fc[" if term == "fc" else "fcd")
+                    }
+                )
+                hint = f"; the signals {named} have them: pass signal=" if named else f" (add the '{term}' feature)"
+                raise ValueError(
+                    f"the loss term {term!r} needs feature columns '{prefix}...'; the budget computes none{hint}"
+                )
+        index = {
+            term: np.array([k for k, n in enumerate(names) if n.startswith(prefix)], dtype=np.int64)
+            for term, prefix in prefixes.items()
+        }
         bad = [names[k] for term in index if getattr(self, term) for k in index[term] if not np.isfinite(observed[k])]
         if bad:
             raise ValueError(f"the observation has NaN or inf in {len(bad)} column(s) the loss uses: {bad[:5]}")
@@ -97,7 +114,10 @@ class FeatureLoss:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "feature_loss", "fc": self.fc, "fcd": self.fcd, "observed": list(self.observed)}
+        out = {"kind": "feature_loss", "fc": self.fc, "fcd": self.fcd, "observed": list(self.observed)}
+        if self.signal is not None:
+            out["signal"] = self.signal
+        return out
 
 
 @dataclass(frozen=True)
@@ -111,8 +131,13 @@ class EvolutionSettings:
     method: str = "cma"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "per_round": self.per_round, "sigma0": self.sigma0, "seed": self.seed,
-                "loss": dict(self.loss)}
+        return {
+            "method": self.method,
+            "per_round": self.per_round,
+            "sigma0": self.sigma0,
+            "seed": self.seed,
+            "loss": dict(self.loss),
+        }
 
 
 @dataclass(frozen=True)
@@ -123,7 +148,7 @@ class _Candidates:
     first: int
 
     def draw(self, prior, start: int, stop: int) -> np.ndarray:
-        return self.theta[start - self.first:stop - self.first]
+        return self.theta[start - self.first : stop - self.first]
 
 
 @dataclass(frozen=True)
@@ -141,8 +166,10 @@ class Evolution:
 
     def __str__(self) -> str:
         theta = ", ".join(f"{k} = {v:.4g}" for k, v in self.best_theta.items())
-        return (f"CMA-ES: {len(self.history)} generations, {self.n_sims} simulations in {self.store}; best loss "
-                f"{self.best_loss:.4g} (simulation {self.best_sim}): {theta}")
+        return (
+            f"CMA-ES: {len(self.history)} generations, {self.n_sims} simulations in {self.store}; best loss "
+            f"{self.best_loss:.4g} (simulation {self.best_sim}): {theta}"
+        )
 
 
 class _Optimiser:
@@ -152,8 +179,13 @@ class _Optimiser:
         import cma
 
         rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 0xC3A]))
-        options = {"popsize": settings.per_round, "bounds": [0.0, 1.0], "verbose": -9, "seed": settings.seed + 1,
-                   "randn": lambda *shape: rng.standard_normal(shape)}
+        options = {
+            "popsize": settings.per_round,
+            "bounds": [0.0, 1.0],
+            "verbose": -9,
+            "seed": settings.seed + 1,
+            "randn": lambda *shape: rng.standard_normal(shape),
+        }
         self.es = cma.CMAEvolutionStrategy(np.full(dim, 0.5), settings.sigma0, options)
 
     def ask(self) -> np.ndarray:
@@ -170,9 +202,19 @@ def _penalised(losses: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(losses), losses, worst)
 
 
-def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, generations: int, popsize: int,
-           sigma0: float = 0.3, seed: int = 0, scheduler: Any = None, n_workers: int | None = None,
-           progress: bool = True) -> Evolution:
+def evolve(
+    budget: _BudgetBase,
+    store: str | os.PathLike,
+    loss: FeatureLoss,
+    *,
+    generations: int,
+    popsize: int,
+    sigma0: float = 0.3,
+    seed: int = 0,
+    scheduler: Any = None,
+    n_workers: int | None = None,
+    progress: bool = True,
+) -> Evolution:
     """Minimise ``loss`` over the budget's parameters by CMA-ES, ``generations`` of
     ``popsize`` simulations, every evaluation written to ``store``.
 
@@ -204,11 +246,17 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
 
     require("fit", "evolutionary fitting")
     for name, value in (("generations", generations), ("popsize", popsize)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (2 if name == "popsize" else 1):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < (2 if name == "popsize" else 1)
+        ):
             raise ValueError(f"{name} must be an integer of at least {2 if name == 'popsize' else 1}, got {value!r}")
     if popsize % budget.chunk_size:
-        raise ValueError(f"popsize ({popsize}) must be a multiple of the chunk size ({budget.chunk_size}): every block "
-                         "lies in one generation")
+        raise ValueError(
+            f"popsize ({popsize}) must be a multiple of the chunk size ({budget.chunk_size}): every block "
+            "lies in one generation"
+        )
     if not 0 < sigma0 <= 1:
         raise ValueError(f"sigma0 must lie in (0, 1] (a share of the box), got {sigma0!r}")
     if tuple(loss.feature_names) != tuple(budget.feature_names):
@@ -216,16 +264,19 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
     low, high = (np.asarray(b, dtype=np.float64) for b in budget.prior.bounds())
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
         names = [n for n, lo, hi in zip(budget.param_names, low, high) if not (np.isfinite(lo) and np.isfinite(hi))]
-        raise ValueError(f"evolutionary fitting searches the prior's box: {names} are unbounded; give them Uniform "
-                         "priors")
+        raise ValueError(
+            f"evolutionary fitting searches the prior's box: {names} are unbounded; give them Uniform priors"
+        )
     settings = EvolutionSettings(int(popsize), loss.to_dict(), sigma0=float(sigma0), seed=int(seed))
     path = os.fspath(_store.local_path(store))
     if _store.store_state(path) == "zarr":
         stored = int(_store.read_attrs(path).get("n_sims", 0))
         if stored > generations * popsize:
-            raise ValueError(f"store {path!r} holds {stored} simulations ({-(-stored // popsize)} generations of "
-                             f"{popsize}) and {generations} generation(s) were asked for: a run resumes or continues "
-                             "the store, it does not shrink it")
+            raise ValueError(
+                f"store {path!r} holds {stored} simulations ({-(-stored // popsize)} generations of "
+                f"{popsize}) and {generations} generation(s) were asked for: a run resumes or continues "
+                "the store, it does not shrink it"
+            )
     t0 = time.perf_counter()
     optimiser = _Optimiser(len(low), settings)
     proposals: list = []
@@ -240,8 +291,10 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
             if record is not None:
                 recorded = np.frombuffer(record[0], dtype=np.float32).reshape(theta.shape)
                 if not np.array_equal(recorded, theta):
-                    raise RuntimeError(f"generation {g}: the optimiser replayed from the store asks other candidates "
-                                       "than those recorded (another cma version?); use a new store")
+                    raise RuntimeError(
+                        f"generation {g}: the optimiser replayed from the store asks other candidates "
+                        "than those recorded (another cma version?); use a new store"
+                    )
             proposals.append(_Candidates(theta, first))
             stored = int(_store.read_attrs(path)["n_sims"]) if _store.store_state(path) == "zarr" else 0
             work = _Rounds(budget, settings, tuple(proposals), n_sims=max(stored, first + popsize), active=g)
@@ -250,26 +303,44 @@ def evolve(budget: _BudgetBase, store: str | os.PathLike, loss: FeatureLoss, *, 
                 _store.write_round(path, g, theta.tobytes(), {"method": "cma", "generation": g})
             summary = work._run_claimed(path, claim, scheduler=scheduler, n_workers=n_workers, progress=progress)
             if summary.failed:
-                raise RuntimeError(f"generation {g}: {summary.failed} simulation(s) failed "
-                                   f"({summary.errors[0][:500]}); run again to retry them")
+                raise RuntimeError(
+                    f"generation {g}: {summary.failed} simulation(s) failed "
+                    f"({summary.errors[0][:500]}); run again to retry them"
+                )
             features = _store.read_block(path, first, first + popsize, ("features",))["features"]
             losses = loss(features)
             optimiser.tell(x, _penalised(losses))
             k = int(np.nanargmin(losses)) if np.isfinite(losses).any() else -1
             if k >= 0 and losses[k] < best[0]:
                 best = (float(losses[k]), first + k)
-            history.append({"generation": g, "best_loss": float(np.nanmin(losses)) if k >= 0 else float("nan"),
-                            "median_loss": float(np.nanmedian(losses)) if k >= 0 else float("nan"),
-                            "invalid": int((~np.isfinite(losses)).sum()), "sigma": float(optimiser.es.sigma)})
+            history.append(
+                {
+                    "generation": g,
+                    "best_loss": float(np.nanmin(losses)) if k >= 0 else float("nan"),
+                    "median_loss": float(np.nanmedian(losses)) if k >= 0 else float("nan"),
+                    "invalid": int((~np.isfinite(losses)).sum()),
+                    "sigma": float(optimiser.es.sigma),
+                }
+            )
             if progress:
-                print(f"generation {g}: best loss {history[-1]['best_loss']:.4g}, median "
-                      f"{history[-1]['median_loss']:.4g}, overall best {best[0]:.4g}", flush=True)
+                print(
+                    f"generation {g}: best loss {history[-1]['best_loss']:.4g}, median "
+                    f"{history[-1]['median_loss']:.4g}, overall best {best[0]:.4g}",
+                    flush=True,
+                )
             claim.check()
     if best[1] < 0:
         raise RuntimeError("no evaluation gave a finite loss")
     theta_best = _store.read_block(path, best[1], best[1] + 1, ("theta",))["theta"][0]
-    result = Evolution({n: float(v) for n, v in zip(budget.param_names, theta_best)}, best[0], best[1],
-                       tuple(history), path, int(generations) * int(popsize), time.perf_counter() - t0)
+    result = Evolution(
+        {n: float(v) for n, v in zip(budget.param_names, theta_best)},
+        best[0],
+        best[1],
+        tuple(history),
+        path,
+        int(generations) * int(popsize),
+        time.perf_counter() - t0,
+    )
     if progress:
         print(result, flush=True)
     return result

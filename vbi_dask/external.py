@@ -58,14 +58,20 @@ def _name_of(function: Callable) -> str:
     """``module:qualname`` of an importable function, or ValueError saying why not."""
     module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
     if not module or not qualname:
-        raise ValueError(f"external simulator {function!r} has no module and qualified name: give a module-level "
-                         "function (or its 'module:qualname')")
+        raise ValueError(
+            f"external simulator {function!r} has no module and qualified name: give a module-level "
+            "function (or its 'module:qualname')"
+        )
     if "<lambda>" in qualname or "<locals>" in qualname:
-        raise ValueError(f"external simulator {module}.{qualname} is a lambda or a local function: Dask workers and "
-                         "ExternalBudget.from_store must import it; define it at module level in an importable module")
+        raise ValueError(
+            f"external simulator {module}.{qualname} is a lambda or a local function: Dask workers and "
+            "ExternalBudget.from_store must import it; define it at module level in an importable module"
+        )
     if module == "__main__":
-        raise ValueError(f"external simulator {qualname} is defined in __main__ (a script or notebook): Dask "
-                         "workers and ExternalBudget.from_store must import it; move it to an importable module")
+        raise ValueError(
+            f"external simulator {qualname} is defined in __main__ (a script or notebook): Dask "
+            "workers and ExternalBudget.from_store must import it; move it to an importable module"
+        )
     return f"{module}:{qualname}"
 
 
@@ -118,8 +124,10 @@ class ExternalSimulator:
     def __post_init__(self):
         name = self.function if isinstance(self.function, str) else _name_of(self.function)
         if not isinstance(self.function, str) and _import(name) is not self.function:
-            raise ValueError(f"external simulator {name!r} imports as another object than the function given "
-                             "(decorated or redefined?): give the importable function itself")
+            raise ValueError(
+                f"external simulator {name!r} imports as another object than the function given "
+                "(decorated or redefined?): give the importable function itself"
+            )
         _import(name)  # validates
         object.__setattr__(self, "function", name)
         if not isinstance(self.version, str) or not self.version:
@@ -146,14 +154,20 @@ class ExternalSimulator:
         out = np.asarray(_import(self.function)(theta, int(seed), int(first_sim)), dtype=np.float64)
         expected = (len(theta), self.n_features)
         if out.shape != expected:
-            raise ValueError(f"external simulator {self.function} returned shape {out.shape} for {len(theta)} rows; "
-                             f"expected (sim, feature) = {expected}")
+            raise ValueError(
+                f"external simulator {self.function} returned shape {out.shape} for {len(theta)} rows; "
+                f"expected (sim, feature) = {expected}"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: ``{"kind": "external", "function", "version", "feature_names"}``."""
-        return {"kind": "external", "function": self.function, "version": self.version,
-                "feature_names": list(self.feature_names)}
+        return {
+            "kind": "external",
+            "function": self.function,
+            "version": self.version,
+            "feature_names": list(self.feature_names),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ExternalSimulator":
@@ -188,8 +202,10 @@ class ExternalBudget(_BudgetBase):
         if not isinstance(self.simulator, ExternalSimulator):
             raise TypeError(f"simulator must be an ExternalSimulator, got {type(self.simulator).__name__}")
         if not isinstance(self.prior, Prior) or self.prior.model is not None:
-            raise TypeError("an external simulator's prior is a Prior over free names, without a model: "
-                            "Prior({'a': (0, 1), 'b': (-1, 1)})")
+            raise TypeError(
+                "an external simulator's prior is a Prior over free names, without a model: "
+                "Prior({'a': (0, 1), 'b': (-1, 1)})"
+            )
         self._check_sizes()
 
     @property
@@ -203,9 +219,18 @@ class ExternalBudget(_BudgetBase):
     def attrs(self) -> dict[str, Any]:
         """The store's root attributes: the simulator's description as ``simulation``; no
         feature set, connectome or kernel numerics (null)."""
-        return _store.attributes(simulation=self.simulator.to_dict(), prior=self.prior.to_dict(), featureset=None,
-                                 connectome=None, seed=self.seed, n_sims=self.n_sims, chunk_size=self.chunk_size,
-                                 keep_bold=False, feature_signal="external", kernel_numerics=None)
+        return _store.attributes(
+            simulation=self.simulator.to_dict(),
+            prior=self.prior.to_dict(),
+            featureset=None,
+            connectome=None,
+            seed=self.seed,
+            n_sims=self.n_sims,
+            chunk_size=self.chunk_size,
+            keep_bold=False,
+            feature_signal="external",
+            kernel_numerics=None,
+        )
 
     @classmethod
     def from_store(cls, store: str | os.PathLike) -> "ExternalBudget":
@@ -214,10 +239,17 @@ class ExternalBudget(_BudgetBase):
         _store.open_store(store)  # validates the schema
         attrs = _store.read_attrs(store)
         if not _store.is_external(attrs):
-            raise ValueError(f"store {os.fspath(store)!r} was made by a vbi-dask Simulation, not an external "
-                             "simulator: rebuild it with Budget.from_store")
-        return cls(ExternalSimulator.from_dict(attrs["simulation"]), prior_from_dict(attrs["prior"]),
-                   n_sims=int(attrs["n_sims"]), chunk_size=int(attrs["chunk_size"]), seed=int(attrs["seed"]))
+            raise ValueError(
+                f"store {os.fspath(store)!r} was made by a vbi-dask Simulation, not an external "
+                "simulator: rebuild it with Budget.from_store"
+            )
+        return cls(
+            ExternalSimulator.from_dict(attrs["simulation"]),
+            prior_from_dict(attrs["prior"]),
+            n_sims=int(attrs["n_sims"]),
+            chunk_size=int(attrs["chunk_size"]),
+            seed=int(attrs["seed"]),
+        )
 
     def compute_rows(self, theta: np.ndarray, first_sim: int) -> dict[str, np.ndarray]:
         """Rows at ``theta`` (float32) for global indices ``first_sim ..``: ``theta``,
@@ -262,22 +294,35 @@ def external_budget_from_config(config: Mapping[str, Any]) -> ExternalBudget:
     config = dict(config)
     unknown = sorted(set(config) - set(_CONFIG_KEYS))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in an external simulator's configuration; valid keys: "
-                         f"{', '.join(_CONFIG_KEYS)}")
+        raise ValueError(
+            f"unknown key(s) {unknown} in an external simulator's configuration; valid keys: {', '.join(_CONFIG_KEYS)}"
+        )
     missing = [k for k in ("simulator", "prior", "n_sims") if k not in config]
     if missing:
         raise ValueError(f"configuration lacks {', '.join(missing)}")
     spec = config["simulator"]
     if not isinstance(spec, Mapping):
-        raise ValueError(f"simulator must be a mapping like {{function: 'package.module:simulate', version: '1', "
-                         f"features: [x0, x1]}}, got {spec!r}")
+        raise ValueError(
+            f"simulator must be a mapping like {{function: 'package.module:simulate', version: '1', "
+            f"features: [x0, x1]}}, got {spec!r}"
+        )
     unknown = sorted(set(spec) - set(_SIMULATOR_KEYS))
     if unknown or "function" not in spec or "version" not in spec:
-        raise ValueError(f"simulator: unknown key(s) {unknown} or missing function/version; valid keys: "
-                         f"{', '.join(_SIMULATOR_KEYS)}")
-    simulator = ExternalSimulator(spec["function"], version=str(spec["version"]), feature_names=spec.get("features"),
-                                  n_features=spec.get("n_features"))
+        raise ValueError(
+            f"simulator: unknown key(s) {unknown} or missing function/version; valid keys: {', '.join(_SIMULATOR_KEYS)}"
+        )
+    simulator = ExternalSimulator(
+        spec["function"],
+        version=str(spec["version"]),
+        feature_names=spec.get("features"),
+        n_features=spec.get("n_features"),
+    )
     if not isinstance(config["prior"], Mapping):
         raise ValueError(f"prior must be a mapping of parameter -> spec, got {config['prior']!r}")
-    return ExternalBudget(simulator, Prior(dict(config["prior"])), n_sims=config["n_sims"],
-                          chunk_size=config.get("chunk_size"), seed=config.get("seed", 0))
+    return ExternalBudget(
+        simulator,
+        Prior(dict(config["prior"])),
+        n_sims=config["n_sims"],
+        chunk_size=config.get("chunk_size"),
+        seed=config.get("seed", 0),
+    )

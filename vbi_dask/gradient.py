@@ -68,8 +68,10 @@ class _TorchMath(types.SimpleNamespace):
     factory's constants, ``f(math.pi)``, stay plain numbers)."""
 
     def __getattr__(self, name):
-        raise AttributeError(f"math.{name} has no torch counterpart in vbi_dask.gradient.TORCH_MATH; "
-                             f"available: {', '.join(sorted(vars(self)))}")
+        raise AttributeError(
+            f"math.{name} has no torch counterpart in vbi_dask.gradient.TORCH_MATH; "
+            f"available: {', '.join(sorted(vars(self)))}"
+        )
 
 
 def _dispatch(name: str, torch_name: str | None = None):
@@ -88,10 +90,38 @@ def _dispatch(name: str, torch_name: str | None = None):
 
 
 TORCH_MATH = _TorchMath(
-    pi=math.pi, e=math.e, tau=math.tau, inf=math.inf, nan=math.nan,
-    **{name: _dispatch(name) for name in ("exp", "expm1", "log", "log1p", "log10", "log2", "sqrt", "sin", "cos",
-                                          "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "atan2", "floor",
-                                          "ceil", "erf", "erfc", "pow")},
+    pi=math.pi,
+    e=math.e,
+    tau=math.tau,
+    inf=math.inf,
+    nan=math.nan,
+    **{
+        name: _dispatch(name)
+        for name in (
+            "exp",
+            "expm1",
+            "log",
+            "log1p",
+            "log10",
+            "log2",
+            "sqrt",
+            "sin",
+            "cos",
+            "tan",
+            "tanh",
+            "sinh",
+            "cosh",
+            "asin",
+            "acos",
+            "atan",
+            "atan2",
+            "floor",
+            "ceil",
+            "erf",
+            "erfc",
+            "pow",
+        )
+    },
     fabs=_dispatch("fabs", "abs"),
 )
 
@@ -194,8 +224,9 @@ class TorchSimulator:
         self.dtype = torch.float64 if dtype is None else dtype
         model = sim.model
         if sim.sampled_monitor is not None and not isinstance(sim.sampled_monitor, (Raw, TemporalAverage)):
-            raise ValueError(f"monitor {type(sim.sampled_monitor).__name__} is not supported: use Raw, "
-                             f"TemporalAverage and/or Bold")
+            raise ValueError(
+                f"monitor {type(sim.sampled_monitor).__name__} is not supported: use Raw, TemporalAverage and/or Bold"
+            )
         observed = model.observed
         if variable is not None and variable not in observed:
             raise KeyError(f"unknown observable {variable!r}; model {model.name} observes {', '.join(observed)}")
@@ -214,9 +245,12 @@ class TorchSimulator:
             lags = c.delay_steps(sim.speed_mm_per_ms, sim.dt_ms)
             rows, cols = np.nonzero(weights)
             self._lags = np.unique(lags[rows, cols]).tolist()
-            self._edges = (torch.as_tensor(rows), torch.as_tensor(cols),
-                           torch.as_tensor(np.searchsorted(self._lags, lags[rows, cols])),
-                           torch.as_tensor(weights[rows, cols], dtype=self.dtype))
+            self._edges = (
+                torch.as_tensor(rows),
+                torch.as_tensor(cols),
+                torch.as_tensor(np.searchsorted(self._lags, lags[rows, cols])),
+                torch.as_tensor(weights[rows, cols], dtype=self.dtype),
+            )
         else:
             self._lags = None
         self._dt = sim.dt_ms / model.ms_per_time_unit
@@ -246,8 +280,12 @@ class TorchSimulator:
         args = [values[a] for a in self._args[role]]
         n = self.simulation.connectome.n_nodes
         if not self._per_node:
-            return [v if isinstance(v, torch.Tensor) and v.shape == (n,) else
-                    torch.broadcast_to(torch.as_tensor(v, dtype=self.dtype), (n,)) for v in fn(*args)]
+            return [
+                v
+                if isinstance(v, torch.Tensor) and v.shape == (n,)
+                else torch.broadcast_to(torch.as_tensor(v, dtype=self.dtype), (n,))
+                for v in fn(*args)
+            ]
         rows = [fn(*(a if a.ndim == 0 else a[i] for a in args)) for i in range(n)]
         return [torch.stack([torch.as_tensor(r[k], dtype=self.dtype) for r in rows]) for k in range(len(rows[0]))]
 
@@ -264,8 +302,10 @@ class TorchSimulator:
             value = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float64))
             value = value.to(self.dtype)
             if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != n):
-                raise ValueError(f"parameter {p.name!r}: expected a scalar or one value per node ({n}), "
-                                 f"got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"parameter {p.name!r}: expected a scalar or one value per node ({n}), "
+                    f"got shape {tuple(value.shape)}"
+                )
             out[p.name] = value
         stimulus = self.simulation.stimulus
         if stimulus is None:
@@ -294,8 +334,9 @@ class TorchSimulator:
                 continue
             z = np.zeros((steps.size, S, n))
             for word in sorted({s // 4 for s in noisy}):
-                xi = _rng.normals_numpy(seed, steps[:, None], nodes[None, :], np.uint64(first_sim),
-                                        _rng.STREAM_NOISE, word).astype(np.float64)
+                xi = _rng.normals_numpy(
+                    seed, steps[:, None], nodes[None, :], np.uint64(first_sim), _rng.STREAM_NOISE, word
+                ).astype(np.float64)
                 for s in noisy:
                     if s // 4 == word:
                         z[:, s] = sigma[s] * sqrt_dt * xi[..., s % 4]
@@ -328,8 +369,12 @@ class TorchSimulator:
         sim, model = self.simulation, self.simulation.model
         P = self._parameters(params or {})
         states, bounds = model.state_names, [s.bounds for s in model.states]
-        x = [t for t in torch.as_tensor(sim.initial_conditions(1, seed=seed, first_sim=first_sim)[:, :, 0],
-                                          dtype=self.dtype)]
+        x = [
+            t
+            for t in torch.as_tensor(
+                sim.initial_conditions(1, seed=seed, first_sim=first_sim)[:, :, 0], dtype=self.dtype
+            )
+        ]
         dt, half_dt, sixth_dt = self._dt, self._dt * 0.5, self._dt * (1.0 / 6.0)
         stim = None
         if sim.stimulus is not None:
@@ -355,7 +400,8 @@ class TorchSimulator:
                 past = torch.stack([pre if step - d == step else history[max(step - d, 0)] for d in self._lags])
                 contrib = past[lag, :, :, cols] * w[:, None, None]  # (edge, coupled, n_pre)
                 sums = torch.zeros((len(eff),) + tuple(pre.shape[1:]), dtype=self.dtype).index_add(
-                    2, rows, contrib.permute(1, 2, 0))
+                    2, rows, contrib.permute(1, 2, 0)
+                )
             return [self._post(P["G"], self._rowsum, eff[k], *sums[k]) for k in range(len(eff))]
 
         def drift(state, cpl, t):
@@ -391,8 +437,7 @@ class TorchSimulator:
             elif sim.integrator == "heun":
                 xt = [clamp(s, x[s] + dt * f1[s] + (0.0 if z is None else z[s])) for s in range(len(x))]
                 f2 = drift(xt, coupling(step + 1, *pre_of(xt)), step + 1)
-                x = [clamp(s, x[s] + half_dt * (f1[s] + f2[s]) + (0.0 if z is None else z[s]))
-                     for s in range(len(x))]
+                x = [clamp(s, x[s] + half_dt * (f1[s] + f2[s]) + (0.0 if z is None else z[s])) for s in range(len(x))]
             else:  # rk4: deterministic and delay-free; F accumulates as the kernel's does
                 xt = [x[s] + half_dt * f1[s] for s in range(len(x))]
                 k2 = drift(xt, coupling(step, *pre_of(xt)), (step, step + 1))
@@ -481,10 +526,23 @@ class FitResult:
     fc: np.ndarray = field(repr=False)
 
 
-def fit_fc(simulation: Simulation, empirical_fc, init: Mapping[str, Any], *, fit: Sequence[str], steps: int = 100,
-           lr: float = 0.05, lr_decay: float = 1.0, seed: int = 0, first_sim: int = 0, fc_mse: float = 0.0,
-           bounds: Mapping[str, tuple[float, float]] | None = None, variable: str | None = None,
-           dtype=None, callback: Callable[[int, float, dict], None] | None = None) -> FitResult:
+def fit_fc(
+    simulation: Simulation,
+    empirical_fc,
+    init: Mapping[str, Any],
+    *,
+    fit: Sequence[str],
+    steps: int = 100,
+    lr: float = 0.05,
+    lr_decay: float = 1.0,
+    seed: int = 0,
+    first_sim: int = 0,
+    fc_mse: float = 0.0,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    variable: str | None = None,
+    dtype=None,
+    callback: Callable[[int, float, dict], None] | None = None,
+) -> FitResult:
     """Fit parameters to an empirical FC by gradient descent (Adam) through the simulator.
 
     Loss: ``1 - corr(FC_sim, FC_emp) + fc_mse * mean((FC_sim - FC_emp)^2)`` over the upper
@@ -576,8 +634,10 @@ def fit_fc(simulation: Simulation, empirical_fc, init: Mapping[str, Any], *, fit
     fixed = {k: v for k, v in init.items() if k not in free}
 
     def values():
-        return {**fixed, **{k: ranges[k][0] + (ranges[k][1] - ranges[k][0]) * torch.sigmoid(u)
-                            for k, u in free.items()}}
+        return {
+            **fixed,
+            **{k: ranges[k][0] + (ranges[k][1] - ranges[k][0]) * torch.sigmoid(u) for k, u in free.items()},
+        }
 
     def loss_of(theta):
         fc = fc_torch(simulator.forward(theta, seed=seed, first_sim=first_sim))
@@ -607,5 +667,10 @@ def fit_fc(simulation: Simulation, empirical_fc, init: Mapping[str, Any], *, fit
         theta = values()
         loss, r, fc = loss_of(theta)
     fitted = {k: theta[k].detach().numpy().copy() for k in free}
-    return FitResult(params=fitted, loss_history=np.asarray(history), fc_corr=float(r), loss=float(loss),
-                     fc=fc.detach().numpy().copy())
+    return FitResult(
+        params=fitted,
+        loss_history=np.asarray(history),
+        fc_corr=float(r),
+        loss=float(loss),
+        fc=fc.detach().numpy().copy(),
+    )

@@ -22,8 +22,15 @@ from .features import FeatureSet
 from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
 from .simulation import Simulation
 
-__all__ = ["Signal", "SignalLayout", "SIGNAL_NAMES", "signal_layout", "feature_signals", "feature_signal",
-           "default_key"]
+__all__ = [
+    "Signal",
+    "SignalLayout",
+    "SIGNAL_NAMES",
+    "signal_layout",
+    "feature_signals",
+    "feature_signal",
+    "default_key",
+]
 
 # a monitor's signal name in feature sets (and in YAML, the monitor's own key)
 SIGNAL_NAMES = {Bold: "bold", Raw: "raw", TemporalAverage: "temporal_average", EEG: "eeg", MEG: "meg"}
@@ -47,8 +54,13 @@ class Signal:
     def to_dict(self) -> dict[str, Any]:
         """What observing a recording of it needs: ``kind`` (the key), ``n_time``,
         ``dt_ms``, ``n_nodes`` (its channels) and ``dim``."""
-        return {"kind": self.key, "n_time": int(self.n_time), "dt_ms": float(self.dt_ms),
-                "n_nodes": int(self.n_channels), "dim": self.dim}
+        return {
+            "kind": self.key,
+            "n_time": int(self.n_time),
+            "dt_ms": float(self.dt_ms),
+            "n_nodes": int(self.n_channels),
+            "dim": self.dim,
+        }
 
 
 @dataclass(frozen=True)
@@ -104,8 +116,10 @@ def _signal(sim: Simulation, name: str | None) -> tuple[str, Any]:
         raise ValueError("the simulation has no monitor to compute features from; add Bold or TemporalAverage")
     monitors = {SIGNAL_NAMES[type(m)]: m for m in sim.monitors if type(m) in SIGNAL_NAMES}
     if name not in monitors:
-        raise ValueError(f"a feature names signal {name!r}, which the simulation does not monitor; its signals: "
-                         f"{', '.join(monitors) or 'none'} (add the monitor, or remove 'signal' for the default)")
+        raise ValueError(
+            f"a feature names signal {name!r}, which the simulation does not monitor; its signals: "
+            f"{', '.join(monitors) or 'none'} (add the monitor, or remove 'signal' for the default)"
+        )
     return name, monitors[name]
 
 
@@ -122,13 +136,22 @@ def signal_layout(sim: Simulation, features: FeatureSet) -> SignalLayout:
     for name in features.signals:
         key, monitor = _signal(sim, name)
         if isinstance(monitor, Bold):
-            n_time, dt_ms, n_channels, dim = sim.bold_times_ms().size, float(monitor.tr_ms), sim.connectome.n_nodes, "node"
+            n_time, dt_ms, n_channels, dim = (
+                sim.bold_times_ms().size,
+                float(monitor.tr_ms),
+                sim.connectome.n_nodes,
+                "node",
+            )
         elif isinstance(monitor, (EEG, MEG)) and name is not None:
             n_time, dt_ms = sim.sample_times_ms().size, float(monitor.period_ms)
             n_channels, dim = sim.gain(monitor).shape[0], "sensor"
         else:
-            n_time, dt_ms, n_channels, dim = (sim.sample_times_ms().size, float(monitor.period_ms),
-                                              sim.connectome.n_nodes, "node")
+            n_time, dt_ms, n_channels, dim = (
+                sim.sample_times_ms().size,
+                float(monitor.period_ms),
+                sim.connectome.n_nodes,
+                "node",
+            )
         signals.append(Signal(key, name, n_time, dt_ms, n_channels, dim))
     shapes = {s.name: (s.n_channels, s.n_time, s.dt_ms) for s in signals}
     names = tuple(features.names_of(shapes))
@@ -136,8 +159,17 @@ def signal_layout(sim: Simulation, features: FeatureSet) -> SignalLayout:
     return SignalLayout(tuple(signals), names, time_bold)
 
 
-def feature_signals(sim: Simulation, features: FeatureSet, prior, theta: np.ndarray, *, seed: int, first_sim: int,
-                    threads: int | None = 1, backend: str = "cpu") -> tuple[dict[str, np.ndarray], dict]:
+def feature_signals(
+    sim: Simulation,
+    features: FeatureSet,
+    prior,
+    theta: np.ndarray,
+    *,
+    seed: int,
+    first_sim: int,
+    threads: int | None = 1,
+    backend: str = "cpu",
+) -> tuple[dict[str, np.ndarray], dict]:
     """Simulate at parameters ``theta`` (n, param; the prior's columns) with the noise and
     initial conditions of global indices ``first_sim + k``.
 
@@ -145,8 +177,9 @@ def feature_signals(sim: Simulation, features: FeatureSet, prior, theta: np.ndar
     signal float64, projected by its monitor's gain), and the kernel's outputs.
     """
     params = prior.to_params(np.asarray(theta, dtype=np.float64))
-    out = sim.run_arrays(params, n_sims=len(theta), seed=seed, first_sim=int(first_sim), threads=threads,
-                         backend=backend)
+    out = sim.run_arrays(
+        params, n_sims=len(theta), seed=seed, first_sim=int(first_sim), threads=threads, backend=backend
+    )
     signals = {}
     for name in features.signals:
         key, monitor = _signal(sim, name)
@@ -159,10 +192,19 @@ def feature_signals(sim: Simulation, features: FeatureSet, prior, theta: np.ndar
     return signals, out
 
 
-def feature_signal(sim: Simulation, prior, theta: np.ndarray, *, seed: int, first_sim: int,
-                   threads: int | None = 1, backend: str = "cpu") -> tuple[np.ndarray, dict]:
+def feature_signal(
+    sim: Simulation,
+    prior,
+    theta: np.ndarray,
+    *,
+    seed: int,
+    first_sim: int,
+    threads: int | None = 1,
+    backend: str = "cpu",
+) -> tuple[np.ndarray, dict]:
     """The default signal (sim, time, node) of :func:`feature_signals` (BOLD when
     monitored, else the first observable of the sampled monitor) and the kernel's outputs."""
-    signals, out = feature_signals(sim, FeatureSet(["moments"]), prior, theta, seed=seed, first_sim=first_sim,
-                                   threads=threads, backend=backend)
+    signals, out = feature_signals(
+        sim, FeatureSet(["moments"]), prior, theta, seed=seed, first_sim=first_sim, threads=threads, backend=backend
+    )
     return next(iter(signals.values())), out

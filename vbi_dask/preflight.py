@@ -57,8 +57,16 @@ if TYPE_CHECKING:  # the budget module imports the cluster machinery: not needed
     from .budget import Budget
     from .prior import Grid, ParamPrior, Prior
 
-__all__ = ["PreflightOptions", "PreflightPoint", "PointResult", "Finding", "PreflightReport", "preflight",
-           "prior_points", "invalid_by_prior"]
+__all__ = [
+    "PreflightOptions",
+    "PreflightPoint",
+    "PointResult",
+    "Finding",
+    "PreflightReport",
+    "preflight",
+    "prior_points",
+    "invalid_by_prior",
+]
 
 _TAIL_QUANTILES = (0.005, 0.5, 0.995)  # low end, centre, high end of an unbounded distribution
 _SAMPLES_PER_RUN = 200  # temporal-average samples per pre-flight run (the mean is exact whatever the number)
@@ -69,15 +77,27 @@ class PreflightOptions:
     """Options of :func:`preflight` (the flags of ``vbi-dask check`` are generated from
     these fields)."""
 
-    duration_ms: float | None = field(default=None, metadata={
-        "help": "simulated time of each run, ms (default: the budget's duration, at most max_steps steps of dt)"})
-    max_steps: int = field(default=20_000, metadata={
-        "help": "with duration_ms unset: at most this many steps of dt per run (twice as many at dt/2)"})
-    n_runs: int = field(default=32, metadata={
-        "help": "runs at each step size, spread over the points (rounded up to whole blocks of lanes)"})
-    tolerance: float = field(default=0.25, metadata={
-        "help": "largest accepted difference of a time-mean between dt and dt/2, in units of the "
-                "observable's root mean square"})
+    duration_ms: float | None = field(
+        default=None,
+        metadata={
+            "help": "simulated time of each run, ms (default: the budget's duration, at most max_steps steps of dt)"
+        },
+    )
+    max_steps: int = field(
+        default=20_000,
+        metadata={"help": "with duration_ms unset: at most this many steps of dt per run (twice as many at dt/2)"},
+    )
+    n_runs: int = field(
+        default=32,
+        metadata={"help": "runs at each step size, spread over the points (rounded up to whole blocks of lanes)"},
+    )
+    tolerance: float = field(
+        default=0.25,
+        metadata={
+            "help": "largest accepted difference of a time-mean between dt and dt/2, in units of the "
+            "observable's root mean square"
+        },
+    )
 
     def __post_init__(self):
         if self.duration_ms is not None and not (math.isfinite(self.duration_ms) and self.duration_ms > 0):
@@ -166,31 +186,47 @@ class PreflightReport:
         return not self.findings
 
     def __str__(self) -> str:
-        head = (f"numerical pre-flight: {self.model} on {self.n_nodes} regions, dt {self.dt_ms:g} ms vs "
-                f"{self.half_dt_ms:g} ms, {len(self.results)} points of the prior, {self.n_runs} runs of "
-                f"{self.duration_ms:g} ms at each step (seed {self.seed}), {self.wall_s:.1f} s")
-        rows = [("point", "parameters", f"diverged at {self.dt_ms:g} / {self.half_dt_ms:g} ms",
-                 "largest |mean difference| / rms")]
+        head = (
+            f"numerical pre-flight: {self.model} on {self.n_nodes} regions, dt {self.dt_ms:g} ms vs "
+            f"{self.half_dt_ms:g} ms, {len(self.results)} points of the prior, {self.n_runs} runs of "
+            f"{self.duration_ms:g} ms at each step (seed {self.seed}), {self.wall_s:.1f} s"
+        )
+        rows = [
+            (
+                "point",
+                "parameters",
+                f"diverged at {self.dt_ms:g} / {self.half_dt_ms:g} ms",
+                "largest |mean difference| / rms",
+            )
+        ]
         for r in self.results:
             finite = {k: v for k, v in r.relative_difference.items() if math.isfinite(v)}
             worst = max(finite, key=finite.get) if finite else None
-            rows.append((r.point.label, ", ".join(f"{k}={v}" for k, v in r.point.values.items()),
-                         f"{r.diverged[0]}/{r.runs[0]}  {r.diverged[1]}/{r.runs[1]}",
-                         f"{finite[worst]:.3f} ({worst})" if worst else "-"))
+            rows.append(
+                (
+                    r.point.label,
+                    ", ".join(f"{k}={v}" for k, v in r.point.values.items()),
+                    f"{r.diverged[0]}/{r.runs[0]}  {r.diverged[1]}/{r.runs[1]}",
+                    f"{finite[worst]:.3f} ({worst})" if worst else "-",
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3]
-                          for row in rows)
+        table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3] for row in rows)
         if self.ok:
-            tail = (f"OK: no run diverged, and every time-mean agrees between the two step sizes within "
-                    f"{self.tolerance:g} of its root mean square")
+            tail = (
+                f"OK: no run diverged, and every time-mean agrees between the two step sizes within "
+                f"{self.tolerance:g} of its root mean square"
+            )
         else:
             tail = f"{len(self.findings)} finding(s):\n" + "\n".join(f"  - {f.message}" for f in self.findings)
         exposure = min(r.runs[0] for r in self.results) * self.duration_ms
         if self.budget_duration_ms > exposure:
-            tail += (f"\nnote: {min(r.runs[0] for r in self.results)} runs of {self.duration_ms:g} ms per point can "
-                     f"miss a divergence rarer than about once per {exposure:g} ms of simulated time; the budget "
-                     f"simulates {self.budget_duration_ms:g} ms per row: look at where its invalid rows lie when it "
-                     "is done (vbi_dask.preflight.invalid_by_prior)")
+            tail += (
+                f"\nnote: {min(r.runs[0] for r in self.results)} runs of {self.duration_ms:g} ms per point can "
+                f"miss a divergence rarer than about once per {exposure:g} ms of simulated time; the budget "
+                f"simulates {self.budget_duration_ms:g} ms per row: look at where its invalid rows lie when it "
+                "is done (vbi_dask.preflight.invalid_by_prior)"
+            )
         return f"{head}\n{table}\n{tail}"
 
 
@@ -221,8 +257,10 @@ def _levels(prior: "Prior | Grid", seed: int) -> list[tuple[str, slice, np.ndarr
 
     if not isinstance(prior, Prior):  # a Grid: one column per axis, its range
         low, high = prior.bounds()
-        return [(name, slice(j, j + 1), np.array([[low[j]], [(low[j] + high[j]) / 2], [high[j]]]))
-                for j, name in enumerate(prior.param_names)]
+        return [
+            (name, slice(j, j + 1), np.array([[low[j]], [(low[j] + high[j]) / 2], [high[j]]]))
+            for j, name in enumerate(prior.param_names)
+        ]
     out, j = [], 0
     for factor in prior.params:
         k = factor.n_columns
@@ -233,7 +271,7 @@ def _levels(prior: "Prior | Grid", seed: int) -> list[tuple[str, slice, np.ndarr
             u = np.repeat(np.asarray(_TAIL_QUANTILES)[:, None], k, axis=1)
             levels = factor._inverse_cdf(u, np.zeros(3, dtype=np.uint64))
         else:  # sampled by torch without a quantile function: empirical quantiles
-            draws = prior.sample(4000, seed=seed)[:, j:j + k]
+            draws = prior.sample(4000, seed=seed)[:, j : j + k]
             levels = np.quantile(draws, _TAIL_QUANTILES, axis=0)
         out.append((factor.name, slice(j, j + k), np.asarray(levels, dtype=np.float64)))
         j += k
@@ -281,25 +319,32 @@ def _short_simulation(simulation, dt_ms: float, duration_ms: float):
     # about _SAMPLES_PER_RUN samples of a period that divides the run (duration kept when it can be)
     decimation = next(k for k in range(max(1, n_steps // _SAMPLES_PER_RUN), 0, -1) if n_steps % k == 0)
     period, duration = base * decimation, base * n_steps
-    return dataclasses.replace(simulation, dt_ms=dt_ms, duration_ms=duration, t_cut_ms=0.0,
-                               monitors=(TemporalAverage(period),))
+    return dataclasses.replace(
+        simulation, dt_ms=dt_ms, duration_ms=duration, t_cut_ms=0.0, monitors=(TemporalAverage(period),)
+    )
 
 
 def _run(budget: "Budget", theta: np.ndarray, dt_ms: float, duration_ms: float, threads, backend) -> dict:
     sim = _short_simulation(budget.simulation, dt_ms, duration_ms)
     # the kernel gets float32 parameters, as in a budget's blocks
     params = budget.prior.to_params(theta.astype(np.float32))
-    out = sim.run_arrays(params, n_sims=len(theta), seed=budget.seed, first_sim=0, threads=threads,
-                         backend=backend)["sampled"]  # (time, obs, node, sim)
+    out = sim.run_arrays(params, n_sims=len(theta), seed=budget.seed, first_sim=0, threads=threads, backend=backend)[
+        "sampled"
+    ]  # (time, obs, node, sim)
     x = out.astype(np.float64)
-    late = x[x.shape[0] // 2:]  # the first half lets the transient from the initial conditions pass
+    late = x[x.shape[0] // 2 :]  # the first half lets the transient from the initial conditions pass
     with np.errstate(all="ignore"):
         finite = np.isfinite(x).all(axis=(1, 2))  # (time, sim)
         first = np.where(finite.all(axis=0), np.nan, sim.sample_times_ms()[np.argmin(finite, axis=0)])
         mean = late.mean(axis=(0, 2))  # (obs, sim)
         mean_square = (late * late).mean(axis=(0, 2))
-    return {"diverged": ~finite.all(axis=0), "first_ms": first, "mean": mean, "mean_square": mean_square,
-            "duration_ms": sim.duration_ms}
+    return {
+        "diverged": ~finite.all(axis=0),
+        "first_ms": first,
+        "mean": mean,
+        "mean_square": mean_square,
+        "duration_ms": sim.duration_ms,
+    }
 
 
 def _beyond_noise(a: np.ndarray, b: np.ndarray) -> bool:
@@ -317,8 +362,9 @@ def _beyond_noise(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _compare(point: PreflightPoint, runs: np.ndarray, coarse: dict, fine: dict, observed: Sequence[str]) -> PointResult:
     diverged = (int(coarse["diverged"][runs].sum()), int(fine["diverged"][runs].sum()))
-    first = tuple(None if np.isnan(r["first_ms"][runs]).all() else float(np.nanmin(r["first_ms"][runs]))
-                  for r in (coarse, fine))
+    first = tuple(
+        None if np.isnan(r["first_ms"][runs]).all() else float(np.nanmin(r["first_ms"][runs])) for r in (coarse, fine)
+    )
     means, relative, significant = {}, {}, {}
     for k, name in enumerate(observed):
         a, b = coarse["mean"][k, runs], fine["mean"][k, runs]
@@ -354,35 +400,57 @@ def _findings(results: Sequence[PointResult], dt: float, half: float, tolerance:
         if n_dt or n_half:
             first_dt, first_half = r.first_divergence_ms
             if not n_dt:
-                counts = (f"no run diverges at dt {dt:g} ms, but {n_half} of {runs} do at {half:g} ms (the first "
-                          f"after {first_half:g} ms)")
+                counts = (
+                    f"no run diverges at dt {dt:g} ms, but {n_half} of {runs} do at {half:g} ms (the first "
+                    f"after {first_half:g} ms)"
+                )
             else:
-                counts = (f"{n_dt} of {runs} runs diverge at dt {dt:g} ms (the first after {first_dt:g} ms) and "
-                          f"{f'{n_half} of {runs}' if n_half else 'none'} at {half:g} ms")
+                counts = (
+                    f"{n_dt} of {runs} runs diverge at dt {dt:g} ms (the first after {first_dt:g} ms) and "
+                    f"{f'{n_half} of {runs}' if n_half else 'none'} at {half:g} ms"
+                )
             if n_dt > n_half == 0:
                 advice = f"lower dt (to {half:g} ms or less)"
             elif n_dt > n_half:
-                advice = (f"a smaller dt helps but does not cure it: lower dt further (to {half / 2:g} ms or less) "
-                          "or narrow the prior")
+                advice = (
+                    f"a smaller dt helps but does not cure it: lower dt further (to {half / 2:g} ms or less) "
+                    "or narrow the prior"
+                )
             else:
-                advice = ("halving dt does not help, so the model may be unstable there whatever the step: "
-                          "narrow the prior")
+                advice = (
+                    "halving dt does not help, so the model may be unstable there whatever the step: narrow the prior"
+                )
             if n_dt > n_half and not _clear(n_dt, n_half, runs):
                 advice += " (from few runs: raise n_runs to be sure)"
             divergent.append(Finding("diverges", r.point, f"at {where}, {counts}: {advice}"))
         else:
             flagged = [k for k, v in r.relative_difference.items() if v > tolerance and r.significant[k]]
             if flagged:
-                parts = ", ".join(f"{k}: {r.means[k][0]:.4g} vs {r.means[k][1]:.4g} ({r.relative_difference[k]:.2f} of "
-                                  "its rms)" for k in flagged)
-                disagreeing.append(Finding("disagrees", r.point, (
-                    f"at {where}, time-means differ between dt {dt:g} ms and {half:g} ms beyond the tolerance "
-                    f"({tolerance:g} of the rms): {parts}: lower dt (to {half:g} ms or less)")))
+                parts = ", ".join(
+                    f"{k}: {r.means[k][0]:.4g} vs {r.means[k][1]:.4g} ({r.relative_difference[k]:.2f} of its rms)"
+                    for k in flagged
+                )
+                disagreeing.append(
+                    Finding(
+                        "disagrees",
+                        r.point,
+                        (
+                            f"at {where}, time-means differ between dt {dt:g} ms and {half:g} ms beyond the tolerance "
+                            f"({tolerance:g} of the rms): {parts}: lower dt (to {half:g} ms or less)"
+                        ),
+                    )
+                )
     return divergent + disagreeing
 
 
-def preflight(budget: "Budget", options: PreflightOptions | None = None, *, threads: int | None = None,
-              backend: str = "cpu", **overrides: Any) -> PreflightReport:
+def preflight(
+    budget: "Budget",
+    options: PreflightOptions | None = None,
+    *,
+    threads: int | None = None,
+    backend: str = "cpu",
+    **overrides: Any,
+) -> PreflightReport:
     """Run the points of :func:`prior_points` at the budget's ``dt`` and at ``dt / 2``.
 
     Parameters
@@ -411,8 +479,9 @@ def preflight(budget: "Budget", options: PreflightOptions | None = None, *, thre
     from .budget import Budget
 
     if not isinstance(budget, Budget):
-        raise ValueError("the numerical pre-flight checks vbi-dask's simulations; an external simulator's budget "
-                         "has none to check")
+        raise ValueError(
+            "the numerical pre-flight checks vbi-dask's simulations; an external simulator's budget has none to check"
+        )
     options = dataclasses.replace(options or PreflightOptions(), **overrides)
     t0 = time.perf_counter()
     sim, prior = budget.simulation, budget.prior
@@ -428,10 +497,19 @@ def preflight(budget: "Budget", options: PreflightOptions | None = None, *, thre
     observed = list(sim.model.observed)
     results = tuple(_compare(p, np.flatnonzero(owner == i), coarse, fine, observed) for i, p in enumerate(points))
     return PreflightReport(
-        findings=tuple(_findings(results, dt, dt / 2, options.tolerance)), results=results, model=sim.model.name,
-        n_nodes=sim.connectome.n_nodes, dt_ms=dt, half_dt_ms=dt / 2, duration_ms=float(coarse["duration_ms"]),
-        n_runs=n_runs, tolerance=options.tolerance, seed=budget.seed, budget_duration_ms=float(sim.duration_ms),
-        wall_s=time.perf_counter() - t0)
+        findings=tuple(_findings(results, dt, dt / 2, options.tolerance)),
+        results=results,
+        model=sim.model.name,
+        n_nodes=sim.connectome.n_nodes,
+        dt_ms=dt,
+        half_dt_ms=dt / 2,
+        duration_ms=float(coarse["duration_ms"]),
+        n_runs=n_runs,
+        tolerance=options.tolerance,
+        seed=budget.seed,
+        budget_duration_ms=float(sim.duration_ms),
+        wall_s=time.perf_counter() - t0,
+    )
 
 
 # ---------------------------------------------------------------------- after a budget
@@ -448,12 +526,15 @@ def _concentration(name: str, side: str, x: np.ndarray, invalid: np.ndarray) -> 
         beyond, sign = x <= edge, "<="
     share = (beyond & invalid).sum() / invalid.sum()
     rate = (beyond & invalid).sum() / max(1, beyond.sum())
-    return (f"they concentrate at {side} {name}: {name} {sign} {edge:.6g} holds {100 * share:.3g}% of them; "
-            f"{100 * rate:.3g}% of the rows there are invalid")
+    return (
+        f"they concentrate at {side} {name}: {name} {sign} {edge:.6g} holds {100 * share:.3g}% of them; "
+        f"{100 * rate:.3g}% of the rows there are invalid"
+    )
 
 
-def invalid_by_prior(theta: np.ndarray, valid: np.ndarray, prior: "Prior | Grid", *, alpha: float = 0.01,
-                     min_effect: float = 0.7) -> list[str]:
+def invalid_by_prior(
+    theta: np.ndarray, valid: np.ndarray, prior: "Prior | Grid", *, alpha: float = 0.01, min_effect: float = 0.7
+) -> list[str]:
     """Where in the prior the invalid (diverged) rows of a budget concentrate.
 
     For each column of ``theta`` (and, for a regional parameter, the mean over its

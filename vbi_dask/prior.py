@@ -141,7 +141,9 @@ class ParamPrior:
             dist = spec.pop("dist", "Uniform")
             if not isinstance(dist, str):  # a torch distribution object plus nodes
                 if spec:
-                    raise ValueError(f"prior for {name!r}: with a distribution object, only 'nodes' may be given; got {sorted(spec)}")
+                    raise ValueError(
+                        f"prior for {name!r}: with a distribution object, only 'nodes' may be given; got {sorted(spec)}"
+                    )
                 return cls(name, *_describe(name, dist), nodes=nodes)
             return cls(name, dist, spec, nodes)
         if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(np.ndim(v) == 0 for v in spec):
@@ -154,8 +156,12 @@ class ParamPrior:
         )
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dist": self.dist, "args": dict(self.args),
-                "nodes": None if self.nodes is None else list(self.nodes)}
+        return {
+            "name": self.name,
+            "dist": self.dist,
+            "args": dict(self.args),
+            "nodes": None if self.nodes is None else list(self.nodes),
+        }
 
     @property
     def n_columns(self) -> int:
@@ -182,11 +188,15 @@ class ParamPrior:
                 raise ValueError(f"prior for {self.name!r}: a uniform prior takes 'low' and 'high', got {sorted(args)}")
             low, high = (np.broadcast_to(np.asarray(args[a], dtype=np.float64), (k,)) for a in ("low", "high"))
             if not (np.isfinite(low).all() and np.isfinite(high).all()):
-                raise ValueError(f"prior for {self.name!r}: low and high must be finite, got low={args['low']}, high={args['high']}")
+                raise ValueError(
+                    f"prior for {self.name!r}: low and high must be finite, got low={args['low']}, high={args['high']}"
+                )
             bad = np.flatnonzero(~(low < high))
             if bad.size:
                 where = "" if nodes is None else f" at node {nodes[bad[0]]}"
-                raise ValueError(f"prior for {self.name!r}: low ({low[bad[0]]:g}) must be < high ({high[bad[0]]:g}){where}")
+                raise ValueError(
+                    f"prior for {self.name!r}: low ({low[bad[0]]:g}) must be < high ({high[bad[0]]:g}){where}"
+                )
         else:
             out._torch_dist(k)  # validates arguments and shapes through torch
         return out
@@ -198,7 +208,9 @@ class ParamPrior:
         dtype = dtype or torch.float64
         cls = getattr(torch.distributions, self.dist, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.distributions.Distribution)):
-            raise ValueError(f"prior for {self.name!r}: unknown distribution {self.dist!r} (a torch.distributions class name)")
+            raise ValueError(
+                f"prior for {self.name!r}: unknown distribution {self.dist!r} (a torch.distributions class name)"
+            )
         try:
             if self.multivariate:
                 tensors = {a: torch.as_tensor(v, dtype=dtype) for a, v in self.args.items()}
@@ -209,7 +221,9 @@ class ParamPrior:
                 tensors = {a: torch.as_tensor(v, dtype=dtype).expand(k).clone() for a, v in self.args.items()}
                 dist = cls(**tensors, validate_args=True)
                 if dist.batch_shape != (k,) or dist.event_shape != ():
-                    raise ValueError(f"gives batch {tuple(dist.batch_shape)}, event {tuple(dist.event_shape)}; expected ({k},), ()")
+                    raise ValueError(
+                        f"gives batch {tuple(dist.batch_shape)}, event {tuple(dist.event_shape)}; expected ({k},), ()"
+                    )
         except (TypeError, ValueError, RuntimeError) as error:
             raise ValueError(f"prior for {self.name!r}: invalid {self.dist} with {dict(self.args)}: {error}") from None
         if getattr(dist.support, "is_discrete", False):
@@ -254,14 +268,18 @@ class ParamPrior:
         """(low, high) of the support for each column; +-inf where unbounded."""
         k = self.n_columns
         if self.dist == "Uniform":
-            return tuple(np.broadcast_to(np.asarray(self.args[a], dtype=np.float64), (k,)).copy() for a in ("low", "high"))
+            return tuple(
+                np.broadcast_to(np.asarray(self.args[a], dtype=np.float64), (k,)).copy() for a in ("low", "high")
+            )
         support = self._torch_dist(k).support
         while hasattr(support, "base_constraint"):  # independent(...)
             support = support.base_constraint
         low = getattr(support, "lower_bound", -math.inf)
         high = getattr(support, "upper_bound", math.inf)
-        return (np.broadcast_to(np.asarray(_plain(low)), (k,)).astype(np.float64),
-                np.broadcast_to(np.asarray(_plain(high)), (k,)).astype(np.float64))
+        return (
+            np.broadcast_to(np.asarray(_plain(low)), (k,)).astype(np.float64),
+            np.broadcast_to(np.asarray(_plain(high)), (k,)).astype(np.float64),
+        )
 
 
 def _describe(name: str, dist) -> tuple[str, dict]:
@@ -307,14 +325,18 @@ class _Design:
         so a 1-D array is never ambiguous when n equals the number of nodes.
         """
         if self.model is None:
-            raise ValueError("a prior over free names (no model) gives no simulation parameters; its theta goes "
-                             "to an external simulator as it is")
+            raise ValueError(
+                "a prior over free names (no model) gives no simulation parameters; its theta goes "
+                "to an external simulator as it is"
+            )
         theta = np.asarray(theta, dtype=np.float64)
         n_param = len(self.param_names)
         if theta.ndim == 1 and n_param == theta.size:
             theta = theta[None, :]
         if theta.ndim != 2 or theta.shape[1] != n_param:
-            raise ValueError(f"theta must be (sim, param) with param={n_param} ({self.param_names}), got shape {theta.shape}")
+            raise ValueError(
+                f"theta must be (sim, param) with param={n_param} ({self.param_names}), got shape {theta.shape}"
+            )
         out: dict[str, xr.DataArray] = {}
         j = 0
         for name, nodes in self._columns():
@@ -323,7 +345,7 @@ class _Design:
                 j += 1
             else:
                 values = np.full((theta.shape[0], self.n_nodes), self.model.param(name).default)
-                values[:, list(nodes)] = theta[:, j:j + len(nodes)]
+                values[:, list(nodes)] = theta[:, j : j + len(nodes)]
                 out[name] = xr.DataArray(values, dims=("sim", "node"))
                 j += len(nodes)
         return out
@@ -351,8 +373,9 @@ def _check_name(model: ModelSpec, name: str) -> None:
 def _check_free_name(factor: ParamPrior) -> None:
     """A column of a prior without a model: a plain name, no regions."""
     if not isinstance(factor.name, str) or not factor.name or any(c in factor.name for c in "[]"):
-        raise ValueError(f"prior without a model: parameter names must be non-empty strings without brackets, "
-                         f"got {factor.name!r}")
+        raise ValueError(
+            f"prior without a model: parameter names must be non-empty strings without brackets, got {factor.name!r}"
+        )
     if factor.nodes is not None:
         raise ValueError(f"prior for {factor.name!r}: 'nodes' needs a model (a prior over free names has no regions)")
 
@@ -449,7 +472,7 @@ class Prior(_Design):
         j = 0
         for factor in self.params:
             k = factor.n_columns
-            out[:, j:j + k] = factor._inverse_cdf(u[:, j:j + k], words_seed + np.uint64(j))
+            out[:, j : j + k] = factor._inverse_cdf(u[:, j : j + k], words_seed + np.uint64(j))
             j += k
         return out
 
@@ -476,8 +499,12 @@ class Prior(_Design):
     def to_dict(self) -> dict:
         """JSON-able: ``{"kind": "prior", "model", "n_nodes", "params": [...]}`` (model and
         n_nodes None for a prior over free names)."""
-        return {"kind": "prior", "model": None if self.model is None else self.model.name, "n_nodes": self.n_nodes,
-                "params": [f.to_dict() for f in self.params]}
+        return {
+            "kind": "prior",
+            "model": None if self.model is None else self.model.name,
+            "n_nodes": self.n_nodes,
+            "params": [f.to_dict() for f in self.params],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Prior | Grid":
@@ -515,7 +542,9 @@ class Grid(_Design):
             _check_name(model, name)
             array = np.atleast_1d(np.asarray(values, dtype=np.float64))
             if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
-                raise ValueError(f"grid axis {name!r}: values must be a non-empty 1-D list of finite numbers, got {values!r}")
+                raise ValueError(
+                    f"grid axis {name!r}: values must be a non-empty 1-D list of finite numbers, got {values!r}"
+                )
             axes[name] = tuple(float(v) for v in array)
         object.__setattr__(self, "axes", axes)
 
@@ -551,8 +580,12 @@ class Grid(_Design):
         return BoxUniform(torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32))
 
     def to_dict(self) -> dict:
-        return {"kind": "grid", "model": self.model.name, "n_nodes": self.n_nodes,
-                "axes": {k: list(v) for k, v in self.axes.items()}}
+        return {
+            "kind": "grid",
+            "model": self.model.name,
+            "n_nodes": self.n_nodes,
+            "axes": {k: list(v) for k, v in self.axes.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Grid":
@@ -566,5 +599,7 @@ def prior_from_dict(data: Mapping) -> Prior | Grid:
         return Grid(dict(data["axes"]), model=data["model"], n_nodes=data["n_nodes"])
     if kind != "prior":
         raise ValueError(f"unknown prior kind {kind!r}; expected 'prior' or 'grid'")
-    factors = [ParamPrior(p["name"], p.get("dist", "Uniform"), p.get("args", {}), p.get("nodes")) for p in data["params"]]
+    factors = [
+        ParamPrior(p["name"], p.get("dist", "Uniform"), p.get("args", {}), p.get("nodes")) for p in data["params"]
+    ]
     return Prior(tuple(factors), model=data.get("model"), n_nodes=data.get("n_nodes"))

@@ -63,7 +63,11 @@ class BudgetSummary:
             ("store", self.store),
             ("simulations done", f"{self.done} / {self.n_sims}"),
             ("run now", f"{self.ran} ({self.skipped} already done)"),
-            ("failed", f"{self.failed}" + (f" (blocks starting at {list(self.failed_blocks)[:10]})" if self.failed_blocks else "")),
+            (
+                "failed",
+                f"{self.failed}"
+                + (f" (blocks starting at {list(self.failed_blocks)[:10]})" if self.failed_blocks else ""),
+            ),
             ("invalid (NaN/inf)", f"{self.invalid}"),
             ("wall time", f"{self.wall_s:.2f} s"),
             ("simulations/s", f"{self.sims_per_s:.3g}"),
@@ -183,25 +187,40 @@ class _BudgetBase:
             stored = _store.check_compatible(path, attrs)
             sizes = _store.sim_sizes(path)
             expected = {"theta", "features", "valid", "done", "sim"} | (
-                set() if allocation["time_bold_ms"] is None else {"bold"})
+                set() if allocation["time_bold_ms"] is None else {"bold"}
+            )
             if not expected <= set(sizes):
                 if "done" in sizes and _store.read_done(path).any():
-                    raise ValueError(f"store {str(path)!r} lacks variable(s) {sorted(expected - set(sizes))} but holds "
-                                     "finished simulations; refusing to overwrite it")
+                    raise ValueError(
+                        f"store {str(path)!r} lacks variable(s) {sorted(expected - set(sizes))} but holds "
+                        "finished simulations; refusing to overwrite it"
+                    )
                 state = "missing"  # an allocation interrupted before any block could run
             else:
                 if stored.get("vbi_dask_version") != attrs["vbi_dask_version"]:
-                    warnings.warn(f"store made by vbi-dask {stored.get('vbi_dask_version')}, resumed with "
-                                  f"{attrs['vbi_dask_version']}", stacklevel=3)
+                    warnings.warn(
+                        f"store made by vbi-dask {stored.get('vbi_dask_version')}, resumed with "
+                        f"{attrs['vbi_dask_version']}",
+                        stacklevel=3,
+                    )
                 n_stored = int(stored["n_sims"])
                 if self.n_sims < n_stored:
-                    raise ValueError(f"store {str(path)!r} holds {n_stored} simulations and the budget asks for "
-                                     f"{self.n_sims}: a budget extends a store, it does not shrink it")
+                    raise ValueError(
+                        f"store {str(path)!r} holds {n_stored} simulations and the budget asks for "
+                        f"{self.n_sims}: a budget extends a store, it does not shrink it"
+                    )
                 if self.n_sims != n_stored or any(v != self.n_sims for v in sizes.values()):
                     _store.extend(path, self.n_sims)
         if state == "missing":
-            _store.allocate(path, n_sims=self.n_sims, chunk_size=self.chunk_size, param_names=self.param_names,
-                            feature_names=self.feature_names, attrs=attrs, **allocation)
+            _store.allocate(
+                path,
+                n_sims=self.n_sims,
+                chunk_size=self.chunk_size,
+                param_names=self.param_names,
+                feature_names=self.feature_names,
+                attrs=attrs,
+                **allocation,
+            )
         done = _store.read_done(path)
         return [(s, e) for s, e in self.blocks() if not done[s:e].all()]
 
@@ -225,8 +244,9 @@ class _BudgetBase:
         run = dask.delayed(_run_block, pure=True, traverse=False)
         return [run(shared, path, s, e, dask_key_name=self.task_name(path, s, e)) for s, e in pending]
 
-    def run(self, store: str | os.PathLike, *, scheduler: Any = None, n_workers: int | None = None,
-            progress: bool = True) -> BudgetSummary:
+    def run(
+        self, store: str | os.PathLike, *, scheduler: Any = None, n_workers: int | None = None, progress: bool = True
+    ) -> BudgetSummary:
         """Fill ``store`` with every simulation not yet done; print and return a summary.
 
         Parameters
@@ -261,8 +281,15 @@ class _BudgetBase:
         with _store.StoreLock(path, purpose=f"vbi-dask simulate, {self.n_sims} simulations") as claim:
             return self._run_claimed(path, claim, scheduler=scheduler, n_workers=n_workers, progress=progress)
 
-    def _run_claimed(self, path: str, claim: "_store.StoreLock", *, scheduler: Any = None,
-                     n_workers: int | None = None, progress: bool = True) -> BudgetSummary:
+    def _run_claimed(
+        self,
+        path: str,
+        claim: "_store.StoreLock",
+        *,
+        scheduler: Any = None,
+        n_workers: int | None = None,
+        progress: bool = True,
+    ) -> BudgetSummary:
         """:meth:`run` for a driver that holds the store's claim already."""
         t0 = time.perf_counter()
         totals = _Totals()
@@ -281,10 +308,18 @@ class _BudgetBase:
             theta = self._stored_theta(path)
             invalid_where = tuple(invalid_by_prior(theta[done], valid[done], self.prior))
         summary = BudgetSummary(
-            store=path, n_sims=self.n_sims, done=int(done.sum()), ran=totals.ran, skipped=totals.skipped,
-            failed=totals.failed, invalid=int((done & ~valid).sum()), wall_s=time.perf_counter() - t0,
-            failed_blocks=tuple(sorted(totals.failed_blocks)), errors=tuple(totals.errors),
-            timings_s=dict(totals.timings), invalid_where=invalid_where,
+            store=path,
+            n_sims=self.n_sims,
+            done=int(done.sum()),
+            ran=totals.ran,
+            skipped=totals.skipped,
+            failed=totals.failed,
+            invalid=int((done & ~valid).sum()),
+            wall_s=time.perf_counter() - t0,
+            failed_blocks=tuple(sorted(totals.failed_blocks)),
+            errors=tuple(totals.errors),
+            timings_s=dict(totals.timings),
+            invalid_where=invalid_where,
         )
         if progress:
             print(summary, flush=True)
@@ -313,8 +348,9 @@ class _BudgetBase:
         for result in results:
             totals.add(result)
 
-    def _run_distributed(self, path: str, pending, scheduler, n_workers, progress: bool, totals: "_Totals",
-                         claim: "_store.StoreLock") -> None:
+    def _run_distributed(
+        self, path: str, pending, scheduler, n_workers, progress: bool, totals: "_Totals", claim: "_store.StoreLock"
+    ) -> None:
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
@@ -394,10 +430,19 @@ def _run_block(budget: _BudgetBase, store: str, start: int, stop: int) -> dict[s
             return summary
         result = budget.compute_block(start, stop)
         t0 = time.perf_counter()
-        _store.write_block(store, start, stop, theta=result["theta"], features=result["features"],
-                           valid=result["valid"], bold=result.get("bold"), round=result.get("round"))
-        summary.update(result["timings"], write_s=time.perf_counter() - t0, ran=True,
-                       invalid=int((~result["valid"]).sum()))
+        _store.write_block(
+            store,
+            start,
+            stop,
+            theta=result["theta"],
+            features=result["features"],
+            valid=result["valid"],
+            bold=result.get("bold"),
+            round=result.get("round"),
+        )
+        summary.update(
+            result["timings"], write_s=time.perf_counter() - t0, ran=True, invalid=int((~result["valid"]).sum())
+        )
     except Exception:  # noqa: BLE001 - one bad block must not stop the budget
         summary["error"] = f"block [{start}, {stop}): {traceback.format_exc()}"
     return summary

@@ -72,8 +72,18 @@ STRIDE = 1 << 24
 POSTERIOR_DRAWS = 16  # posterior candidates per evaluation of an SNPE-C proposal
 THRESHOLD_DRAWS = 10_000
 # train_posterior's keywords that change what a proposal is (stored); the others do not
-TRAIN_KEYS = ("estimator", "features", "batch_size", "learning_rate", "max_epochs", "stop_after_epochs",
-              "clip_max_norm", "validation_fraction", "split_seed", "seed")
+TRAIN_KEYS = (
+    "estimator",
+    "features",
+    "batch_size",
+    "learning_rate",
+    "max_epochs",
+    "stop_after_epochs",
+    "clip_max_norm",
+    "validation_fraction",
+    "split_seed",
+    "seed",
+)
 
 
 def _derived_seed(*parts: Any) -> int:
@@ -130,32 +140,60 @@ class SequentialSettings:
         object.__setattr__(self, "observed", tuple(float(v) for v in observed))
         unknown = sorted(set(self.train) - set(TRAIN_KEYS))
         if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}")
+            raise ValueError(
+                f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}"
+            )
         train = json.loads(json.dumps(dict(self.train), default=_jsonable))
         object.__setattr__(self, "train", train)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "per_round": self.per_round, "epsilon": self.epsilon,
-                "observed": list(self.observed), "train": dict(self.train)}
+        return {
+            "method": self.method,
+            "per_round": self.per_round,
+            "epsilon": self.epsilon,
+            "observed": list(self.observed),
+            "train": dict(self.train),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SequentialSettings":
-        return cls(data["observed"], data["per_round"], method=data["method"], epsilon=data["epsilon"],
-                   train=data.get("train", {}))
+        return cls(
+            data["observed"],
+            data["per_round"],
+            method=data["method"],
+            epsilon=data["epsilon"],
+            train=data.get("train", {}),
+        )
 
 
 def _round_training(train: Mapping[str, Any]) -> dict[str, Any]:
-    """Every setting of :data:`TRAIN_KEYS`: the given ones, the others at
-    :class:`~vbi_dask.train.config.TrainConfig`'s defaults, the estimator's architecture
-    in full; so a training spelled two ways (a default given or left out) is one store
-    identity."""
-    from .train.config import TrainConfig
+    """The settings of :data:`TRAIN_KEYS` that differ from
+    :class:`~vbi_dask.train.config.TrainConfig`'s defaults (the estimator: the fields of
+    its architecture that differ from :class:`~vbi_dask.train.config.EstimatorConfig`'s):
+    a training spelled two ways (a default given or left out) is one store identity, and
+    a field added later with a default leaves it unchanged."""
+    from dataclasses import fields
+
+    from .train.config import EstimatorConfig, TrainConfig
 
     unknown = sorted(set(train) - set(TRAIN_KEYS))
     if unknown:
         raise ValueError(f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}")
-    config = TrainConfig.of(dict(train))
-    return {**{key: getattr(config, key) for key in TRAIN_KEYS}, "estimator": config.estimator_config}
+    config, default = TrainConfig.of(dict(train)), TrainConfig()
+    out = {
+        key: getattr(config, key)
+        for key in TRAIN_KEYS
+        if key != "estimator" and getattr(config, key) != getattr(default, key)
+    }
+    architecture, plain = config.estimator_config, EstimatorConfig()
+    changed = {
+        f.name: getattr(architecture, f.name)
+        for f in fields(EstimatorConfig)
+        if getattr(architecture, f.name) != getattr(plain, f.name)
+    }
+    if changed:
+        out["estimator"] = changed
+    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -237,9 +275,11 @@ class _Proposal:
             hits = np.flatnonzero(log_prob >= self.threshold)
             if hits.size:
                 return candidates[hits[0]]
-        raise RuntimeError(f"round {self.round}: none of {MAX_CANDIDATES} prior draws for simulation {k} lies in the "
-                           f"truncated region (log-density >= {self.threshold:.4g}): the posterior's region holds "
-                           "almost none of the prior's mass; use fewer simulations per round or more epsilon")
+        raise RuntimeError(
+            f"round {self.round}: none of {MAX_CANDIDATES} prior draws for simulation {k} lies in the "
+            f"truncated region (log-density >= {self.threshold:.4g}): the posterior's region holds "
+            "almost none of the prior's mass; use fewer simulations per round or more epsilon"
+        )
 
     def _posterior(self, prior, flow, x, k: int) -> np.ndarray:
         import torch
@@ -250,8 +290,10 @@ class _Proposal:
             inside = np.flatnonzero(prior.in_bounds(candidates))
             if inside.size:
                 return candidates[inside[0]]
-        raise RuntimeError(f"round {self.round}: none of {MAX_CANDIDATES} posterior draws for simulation {k} lies "
-                           "inside the prior's support: the observation lies outside what the model produces")
+        raise RuntimeError(
+            f"round {self.round}: none of {MAX_CANDIDATES} posterior draws for simulation {k} lies "
+            "inside the prior's support: the observation lies outside what the model produces"
+        )
 
 
 @dataclass(frozen=True)
@@ -369,8 +411,10 @@ def _threshold(posterior, observed: Sequence[float], prior, epsilon: float, seed
         theta = flow.sample(torch.Size((THRESHOLD_DRAWS,)), condition=x)[:, 0]
         theta = theta[torch.as_tensor(prior.in_bounds(theta.numpy()))]
         if len(theta) == 0:
-            raise RuntimeError("no draw of the posterior lies inside the prior's support: the observation lies "
-                               "outside what the model produces")
+            raise RuntimeError(
+                "no draw of the posterior lies inside the prior's support: the observation lies "
+                "outside what the model produces"
+            )
         threshold = float(np.quantile(flow.log_prob(theta[:, None, :], condition=x)[:, 0].numpy(), epsilon))
         draws = torch.from_numpy(prior.sample(THRESHOLD_DRAWS, seed=_derived_seed("mass", seed)).astype(np.float32))
         mass = float((flow.log_prob(draws[:, None, :], condition=x)[:, 0].numpy() >= threshold).mean())
@@ -394,10 +438,22 @@ def round_posterior(store: str | os.PathLike, index: int):
     return posterior
 
 
-def run_sequential(budget: _BudgetBase, store: str | os.PathLike, observed: Any, *, rounds: int, per_round: int,
-                   method: str = "tsnpe", epsilon: float = 1e-4, train: Mapping[str, Any] | None = None,
-                   scheduler: Any = None, n_workers: int | None = None, progress: bool = True,
-                   log_dir: str | os.PathLike | None = None, threads: int | None = None) -> SequentialResult:
+def run_sequential(
+    budget: _BudgetBase,
+    store: str | os.PathLike,
+    observed: Any,
+    *,
+    rounds: int,
+    per_round: int,
+    method: str = "tsnpe",
+    epsilon: float = 1e-4,
+    train: Mapping[str, Any] | None = None,
+    scheduler: Any = None,
+    n_workers: int | None = None,
+    progress: bool = True,
+    log_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+) -> SequentialResult:
     """Run ``rounds`` rounds of ``per_round`` simulations into one store, each from the
     previous rounds' posterior at ``observed``; return the posterior trained on all.
 
@@ -427,45 +483,67 @@ def run_sequential(budget: _BudgetBase, store: str | os.PathLike, observed: Any,
         them before the next round is built), or a proposal cannot be drawn from.
     """
     require("train", "vbi_dask.sequential")
-    settings = SequentialSettings(np.asarray(observed, dtype=np.float64).ravel(), per_round, method=method,
-                                  epsilon=epsilon, train=_round_training(train or {}))
+    settings = SequentialSettings(
+        np.asarray(observed, dtype=np.float64).ravel(),
+        per_round,
+        method=method,
+        epsilon=epsilon,
+        train=_round_training(train or {}),
+    )
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     if settings.per_round % budget.chunk_size:
-        raise ValueError(f"per_round ({settings.per_round}) must be a multiple of the chunk size "
-                         f"({budget.chunk_size}): every block lies in one round")
+        raise ValueError(
+            f"per_round ({settings.per_round}) must be a multiple of the chunk size "
+            f"({budget.chunk_size}): every block lies in one round"
+        )
     if len(settings.observed) != len(budget.feature_names):
-        raise ValueError(f"the observation has {len(settings.observed)} features; the budget computes "
-                         f"{len(budget.feature_names)} ({budget.feature_names[:3]} ...)")
+        raise ValueError(
+            f"the observation has {len(settings.observed)} features; the budget computes "
+            f"{len(budget.feature_names)} ({budget.feature_names[:3]} ...)"
+        )
     path = os.fspath(_store.local_path(store))
     if _store.store_state(path) == "zarr":
         stored = int(_store.read_attrs(path).get("n_sims", 0))
         if stored > rounds * settings.per_round:
-            raise ValueError(f"store {path!r} holds {stored} simulations ({-(-stored // settings.per_round)} rounds of "
-                             f"{settings.per_round}) and {rounds} round(s) were asked for: a run resumes or continues "
-                             "a sequential store, it does not shrink it")
+            raise ValueError(
+                f"store {path!r} holds {stored} simulations ({-(-stored // settings.per_round)} rounds of "
+                f"{settings.per_round}) and {rounds} round(s) were asked for: a run resumes or continues "
+                "a sequential store, it does not shrink it"
+            )
     records: list[dict[str, Any]] = []
     proposals: list[_Proposal | None] = [None]
     with _store.StoreLock(path, purpose=f"vbi-dask sequential, {rounds} rounds of {settings.per_round}") as claim:
         for r in range(int(rounds)):
-            record: dict[str, Any] = {"round": r, "n_sims": settings.per_round, "threshold": None,
-                                      "prior_mass": None, "train_s": 0.0}
+            record: dict[str, Any] = {
+                "round": r,
+                "n_sims": settings.per_round,
+                "threshold": None,
+                "prior_mass": None,
+                "train_s": 0.0,
+            }
             if r >= 1:
-                proposal, made = _proposal(path, r, settings, budget, log_dir=log_dir, progress=progress,
-                                           threads=threads)
+                proposal, made = _proposal(
+                    path, r, settings, budget, log_dir=log_dir, progress=progress, threads=threads
+                )
                 proposals.append(proposal)
                 record.update(made)
             stored = int(_store.read_attrs(path)["n_sims"]) if _store.store_state(path) == "zarr" else 0
-            work = _Rounds(budget, settings, tuple(proposals), n_sims=max(stored, (r + 1) * settings.per_round),
-                           active=r)
+            work = _Rounds(
+                budget, settings, tuple(proposals), n_sims=max(stored, (r + 1) * settings.per_round), active=r
+            )
             if progress:
-                print(f"round {r}: simulations {r * settings.per_round} .. {(r + 1) * settings.per_round - 1}",
-                      flush=True)
-            summary: BudgetSummary = work._run_claimed(path, claim, scheduler=scheduler, n_workers=n_workers,
-                                                       progress=progress)
+                print(
+                    f"round {r}: simulations {r * settings.per_round} .. {(r + 1) * settings.per_round - 1}", flush=True
+                )
+            summary: BudgetSummary = work._run_claimed(
+                path, claim, scheduler=scheduler, n_workers=n_workers, progress=progress
+            )
             if summary.failed:
-                raise RuntimeError(f"round {r}: {summary.failed} simulation(s) failed ({summary.errors[0][:500]}); "
-                                   f"run again to retry them before round {r + 1} is built")
+                raise RuntimeError(
+                    f"round {r}: {summary.failed} simulation(s) failed ({summary.errors[0][:500]}); "
+                    f"run again to retry them before round {r + 1} is built"
+                )
             done, valid = _store.read_done(path), _store.read_flags(path, "valid")
             rows = slice(r * settings.per_round, (r + 1) * settings.per_round)
             record.update(invalid=int((done[rows] & ~valid[rows]).sum()), simulate_s=summary.wall_s)
@@ -480,23 +558,30 @@ def run_sequential(budget: _BudgetBase, store: str | os.PathLike, observed: Any,
     return result
 
 
-def _proposal(path: str, r: int, settings: SequentialSettings, budget: _BudgetBase, *, log_dir, progress: bool,
-              threads) -> tuple[_Proposal, dict[str, Any]]:
+def _proposal(
+    path: str, r: int, settings: SequentialSettings, budget: _BudgetBase, *, log_dir, progress: bool, threads
+) -> tuple[_Proposal, dict[str, Any]]:
     """Round ``r``'s proposal: read from the store, or trained on rounds ``< r`` and
     recorded there first."""
     made: dict[str, Any] = {}
     record = _store.read_round(path, r)
     if record is None:
         done = _store.read_done(path)
-        if len(done) < r * settings.per_round or not done[:r * settings.per_round].all():
+        if len(done) < r * settings.per_round or not done[: r * settings.per_round].all():
             raise RuntimeError(f"rounds before {r} are not complete in {path!r}: run them first")
         t0 = time.perf_counter()
         posterior = _train(path, settings, r, log_dir=log_dir, progress=progress, threads=threads)
-        attrs = {"method": settings.method, "trained_on_rounds": r, "train_loss": _train_method(settings, r),
-                 "threshold": None, "prior_mass": None}
+        attrs = {
+            "method": settings.method,
+            "trained_on_rounds": r,
+            "train_loss": _train_method(settings, r),
+            "threshold": None,
+            "prior_mass": None,
+        }
         if settings.method == "tsnpe":
-            threshold, mass = _threshold(posterior, settings.observed, budget.prior, settings.epsilon,
-                                         _derived_seed(budget.seed, r))
+            threshold, mass = _threshold(
+                posterior, settings.observed, budget.prior, settings.epsilon, _derived_seed(budget.seed, r)
+            )
             attrs.update(threshold=threshold, prior_mass=mass)
         _store.write_round(path, r, _serialised(posterior), attrs)
         made["train_s"] = time.perf_counter() - t0

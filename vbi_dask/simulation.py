@@ -33,6 +33,7 @@ from .stimulus import STIMULUS_AMPLITUDE, Stimulus, stimulus_from_dict
 
 __all__ = ["Simulation", "simulate"]
 
+
 def _steps(name: str, value_ms: float, dt_ms: float) -> int:
     ratio = value_ms / dt_ms
     k = int(round(ratio))
@@ -130,8 +131,10 @@ class Simulation:
         stimulus = stimulus_from_dict(self.stimulus)
         if stimulus is not None:
             if stimulus.state not in model.state_names:
-                raise KeyError(f"unknown state {stimulus.state!r} for the stimulus; states of {model.name}: "
-                               f"{', '.join(model.state_names)}")
+                raise KeyError(
+                    f"unknown state {stimulus.state!r} for the stimulus; states of {model.name}: "
+                    f"{', '.join(model.state_names)}"
+                )
             stimulus.spatial(self.connectome.n_nodes)  # validates the regions
         object.__setattr__(self, "stimulus", stimulus)
 
@@ -142,7 +145,11 @@ class Simulation:
         extra = {} if self.stimulus is None else {"stimulus": self.stimulus.to_dict()}
         return {
             "model": self.model.name,
-            "connectome": {"name": self.connectome.name, "hash": self.connectome.hash(), "n_nodes": self.connectome.n_nodes},
+            "connectome": {
+                "name": self.connectome.name,
+                "hash": self.connectome.hash(),
+                "n_nodes": self.connectome.n_nodes,
+            },
             "dt_ms": self.dt_ms,
             "duration_ms": self.duration_ms,
             "integrator": self.integrator,
@@ -185,10 +192,12 @@ class Simulation:
             # one sampled buffer: a Raw alone, or averaged monitors sharing a period (the
             # EEG/MEG projections are of the temporal average)
             if "Raw" in kinds or len(set(kinds)) < len(kinds) or len({float(m.period_ms) for m in sampled}) > 1:
-                raise ValueError(f"monitors {', '.join(kinds)} cannot be combined: a simulation has one sampled "
-                                 "monitor (Raw, TemporalAverage, EEG or MEG), or TemporalAverage, EEG and MEG "
-                                 "(at most one of each) with the same period_ms "
-                                 f"(got {', '.join(f'{k} {m.period_ms:g} ms' for k, m in zip(kinds, sampled))})")
+                raise ValueError(
+                    f"monitors {', '.join(kinds)} cannot be combined: a simulation has one sampled "
+                    "monitor (Raw, TemporalAverage, EEG or MEG), or TemporalAverage, EEG and MEG "
+                    "(at most one of each) with the same period_ms "
+                    f"(got {', '.join(f'{k} {m.period_ms:g} ms' for k, m in zip(kinds, sampled))})"
+                )
         observed = self.model.observed
         for m in self.monitors:
             var = getattr(m, "variable", None)
@@ -266,11 +275,14 @@ class Simulation:
         gain = monitor.gain
         if gain is None:
             if c.centres_mm is None:
-                raise ValueError(f"{type(monitor).__name__} without a gain matrix needs region centres in the connectome")
+                raise ValueError(
+                    f"{type(monitor).__name__} without a gain matrix needs region centres in the connectome"
+                )
             gain = eeg_leadfield_sphere(c.centres_mm)
         if gain.shape[1] != c.n_nodes:
-            raise ValueError(f"{type(monitor).__name__} gain has {gain.shape[1]} columns, the connectome {c.n_nodes} "
-                             "nodes")
+            raise ValueError(
+                f"{type(monitor).__name__} gain has {gain.shape[1]} columns, the connectome {c.n_nodes} nodes"
+            )
         return gain
 
     def project(self, monitor: EEG | MEG, sampled: np.ndarray) -> np.ndarray:
@@ -354,11 +366,21 @@ class Simulation:
                 x0[s] = lo + (hi - lo) * u[..., s % 4]
         for name, value in (self.initial_state or {}).items():
             s = model.state_names.index(name)
-            x0[s] = np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1, 1) if np.ndim(value) else value, (n, n_sims))
+            x0[s] = np.broadcast_to(
+                np.asarray(value, dtype=np.float64).reshape(-1, 1) if np.ndim(value) else value, (n, n_sims)
+            )
         return x0
 
-    def run_arrays(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
-                   first_sim: int = 0, threads: int | None = None, backend: str = "cpu") -> dict[str, np.ndarray]:
+    def run_arrays(
+        self,
+        params: Mapping | None = None,
+        *,
+        n_sims: int | None = None,
+        seed: int = 0,
+        first_sim: int = 0,
+        threads: int | None = None,
+        backend: str = "cpu",
+    ) -> dict[str, np.ndarray]:
         """Run and return raw arrays: ``sampled`` (time, obs, node, sim) and ``bold`` (time, node, sim).
 
         ``backend``: "cpu", "cuda" or "auto" (CUDA when this process sees a GPU; see
@@ -394,15 +416,38 @@ class Simulation:
             bold_decim, tr_decim, q_cut, n_q, bc = 1, 1, 0, 0, balloon_constants(dtype)
         out_bold = np.full((max(n_q, 1), n, bp), np.nan, dtype=dtype)
         seed_lo, seed_hi = _rng.split_seed(seed)
-        stim = np.zeros(1, dtype=dtype) if self.stimulus is None else \
-            self.stimulus.time_course(n_steps, self.dt_ms).astype(dtype)
+        stim = (
+            np.zeros(1, dtype=dtype)
+            if self.stimulus is None
+            else self.stimulus.time_course(n_steps, self.dt_ms).astype(dtype)
+        )
         inputs = KernelInputs(
-            x0=x0, P=P, indptr=plan.indptr, split=plan.split, indices=plan.indices, weights=plan.weights.astype(dtype),
-            back=plan.back, rowsum=self.connectome.weights.sum(axis=1).astype(dtype), sigma=sigma, dt=dt,
-            nsteps=n_steps, seed_lo=np.uint64(seed_lo), seed_hi=np.uint64(seed_hi), sim0=np.uint64(first_sim),
-            n_cut=n_cut, decim=decim, out_mon=out_mon, bold_decim=bold_decim, tr_decim=tr_decim, q_cut=q_cut,
-            bold_dt=dtype.type(bold.dt_ms / 1000.0 if bold else 1.0), bc=bc, out_bold=out_bold, stim=stim,
-            H=plan.ring, T=plan.block,
+            x0=x0,
+            P=P,
+            indptr=plan.indptr,
+            split=plan.split,
+            indices=plan.indices,
+            weights=plan.weights.astype(dtype),
+            back=plan.back,
+            rowsum=self.connectome.weights.sum(axis=1).astype(dtype),
+            sigma=sigma,
+            dt=dt,
+            nsteps=n_steps,
+            seed_lo=np.uint64(seed_lo),
+            seed_hi=np.uint64(seed_hi),
+            sim0=np.uint64(first_sim),
+            n_cut=n_cut,
+            decim=decim,
+            out_mon=out_mon,
+            bold_decim=bold_decim,
+            tr_decim=tr_decim,
+            q_cut=q_cut,
+            bold_dt=dtype.type(bold.dt_ms / 1000.0 if bold else 1.0),
+            bc=bc,
+            out_bold=out_bold,
+            stim=stim,
+            H=plan.ring,
+            T=plan.block,
         )
         if backend == "cuda":
             from .kernels import cuda as _cuda  # numba.cuda only where it is used
@@ -422,15 +467,25 @@ class Simulation:
             if amplitude is not None:
                 raise ValueError(f"{STIMULUS_AMPLITUDE!r} given, but the simulation has no stimulus")
             return P
-        values = broadcast_param(STIMULUS_AMPLITUDE, self.stimulus.amplitude if amplitude is None else amplitude,
-                                 n, n_sims) * self.stimulus.spatial(n)[:, None]
+        values = (
+            broadcast_param(STIMULUS_AMPLITUDE, self.stimulus.amplitude if amplitude is None else amplitude, n, n_sims)
+            * self.stimulus.spatial(n)[:, None]
+        )
         row = np.empty((1, n, n_padded), dtype=dtype)
         row[0, :, :n_sims] = values
         row[0, :, n_sims:] = values[:, :1]
         return np.concatenate([P, row])
 
-    def run(self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0,
-            first_sim: int = 0, threads: int | None = None, backend: str = "cpu") -> xr.Dataset:
+    def run(
+        self,
+        params: Mapping | None = None,
+        *,
+        n_sims: int | None = None,
+        seed: int = 0,
+        first_sim: int = 0,
+        threads: int | None = None,
+        backend: str = "cpu",
+    ) -> xr.Dataset:
         """Simulate a batch; parameters default to the model's (see :func:`broadcast_param`).
 
         Returns an ``xarray.Dataset`` with one variable per observable (sim, time, node),
@@ -440,8 +495,9 @@ class Simulation:
         ``ds.swap_dims(sim="G")``), on ``(sim, node)`` otherwise.
         """
         params = dict(params or {})
-        arrays = self.run_arrays(params, n_sims=n_sims, seed=seed, first_sim=first_sim, threads=threads,
-                                 backend=backend)
+        arrays = self.run_arrays(
+            params, n_sims=n_sims, seed=seed, first_sim=first_sim, threads=threads, backend=backend
+        )
         ds = self.to_dataset(arrays, first_sim=first_sim)
         return ds.assign_coords(self._swept(params, ds.sizes["sim"]))
 
@@ -473,8 +529,11 @@ class Simulation:
                 name = type(monitor).__name__.lower()
                 both = sum(isinstance(m, (EEG, MEG)) for m in self.sampled_monitors) > 1
                 dim = f"{name}_sensor" if both else "sensor"  # EEG and MEG have their own sensors
-                data[name] = (("sim", "time", dim), self.project(monitor, arrays["sampled"]),
-                              {"units": "V" if name == "eeg" else "T"})
+                data[name] = (
+                    ("sim", "time", dim),
+                    self.project(monitor, arrays["sampled"]),
+                    {"units": "V" if name == "eeg" else "T"},
+                )
                 if monitor.sensor_labels is not None:
                     coords[dim] = np.array(monitor.sensor_labels, dtype=object)
             else:
@@ -503,7 +562,8 @@ def _default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def simulate(model: ModelSpec | str, params: Mapping | None = None, *, seed: int = 0, n_sims: int | None = None,
-             **config) -> xr.Dataset:
+def simulate(
+    model: ModelSpec | str, params: Mapping | None = None, *, seed: int = 0, n_sims: int | None = None, **config
+) -> xr.Dataset:
     """One-call simulation: ``Simulation(model, **config).run(params, seed=seed)``."""
     return Simulation(model, **config).run(params, n_sims=n_sims, seed=seed)

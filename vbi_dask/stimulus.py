@@ -71,8 +71,13 @@ class Pulses:
         return on.astype(np.float64)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "pulses", "onset_ms": self.onset_ms, "width_ms": self.width_ms, "period_ms": self.period_ms,
-                "count": self.count}
+        return {
+            "kind": "pulses",
+            "onset_ms": self.onset_ms,
+            "width_ms": self.width_ms,
+            "period_ms": self.period_ms,
+            "count": self.count,
+        }
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,13 @@ class Sinusoid:
         return np.where(on, np.sin(2 * np.pi * self.frequency_hz * since / 1000.0 + self.phase), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "sinusoid", "frequency_hz": self.frequency_hz, "phase": self.phase, "onset_ms": self.onset_ms,
-                "duration_ms": self.duration_ms}
+        return {
+            "kind": "sinusoid",
+            "frequency_hz": self.frequency_hz,
+            "phase": self.phase,
+            "onset_ms": self.onset_ms,
+            "duration_ms": self.duration_ms,
+        }
 
 
 @dataclass(frozen=True)
@@ -193,9 +203,13 @@ class Stimulus:
         return self.pattern(np.arange(n_steps + 1) * dt_ms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pattern": self.pattern.to_dict(), "state": self.state,
-                "nodes": None if self.nodes is None else list(self.nodes),
-                "weights": None if self.weights is None else list(self.weights), "amplitude": self.amplitude}
+        return {
+            "pattern": self.pattern.to_dict(),
+            "state": self.state,
+            "nodes": None if self.nodes is None else list(self.nodes),
+            "weights": None if self.weights is None else list(self.weights),
+            "amplitude": self.amplitude,
+        }
 
 
 def stimulus_from_dict(data: Mapping[str, Any] | Stimulus | None) -> Stimulus | None:

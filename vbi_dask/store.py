@@ -49,9 +49,21 @@ import xarray as xr
 from ._claim import LEASE_S, Claim, StoreLock, StoreLockedError, read_claim
 from .connectome import Connectome
 
-__all__ = ["SCHEMA_VERSION", "open_store", "connectome_from_store", "StoreMismatchError", "StoreDamagedError",
-           "StoreLock", "StoreLockedError", "LEASE_S", "verify", "VerifyReport", "row_checksums", "status",
-           "StoreStatus"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "open_store",
+    "connectome_from_store",
+    "StoreMismatchError",
+    "StoreDamagedError",
+    "StoreLock",
+    "StoreLockedError",
+    "LEASE_S",
+    "verify",
+    "VerifyReport",
+    "row_checksums",
+    "status",
+    "StoreStatus",
+]
 
 SCHEMA_VERSION = 1
 # name -> dims; the training code relies on these names.
@@ -62,13 +74,32 @@ REQUIRED_VARIABLES = {
     "done": ("sim",),
     "connectome_weights": ("node", "node_from"),
 }
-REQUIRED_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "n_sims", "chunk_size",
-                  "keep_bold", "vbi_dask_version", "schema_version")
+REQUIRED_ATTRS = (
+    "simulation",
+    "prior",
+    "featureset",
+    "connectome_hash",
+    "seed",
+    "n_sims",
+    "chunk_size",
+    "keep_bold",
+    "vbi_dask_version",
+    "schema_version",
+)
 JSON_ATTRS = ("simulation", "prior", "featureset", "sequential")
 # attributes that must agree for a budget to resume or extend a store ("sequential": the
 # rounds' method, observation and training; absent from a one-round store)
-CONFIG_ATTRS = ("simulation", "prior", "featureset", "connectome_hash", "seed", "chunk_size", "keep_bold",
-                "kernel_numerics", "sequential")
+CONFIG_ATTRS = (
+    "simulation",
+    "prior",
+    "featureset",
+    "connectome_hash",
+    "seed",
+    "chunk_size",
+    "keep_bold",
+    "kernel_numerics",
+    "sequential",
+)
 SIM_VARIABLES = ("theta", "features", "bold", "valid", "checksum", "done", "round")
 # the variables a row's checksum covers, in this order
 CHECKED_VARIABLES = ("theta", "features", "valid", "bold", "round")
@@ -94,16 +125,27 @@ def read_rows(array, start: int, stop: int, *, store, name: str) -> np.ndarray:
     except Exception as error:  # noqa: BLE001 - codecs raise many types; all mean a damaged chunk
         raise StoreDamagedError(
             f"store {os.fspath(store)!r}: variable {name!r} at simulations [{start}, {stop}) cannot be read "
-            f"({type(error).__name__}: {error}); {_repair_hint(store)}") from error
+            f"({type(error).__name__}: {error}); {_repair_hint(store)}"
+        ) from error
 
 
-def row_checksums(start: int, *, theta: np.ndarray, features: np.ndarray, valid: np.ndarray,
-                  bold: np.ndarray | None = None, round: np.ndarray | None = None) -> np.ndarray:
+def row_checksums(
+    start: int,
+    *,
+    theta: np.ndarray,
+    features: np.ndarray,
+    valid: np.ndarray,
+    bold: np.ndarray | None = None,
+    round: np.ndarray | None = None,
+) -> np.ndarray:
     """uint64 checksum of each row ``start + k``: 8 bytes of BLAKE2b over the global
     index and the row's stored bytes (float32 theta, features, bold; the valid byte; the
     int16 round of a sequential store)."""
-    arrays = [np.ascontiguousarray(theta, dtype=np.float32), np.ascontiguousarray(features, dtype=np.float32),
-              np.ascontiguousarray(valid, dtype=bool)]
+    arrays = [
+        np.ascontiguousarray(theta, dtype=np.float32),
+        np.ascontiguousarray(features, dtype=np.float32),
+        np.ascontiguousarray(valid, dtype=bool),
+    ]
     if bold is not None:
         arrays.append(np.ascontiguousarray(bold, dtype=np.float32))
     if round is not None:
@@ -120,7 +162,6 @@ def row_checksums(start: int, *, theta: np.ndarray, features: np.ndarray, valid:
 def local_path(store: str | os.PathLike) -> Path:
     """The store's absolute path (``~`` expanded): how every module names a store."""
     return Path(os.fspath(store)).expanduser().absolute()
-
 
 
 def store_state(store: str | os.PathLike) -> str:
@@ -140,14 +181,24 @@ def store_state(store: str | os.PathLike) -> str:
     if (path / "zarr.json").is_file():
         return "zarr"
     if any(path.iterdir()):
-        raise ValueError(f"store path {str(path)!r} is a non-empty folder that is not a Zarr v3 store; "
-                         "refusing to write into it")
+        raise ValueError(
+            f"store path {str(path)!r} is a non-empty folder that is not a Zarr v3 store; refusing to write into it"
+        )
     return "missing"
 
 
-def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_names: list[str],
-             feature_names: list[str], connectome: Connectome | None, attrs: Mapping[str, Any],
-             time_bold_ms: np.ndarray | None = None, rounds: bool = False) -> None:
+def allocate(
+    store: str | os.PathLike,
+    *,
+    n_sims: int,
+    chunk_size: int,
+    param_names: list[str],
+    feature_names: list[str],
+    connectome: Connectome | None,
+    attrs: Mapping[str, Any],
+    time_bold_ms: np.ndarray | None = None,
+    rounds: bool = False,
+) -> None:
     """Create the store with every variable allocated and no simulation written.
 
     Writes metadata, coordinates and the connectome only (``to_zarr(compute=False)``).
@@ -194,13 +245,24 @@ def allocate(store: str | os.PathLike, *, n_sims: int, chunk_size: int, param_na
     ds["valid"].attrs["description"] = "finite features and theta inside the prior's support"
     ds["checksum"].attrs["description"] = "BLAKE2b (8 bytes) of the row's index and stored bytes; see verify"
     encoding = {name: {"chunks": (chunks,) + ds[name].shape[1:]} for name in SIM_VARIABLES if name in ds}
-    ds.to_zarr(os.fspath(local_path(store)), compute=False, zarr_format=3, consolidated=False, mode="w",
-               encoding=encoding)
+    ds.to_zarr(
+        os.fspath(local_path(store)), compute=False, zarr_format=3, consolidated=False, mode="w", encoding=encoding
+    )
 
 
-def attributes(*, simulation: Mapping[str, Any] | None, prior: Mapping[str, Any], featureset: Mapping[str, Any] | None,
-               connectome: Connectome | None, seed: int, n_sims: int, chunk_size: int, keep_bold: bool,
-               feature_signal: str, kernel_numerics: int | None) -> dict[str, Any]:
+def attributes(
+    *,
+    simulation: Mapping[str, Any] | None,
+    prior: Mapping[str, Any],
+    featureset: Mapping[str, Any] | None,
+    connectome: Connectome | None,
+    seed: int,
+    n_sims: int,
+    chunk_size: int,
+    keep_bold: bool,
+    feature_signal: str,
+    kernel_numerics: int | None,
+) -> dict[str, Any]:
     """A store's root attributes (JSON-able; the JSON ones as strings), built here only.
 
     ``simulation``, ``prior`` and ``featureset`` are their ``to_dict()``;
@@ -272,13 +334,19 @@ def configuration(store: str | os.PathLike) -> StoreConfiguration:
     attrs = read_attrs(store)
     kind = attrs.get("feature_signal")
     if is_external(attrs) or kind == "synthetic":
-        what = f"the external simulator {attrs['simulation'].get('function')}" if is_external(attrs) else \
-            "synthetic data"
+        what = (
+            f"the external simulator {attrs['simulation'].get('function')}" if is_external(attrs) else "synthetic data"
+        )
         raise ValueError(f"store {os.fspath(store)!r} holds {what}: it has no vbi-dask simulation to rebuild")
     return StoreConfiguration(
-        Simulation.from_dict(attrs["simulation"], connectome_from_store(ds)), prior_from_dict(attrs["prior"]),
-        FeatureSet.from_dict(attrs["featureset"]), seed=int(attrs["seed"]), n_sims=int(attrs["n_sims"]),
-        chunk_size=int(attrs["chunk_size"]), keep_bold=bool(attrs["keep_bold"]))
+        Simulation.from_dict(attrs["simulation"], connectome_from_store(ds)),
+        prior_from_dict(attrs["prior"]),
+        FeatureSet.from_dict(attrs["featureset"]),
+        seed=int(attrs["seed"]),
+        n_sims=int(attrs["n_sims"]),
+        chunk_size=int(attrs["chunk_size"]),
+        keep_bold=bool(attrs["keep_bold"]),
+    )
 
 
 def signal_layout(store: str | os.PathLike) -> dict[str, Any]:
@@ -299,8 +367,9 @@ def open_arrays(store: str | os.PathLike, names: tuple[str, ...] = ("theta", "fe
     return {name: group[name] for name in names}
 
 
-def read_block(store: str | os.PathLike, start: int, stop: int,
-               names: tuple[str, ...] = ("theta", "features", "valid", "done")) -> dict[str, np.ndarray]:
+def read_block(
+    store: str | os.PathLike, start: int, stop: int, names: tuple[str, ...] = ("theta", "features", "valid", "done")
+) -> dict[str, np.ndarray]:
     """Rows ``start:stop`` of ``names``; a damaged chunk raises :class:`StoreDamagedError`."""
     group = _group(store)
     return {name: np.asarray(read_rows(group[name], start, stop, store=store, name=name)) for name in names}
@@ -349,8 +418,12 @@ def read_flags(store: str | os.PathLike, name: str, group=None) -> np.ndarray:
         return np.asarray(array[:], dtype=bool)
     except Exception:  # noqa: BLE001 - find the chunk and name it
         size = array.chunks[0]
-        return np.concatenate([np.asarray(read_rows(array, s, min(s + size, array.shape[0]), store=store, name=name),
-                                          dtype=bool) for s in range(0, array.shape[0], size)])
+        return np.concatenate(
+            [
+                np.asarray(read_rows(array, s, min(s + size, array.shape[0]), store=store, name=name), dtype=bool)
+                for s in range(0, array.shape[0], size)
+            ]
+        )
 
 
 def sim_sizes(store: str | os.PathLike) -> dict[str, int]:
@@ -414,11 +487,15 @@ def check_compatible(store: str | os.PathLike, attrs: Mapping[str, Any]) -> dict
     if differences:
         hint = "use a new store path, or the store's own configuration (Budget.from_store)"
         if old.get("kernel_numerics") != new["kernel_numerics"]:
-            hint = (f"the store's simulations were computed by kernels that round differently (vbi-dask "
-                    f"{stored.get('vbi_dask_version')}); finish it with that version, or use a new store path")
+            hint = (
+                f"the store's simulations were computed by kernels that round differently (vbi-dask "
+                f"{stored.get('vbi_dask_version')}); finish it with that version, or use a new store path"
+            )
         raise StoreMismatchError(
             f"store {os.fspath(store)!r} was made by another budget configuration; differing fields:\n  "
-            + "\n  ".join(differences) + "\n" + hint
+            + "\n  ".join(differences)
+            + "\n"
+            + hint
         )
     return stored
 
@@ -428,15 +505,25 @@ def _check_schema_attrs(store, attrs: Mapping[str, Any]) -> None:
     if version is None:
         raise ValueError(f"{os.fspath(store)!r} is not a vbi-dask budget store: no 'schema_version' attribute")
     if version != SCHEMA_VERSION:
-        raise ValueError(f"store {os.fspath(store)!r} has schema version {version}; this vbi-dask reads "
-                         f"version {SCHEMA_VERSION}")
+        raise ValueError(
+            f"store {os.fspath(store)!r} has schema version {version}; this vbi-dask reads version {SCHEMA_VERSION}"
+        )
     missing = [k for k in REQUIRED_ATTRS if k not in attrs]
     if missing:
         raise ValueError(f"store {os.fspath(store)!r} lacks attribute(s) {missing}")
 
 
-def write_block(store: str | os.PathLike, start: int, stop: int, *, theta: np.ndarray, features: np.ndarray,
-                valid: np.ndarray, bold: np.ndarray | None = None, round: np.ndarray | None = None) -> None:
+def write_block(
+    store: str | os.PathLike,
+    start: int,
+    stop: int,
+    *,
+    theta: np.ndarray,
+    features: np.ndarray,
+    valid: np.ndarray,
+    bold: np.ndarray | None = None,
+    round: np.ndarray | None = None,
+) -> None:
     """Write simulations ``start:stop`` (one chunk) and then mark them done.
 
     Raises
@@ -449,8 +536,11 @@ def write_block(store: str | os.PathLike, start: int, stop: int, *, theta: np.nd
     chunk, n_sims = done.chunks[0], done.shape[0]
     if start % chunk or not (stop - start == chunk or stop == n_sims) or not 0 <= start < stop <= n_sims:
         raise ValueError(f"region [{start}, {stop}) is not one chunk of {chunk} simulations of {n_sims}")
-    rows = {"theta": np.asarray(theta, dtype=np.float32), "features": np.asarray(features, dtype=np.float32),
-            "valid": np.asarray(valid, dtype=bool)}
+    rows = {
+        "theta": np.asarray(theta, dtype=np.float32),
+        "features": np.asarray(features, dtype=np.float32),
+        "valid": np.asarray(valid, dtype=bool),
+    }
     if bold is not None:
         rows["bold"] = np.asarray(bold, dtype=np.float32)
     if round is not None:
@@ -470,8 +560,9 @@ def write_round(store: str | os.PathLike, index: int, payload: bytes, attrs: Map
     ``complete`` last (an interrupted write reads as absent)."""
     group = _group(store, "r+").require_group("rounds")
     data = np.frombuffer(payload, dtype=np.uint8)
-    array = group.create_array(str(int(index)), shape=data.shape, dtype=np.uint8, chunks=(max(1, len(data)),),
-                               overwrite=True)
+    array = group.create_array(
+        str(int(index)), shape=data.shape, dtype=np.uint8, chunks=(max(1, len(data)),), overwrite=True
+    )
     array[:] = data
     array.attrs.update({**json.loads(json.dumps(dict(attrs))), "complete": False})
     array.attrs["complete"] = True
@@ -548,6 +639,7 @@ def open_store(store: str | os.PathLike) -> xr.Dataset:
 
 def connectome_from_store(ds: xr.Dataset) -> Connectome:
     """The budget's connectome, rebuilt from a store (checked against its hash)."""
+
     def values(name):
         return ds[name].values if name in ds else None
 
@@ -597,8 +689,11 @@ class VerifyReport:
         return sorted({p.block for p in self.problems})
 
     def __str__(self) -> str:
-        kind = "checksums, readability and finite features" if self.checksums else \
-            "readability and finite features (the store has no checksums: written before they existed)"
+        kind = (
+            "checksums, readability and finite features"
+            if self.checksums
+            else "readability and finite features (the store has no checksums: written before they existed)"
+        )
         lines = [f"store {self.store}: {self.checked_blocks} done block(s) of {self.n_blocks} checked ({kind})"]
         if self.ok:
             lines.append("no damage found")
@@ -606,8 +701,10 @@ class VerifyReport:
         lines.append(f"{len(self.damaged_blocks)} damaged block(s):")
         lines += [f"  block {p.block} (simulations [{p.start}, {p.stop})): {p.problem}" for p in self.problems]
         if self.repaired:
-            lines.append(f"marked not done ({self.done_after} of {self.n_sims} simulations done now); re-run the "
-                         "budget (same configuration and store) to recompute exactly these blocks")
+            lines.append(
+                f"marked not done ({self.done_after} of {self.n_sims} simulations done now); re-run the "
+                "budget (same configuration and store) to recompute exactly these blocks"
+            )
         else:
             lines.append(f"repair: vbi-dask verify {self.store} --repair, then re-run the budget")
         return "\n".join(lines)
@@ -640,17 +737,27 @@ def _check_block(group, store, start: int, stop: int, done: np.ndarray) -> str |
     valid = rows["valid"].astype(bool)
     bad = np.flatnonzero(done & valid & ~np.isfinite(rows["features"]).all(axis=1))
     if bad.size:
-        problems.append(f"non-finite features in done and valid rows {(start + bad[:8]).tolist()}"
-                        + (" ..." if bad.size > 8 else ""))
+        problems.append(
+            f"non-finite features in done and valid rows {(start + bad[:8]).tolist()}"
+            + (" ..." if bad.size > 8 else "")
+        )
     if "checksum" in rows:
         expected = row_checksums(start, **{k: rows[k] for k in CHECKED_VARIABLES if k in rows})
         wrong = np.flatnonzero(done & (expected != rows["checksum"]))
         if wrong.size:
-            missing = [name for name in CHECKED_VARIABLES + ("checksum",)
-                       if name in rows and _fill_rows(rows[name], group[name].fill_value)[wrong].all()]
-            problems.append(f"{wrong.size} row(s) do not match their checksums"
-                            + (f" ({', '.join(map(repr, missing))} read as the fill value: chunk missing)"
-                               if missing else " (altered data)"))
+            missing = [
+                name
+                for name in CHECKED_VARIABLES + ("checksum",)
+                if name in rows and _fill_rows(rows[name], group[name].fill_value)[wrong].all()
+            ]
+            problems.append(
+                f"{wrong.size} row(s) do not match their checksums"
+                + (
+                    f" ({', '.join(map(repr, missing))} read as the fill value: chunk missing)"
+                    if missing
+                    else " (altered data)"
+                )
+            )
     return "; ".join(problems) or None
 
 
@@ -698,9 +805,17 @@ def verify(store: str | os.PathLike, *, repair: bool = False, lease_s: float | N
         with StoreLock(path, purpose="vbi-dask verify --repair", lease_s=lease_s):
             writable = _group(path, "r+")
             for problem in problems:  # a whole chunk: written without reading the damaged one
-                writable["done"][problem.start:problem.stop] = False
-        report = VerifyReport(str(path), n_sims, len(blocks), checked, report.checksums, report.problems,
-                              repaired=True, done_after=int(read_done(path).sum()))
+                writable["done"][problem.start : problem.stop] = False
+        report = VerifyReport(
+            str(path),
+            n_sims,
+            len(blocks),
+            checked,
+            report.checksums,
+            report.problems,
+            repaired=True,
+            done_after=int(read_done(path).sum()),
+        )
     return report
 
 
@@ -715,8 +830,10 @@ def _number(value: Any) -> str:
 def _prior_lines(prior: Mapping[str, Any]) -> list[str]:
     """One line per factor of a stored prior (``Prior.to_dict`` or ``Grid.to_dict``)."""
     if prior.get("kind") == "grid":
-        return [f"{name}: grid of {len(values)} value(s) in [{_number(min(values))}, {_number(max(values))}]"
-                for name, values in prior.get("axes", {}).items()]
+        return [
+            f"{name}: grid of {len(values)} value(s) in [{_number(min(values))}, {_number(max(values))}]"
+            for name, values in prior.get("axes", {}).items()
+        ]
     lines = []
     for factor in prior.get("params", []):
         nodes = factor.get("nodes")
@@ -771,34 +888,46 @@ class StoreStatus:
         from .kernels.edges import NUMERICS_VERSION
 
         if self.claim is not None and self.claim.stale is None:
-            return (f"a driver is writing this store ({self.claim.holder.get('host')}, pid "
-                    f"{self.claim.holder.get('pid')}); run 'vbi-dask status {self.store}' again to follow it")
+            return (
+                f"a driver is writing this store ({self.claim.holder.get('host')}, pid "
+                f"{self.claim.holder.get('pid')}); run 'vbi-dask status {self.store}' again to follow it"
+            )
         if self.sequential is not None:
-            return (f"resume (or continue with more --rounds): 'vbi-dask sequential CONFIG --store {self.store} "
-                    f"--observed FILE --rounds R --per-round {self.sequential['per_round']} --method "
-                    f"{self.sequential['method']}' with the observation and settings that made it")
+            return (
+                f"resume (or continue with more --rounds): 'vbi-dask sequential CONFIG --store {self.store} "
+                f"--observed FILE --rounds R --per-round {self.sequential['per_round']} --method "
+                f"{self.sequential['method']}' with the observation and settings that made it"
+            )
         if self.complete:
-            return (f"complete: 'vbi-dask verify {self.store}' checks that every block reads back as written; "
-                    f"'vbi-dask train {self.store}' trains on its {self.done - self.invalid} valid simulations")
+            return (
+                f"complete: 'vbi-dask verify {self.store}' checks that every block reads back as written; "
+                f"'vbi-dask train {self.store}' trains on its {self.done - self.invalid} valid simulations"
+            )
         if self.kernel_numerics is not None and self.kernel_numerics != NUMERICS_VERSION:
-            return (f"its kernels rounded differently from this vbi-dask's ({__version__}, kernel numerics "
-                    f"{NUMERICS_VERSION}): finish it with vbi-dask {self.vbi_dask_version}, or use a new store")
-        return (f"resume with 'vbi-dask simulate CONFIG --store {self.store}' (CONFIG: the configuration that made "
-                f"it): only the {self.n_blocks - self.blocks_done} block(s) not done run")
+            return (
+                f"its kernels rounded differently from this vbi-dask's ({__version__}, kernel numerics "
+                f"{NUMERICS_VERSION}): finish it with vbi-dask {self.vbi_dask_version}, or use a new store"
+            )
+        return (
+            f"resume with 'vbi-dask simulate CONFIG --store {self.store}' (CONFIG: the configuration that made "
+            f"it): only the {self.n_blocks - self.blocks_done} block(s) not done run"
+        )
 
     def __str__(self) -> str:
         sim = self.simulation
         connectome = sim.get("connectome") or {}
         numerics = "" if self.kernel_numerics is None else f", kernel numerics {self.kernel_numerics}"
         prior = _prior_lines(self.prior)
-        names = self.param_names if len(self.param_names) <= 8 else (*self.param_names[:4], "...",
-                                                                        self.param_names[-1])
+        names = self.param_names if len(self.param_names) <= 8 else (*self.param_names[:4], "...", self.param_names[-1])
         if is_external({"simulation": sim}):
             what = ("simulator", f"{sim.get('function')} (external, version {sim.get('version')!r})")
         else:
-            what = ("model", f"{sim.get('model')} on {connectome.get('n_nodes')} nodes (connectome "
-                             f"{connectome.get('name')!r}), dt {_number(sim.get('dt_ms'))} ms, "
-                             f"{_number(sim.get('duration_ms'))} ms per simulation, {sim.get('integrator')} integrator")
+            what = (
+                "model",
+                f"{sim.get('model')} on {connectome.get('n_nodes')} nodes (connectome "
+                f"{connectome.get('name')!r}), dt {_number(sim.get('dt_ms'))} ms, "
+                f"{_number(sim.get('duration_ms'))} ms per simulation, {sim.get('integrator')} integrator",
+            )
         rows = [
             ("store", self.store),
             ("schema", f"version {self.schema_version}, written by vbi-dask {self.vbi_dask_version}{numerics}"),
@@ -808,20 +937,40 @@ class StoreStatus:
             ("features", str(self.n_features)),
             ("budget", f"{self.n_sims} simulations in blocks of {self.chunk_size}, seed {self.seed}"),
             ("blocks done", f"{self.blocks_done} / {self.n_blocks}"),
-            ("simulations done", f"{self.done} / {self.n_sims} ({self.done - self.invalid} valid, {self.invalid} "
-                                 "invalid: diverged or outside the prior)"),
-            ("not done", f"{self.not_done}" + (" (failed or not yet run: run the budget again)" if self.not_done
-                                                else "")),
+            (
+                "simulations done",
+                f"{self.done} / {self.n_sims} ({self.done - self.invalid} valid, {self.invalid} "
+                "invalid: diverged or outside the prior)",
+            ),
+            (
+                "not done",
+                f"{self.not_done}" + (" (failed or not yet run: run the budget again)" if self.not_done else ""),
+            ),
             ("claim", str(self.claim) if self.claim is not None else "none (no driver is writing it)"),
         ]
         if self.sequential is not None:
             seq = self.sequential
-            rows.insert(-3, ("sequential", f"{seq['method']}, {seq['per_round']} simulations per round"
-                             + (f", epsilon {seq['epsilon']:g}" if seq["method"] == "tsnpe" else "")))
+            rows.insert(
+                -3,
+                (
+                    "sequential",
+                    f"{seq['method']}, {seq['per_round']} simulations per round"
+                    + (f", epsilon {seq['epsilon']:g}" if seq["method"] == "tsnpe" else ""),
+                ),
+            )
             for index, done, total, mass, proposal in self.rounds:
-                drawn = "the prior" if index == 0 else (
-                    ("its proposal" + (f" (truncated prior: {mass:.3g} of the prior's mass)" if mass is not None
-                                       else "")) if proposal else "no proposal recorded yet")
+                drawn = (
+                    "the prior"
+                    if index == 0
+                    else (
+                        (
+                            "its proposal"
+                            + (f" (truncated prior: {mass:.3g} of the prior's mass)" if mass is not None else "")
+                        )
+                        if proposal
+                        else "no proposal recorded yet"
+                    )
+                )
                 rows.insert(-3, ("", f"round {index}: {done} / {total} done, drawn from {drawn}"))
         return "\n".join(f"{label:<17} {text}".rstrip() for label, text in rows) + f"\nnext: {self.next_step()}"
 
@@ -855,12 +1004,32 @@ def status(store: str | os.PathLike) -> StoreStatus:
         for index in range(-(-n_sims // per_round)):
             record = read_round(path, index) if index else None
             rows = slice(index * per_round, min((index + 1) * per_round, n_sims))
-            rounds.append((index, int(done[rows].sum()), rows.stop - rows.start,
-                           None if record is None else record[1].get("prior_mass"), record is not None))
+            rounds.append(
+                (
+                    index,
+                    int(done[rows].sum()),
+                    rows.stop - rows.start,
+                    None if record is None else record[1].get("prior_mass"),
+                    record is not None,
+                )
+            )
     return StoreStatus(
-        store=str(path), schema_version=int(attrs["schema_version"]), vbi_dask_version=str(attrs["vbi_dask_version"]),
-        kernel_numerics=attrs.get("kernel_numerics"), simulation=attrs["simulation"], prior=attrs["prior"],
-        param_names=tuple(str(name) for name in group["param"][:]), n_features=int(group["feature"].shape[0]),
-        n_sims=n_sims, chunk_size=size, seed=int(attrs["seed"]), n_blocks=len(blocks),
-        blocks_done=sum(bool(done[s:e].all()) for s, e in blocks), done=int(done.sum()),
-        invalid=int((done & ~valid).sum()), claim=read_claim(path), sequential=sequential, rounds=tuple(rounds))
+        store=str(path),
+        schema_version=int(attrs["schema_version"]),
+        vbi_dask_version=str(attrs["vbi_dask_version"]),
+        kernel_numerics=attrs.get("kernel_numerics"),
+        simulation=attrs["simulation"],
+        prior=attrs["prior"],
+        param_names=tuple(str(name) for name in group["param"][:]),
+        n_features=int(group["feature"].shape[0]),
+        n_sims=n_sims,
+        chunk_size=size,
+        seed=int(attrs["seed"]),
+        n_blocks=len(blocks),
+        blocks_done=sum(bool(done[s:e].all()) for s, e in blocks),
+        done=int(done.sum()),
+        invalid=int((done & ~valid).sum()),
+        claim=read_claim(path),
+        sequential=sequential,
+        rounds=tuple(rounds),
+    )

@@ -29,10 +29,14 @@ import vbi_dask as vd  # noqa: E402
 from vbi_dask._extras import EXTRAS, MissingExtraError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-TRAIN_MESSAGE = ("vbi_dask.train needs the 'train' extra: pip install 'vbi-dask[train]' "
-                 "(missing: torch, lightning, sbi, matplotlib, markdown)")
-COMMAND_MESSAGE = ("this command needs the 'train' extra: pip install 'vbi-dask[train]' "
-                   "(missing: torch, lightning, sbi, matplotlib, markdown)")
+TRAIN_MESSAGE = (
+    "vbi_dask.train needs the 'train' extra: pip install 'vbi-dask[train]' "
+    "(missing: torch, lightning, sbi, matplotlib, markdown)"
+)
+COMMAND_MESSAGE = (
+    "this command needs the 'train' extra: pip install 'vbi-dask[train]' "
+    "(missing: torch, lightning, sbi, matplotlib, markdown)"
+)
 SLURM_MESSAGE = "cluster kind 'slurm' needs the 'slurm' extra: pip install 'vbi-dask[slurm]' (missing: dask-jobqueue)"
 PRIOR_MESSAGE = "a prior other than Uniform needs the 'train' extra: pip install 'vbi-dask[train]' (missing: torch)"
 
@@ -44,14 +48,16 @@ def connectome() -> vd.Connectome:
 
 
 def simulation() -> vd.Simulation:
-    return vd.Simulation("mpr", connectome=connectome(), dt_ms=0.1, duration_ms=300.0,
-                         monitors=(vd.TemporalAverage(10.0),))
+    return vd.Simulation(
+        "mpr", connectome=connectome(), dt_ms=0.1, duration_ms=300.0, monitors=(vd.TemporalAverage(10.0),)
+    )
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """``python -m vbi_dask.cli ARGS`` in the temporary folder."""
-    return subprocess.run([sys.executable, "-m", "vbi_dask.cli", *args], cwd=WORK, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vbi_dask.cli", *args], cwd=WORK, capture_output=True, text=True, timeout=300
+    )
 
 
 def check_installed_without_extras() -> None:
@@ -75,9 +81,9 @@ def check_simulation() -> None:
 def check_budget() -> Path:
     """A tiny budget, run twice into two stores with the synchronous scheduler: every block
     done, theta inside the prior, and the two stores bit-identical."""
+
     def run(name: str, progress: bool) -> Path:
-        prior = vd.Prior({"G": (0.0, 0.5), "eta": {"low": -5.0, "high": -4.0, "nodes": [0, 2]}}, model="mpr",
-                         n_nodes=4)
+        prior = vd.Prior({"G": (0.0, 0.5), "eta": {"low": -5.0, "high": -4.0, "nodes": [0, 2]}}, model="mpr", n_nodes=4)
         budget = vd.Budget(simulation(), prior, n_sims=10, features=["fc", "moments"], chunk_size=4, seed=5)
         summary = budget.run(WORK / name, scheduler="sync", progress=progress)
         assert summary.done == 10 and summary.failed == 0, summary
@@ -122,13 +128,20 @@ def check_cli(store: Path) -> None:
         expected = (2, "", f"vbi-dask {command}: error: {COMMAND_MESSAGE}\n")
         assert (out.returncode, out.stdout, out.stderr) == expected, out
     config = WORK / "budget.yaml"
-    config.write_text("model: mpr\nsimulation: {dt_ms: 0.1, duration_ms: 300.0}\nprior: {G: [0.0, 0.5]}\n"
-                      "n_sims: 4\nchunk_size: 4\nseed: 1\nfeatures: [moments]\n")
+    config.write_text(
+        "model: mpr\nsimulation: {dt_ms: 0.1, duration_ms: 300.0}\nprior: {G: [0.0, 0.5]}\n"
+        "n_sims: 4\nchunk_size: 4\nseed: 1\nfeatures: [moments]\n"
+    )
     out = cli("simulate", str(config), "--store", str(WORK / "slurm.zarr"), "--cluster", "slurm", "--no-check")
     assert (out.returncode, out.stderr) == (2, f"vbi-dask simulate: error: {SLURM_MESSAGE}\n"), out
     assert not (WORK / "slurm.zarr").exists()
-    out = subprocess.run([str(Path(sys.executable).parent / "vbi-dask"), "--version"], capture_output=True, text=True,
-                         cwd=WORK, timeout=120)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "vbi-dask"), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=WORK,
+        timeout=120,
+    )
     assert (out.returncode, out.stdout) == (0, f"vbi-dask {version('vbi-dask')}\n"), out
     out = cli("status", str(store))
     assert out.returncode == 0 and "blocks done       3 / 3" in out.stdout, out
@@ -143,8 +156,10 @@ def main() -> int:
     check_training_names_need_the_extra()  # before anything imports vbi_dask.cli in this process
     check_cli(store)
     shutil.rmtree(WORK, ignore_errors=True)  # kept when a check fails
-    print(f"base install ({vd.__version__}, no extras): import, simulation, budget (bit-identical twice), "
-          f"training and cluster extras named in one line: all checks passed in {time.perf_counter() - start:.0f} s")
+    print(
+        f"base install ({vd.__version__}, no extras): import, simulation, budget (bit-identical twice), "
+        f"training and cluster extras named in one line: all checks passed in {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 

@@ -12,8 +12,16 @@ SIGMA = 0.1
 
 def _normals(seed: int, first_sim: int, n: int, size: int) -> np.ndarray:
     """(n, size) standard normals; row k from its own generator keyed by (seed, first_sim + k)."""
-    return np.stack([np.random.default_rng(np.random.SeedSequence([seed, first_sim + k])).standard_normal(size)
-                     for k in range(n)]) if n else np.empty((0, size))
+    return (
+        np.stack(
+            [
+                np.random.default_rng(np.random.SeedSequence([seed, first_sim + k])).standard_normal(size)
+                for k in range(n)
+            ]
+        )
+        if n
+        else np.empty((0, size))
+    )
 
 
 def linear_gaussian(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:
@@ -36,8 +44,9 @@ def two_moons(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:
     a = np.pi * (ndtr(u[:, 0]) - 0.5)  # uniform on (-pi/2, pi/2) from the row's first normal
     r = 0.1 + 0.01 * u[:, 1]
     t1, t2 = theta[:, 0], theta[:, 1]
-    return np.stack([r * np.cos(a) + 0.25 - np.abs(t1 + t2) / np.sqrt(2), r * np.sin(a) + (-t1 + t2) / np.sqrt(2)],
-                    axis=1)
+    return np.stack(
+        [r * np.cos(a) + 0.25 - np.abs(t1 + t2) / np.sqrt(2), r * np.sin(a) + (-t1 + t2) / np.sqrt(2)], axis=1
+    )
 
 
 def nan_above(theta: np.ndarray, seed: int, first_sim: int) -> np.ndarray:

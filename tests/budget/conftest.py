@@ -30,8 +30,13 @@ def connectome() -> Connectome:
 
 def simulation(duration_ms: float = 2000.0) -> Simulation:
     """MPR, 6 nodes, dt 0.1 ms, temporal average + BOLD (TR 100 ms): one kernel for every test."""
-    return Simulation("mpr", connectome=connectome(), dt_ms=0.1, duration_ms=duration_ms,
-                      monitors=(TemporalAverage(10.0), Bold(tr_ms=100.0)))
+    return Simulation(
+        "mpr",
+        connectome=connectome(),
+        dt_ms=0.1,
+        duration_ms=duration_ms,
+        monitors=(TemporalAverage(10.0), Bold(tr_ms=100.0)),
+    )
 
 
 def prior(**overrides) -> Prior:
@@ -39,10 +44,24 @@ def prior(**overrides) -> Prior:
     return Prior(spec, model="mpr", n_nodes=N_NODES)
 
 
-def budget(n_sims: int = 40, chunk_size: int = 8, *, duration_ms: float = 2000.0, seed: int = 7,
-           keep_bold: bool = True, **prior_overrides) -> Budget:
-    return Budget(simulation(duration_ms), prior(**prior_overrides), n_sims=n_sims, features=FEATURES,
-                  chunk_size=chunk_size, seed=seed, keep_bold=keep_bold)
+def budget(
+    n_sims: int = 40,
+    chunk_size: int = 8,
+    *,
+    duration_ms: float = 2000.0,
+    seed: int = 7,
+    keep_bold: bool = True,
+    **prior_overrides,
+) -> Budget:
+    return Budget(
+        simulation(duration_ms),
+        prior(**prior_overrides),
+        n_sims=n_sims,
+        features=FEATURES,
+        chunk_size=chunk_size,
+        seed=seed,
+        keep_bold=keep_bold,
+    )
 
 
 def read_store(path) -> dict[str, np.ndarray]:

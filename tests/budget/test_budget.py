@@ -235,10 +235,17 @@ def test_budget_from_config(tmp_path):
     config = {
         "model": "mpr",
         "connectome": {"weights": "w.txt", "tract_lengths": "l.txt", "normalise": "none", "name": "tiny"},
-        "simulation": {"dt_ms": 0.1, "duration_ms": 2000.0,
-                       "monitors": {"temporal_average": {"period_ms": 10.0}, "bold": {"tr_ms": 100.0}}},
+        "simulation": {
+            "dt_ms": 0.1,
+            "duration_ms": 2000.0,
+            "monitors": {"temporal_average": {"period_ms": 10.0}, "bold": {"tr_ms": 100.0}},
+        },
         "prior": {"G": [0.0, 1.0], "eta": {"low": -6.0, "high": -3.5, "nodes": [0, 3]}},
-        "n_sims": 40, "chunk_size": 8, "seed": 7, "features": FEATURES, "keep_bold": True,
+        "n_sims": 40,
+        "chunk_size": 8,
+        "seed": 7,
+        "features": FEATURES,
+        "keep_bold": True,
     }
     b = budget_from_config(config, base_dir=tmp_path)
     assert b.attrs() == budget().attrs()
@@ -246,8 +253,9 @@ def test_budget_from_config(tmp_path):
         budget_from_config({**config, "n_sim": 3}, base_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown monitor 'bolt'"):
         budget_from_config({**config, "simulation": {"monitors": {"bolt": {}}}}, base_dir=tmp_path)
-    grid = budget_from_config({**{k: v for k, v in config.items() if k != "prior"}, "grid": {"G": [0.1, 0.2]}},
-                              base_dir=tmp_path)
+    grid = budget_from_config(
+        {**{k: v for k, v in config.items() if k != "prior"}, "grid": {"G": [0.1, 0.2]}}, base_dir=tmp_path
+    )
     assert grid.prior.n_points == 2
 
 

@@ -25,8 +25,9 @@ def client():
     KilledWorker (allowed-failures=1), and each worker holds one task at a time."""
     config = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set(config):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               env={"NUMBA_NUM_THREADS": "1"})
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}
+        )
         client = Client(cluster)
     yield client
     client.close()

@@ -27,10 +27,21 @@ def prior(high_b: float = 1.0) -> vd.Prior:
     return vd.Prior({"a": (0.0, 1.0), "b": (-1.0, high_b)})
 
 
-def external(function=_external.linear_gaussian, version: str = "1", n_sims: int = N_SIMS, chunk_size: int = CHUNK,
-             names=NAMES, design=None) -> ExternalBudget:
-    return ExternalBudget(ExternalSimulator(function, version=version, feature_names=names), design or prior(),
-                          n_sims=n_sims, chunk_size=chunk_size, seed=SEED)
+def external(
+    function=_external.linear_gaussian,
+    version: str = "1",
+    n_sims: int = N_SIMS,
+    chunk_size: int = CHUNK,
+    names=NAMES,
+    design=None,
+) -> ExternalBudget:
+    return ExternalBudget(
+        ExternalSimulator(function, version=version, feature_names=names),
+        design or prior(),
+        n_sims=n_sims,
+        chunk_size=chunk_size,
+        seed=SEED,
+    )
 
 
 def run(budget, path, scheduler="sync"):
@@ -49,8 +60,9 @@ def test_rows_are_the_function_applied_row_by_row(reference):
     theta = stored["theta"]
     # independent truth: the prior's draws and the function called one row at a time
     np.testing.assert_array_equal(theta, prior().sample(N_SIMS, seed=SEED).astype(np.float32))
-    rows = np.concatenate([_external.linear_gaussian(theta[k:k + 1].astype(np.float64), SEED, k)
-                           for k in range(N_SIMS)])
+    rows = np.concatenate(
+        [_external.linear_gaussian(theta[k : k + 1].astype(np.float64), SEED, k) for k in range(N_SIMS)]
+    )
     np.testing.assert_array_equal(stored["features"], rows.astype(np.float32))
     assert stored["valid"].all() and stored["done"].all()
     ds = vd.open_store(reference)
@@ -99,12 +111,15 @@ def test_resume_runs_only_missing_blocks_and_extend(tmp_path, reference):
     assert_same_data(grown, reference)
 
 
-@pytest.mark.parametrize("change, field", [
-    (dict(function=_external.linear_gaussian_v2), "simulation.function"),
-    (dict(version="2"), "simulation.version"),
-    (dict(names=["y0", "x1", "x2"]), "simulation.feature_names[0]"),
-    (dict(design=prior(high_b=2.0)), "prior.params[1].args.high"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (dict(function=_external.linear_gaussian_v2), "simulation.function"),
+        (dict(version="2"), "simulation.version"),
+        (dict(names=["y0", "x1", "x2"]), "simulation.feature_names[0]"),
+        (dict(design=prior(high_b=2.0)), "prior.params[1].args.high"),
+    ],
+)
 def test_resume_with_another_simulator_or_prior_is_refused(reference, change, field):
     with pytest.raises(StoreMismatchError, match=r"differing fields:\n  " + field.replace("[", r"\[")):
         external(**change).prepare(reference)
@@ -119,9 +134,13 @@ def test_functions_that_workers_cannot_import_are_refused():
         return theta
 
     main_function = lambda theta, seed, first_sim: theta  # noqa: E731
-    for function, reason in [(lambda t, s, f: t, "lambda or a local function"), (inner, "lambda or a local function"),
-                             ("tests.budget._external:missing", "cannot be imported"),
-                             ("no_such_module_xyz:f", "cannot be imported"), ("tests.budget._external", "expected")]:
+    for function, reason in [
+        (lambda t, s, f: t, "lambda or a local function"),
+        (inner, "lambda or a local function"),
+        ("tests.budget._external:missing", "cannot be imported"),
+        ("no_such_module_xyz:f", "cannot be imported"),
+        ("tests.budget._external", "expected"),
+    ]:
         with pytest.raises(ValueError, match=reason):
             ExternalSimulator(function, version="1", n_features=3)
     main_function.__module__, main_function.__qualname__ = "__main__", "simulate"
@@ -130,8 +149,11 @@ def test_functions_that_workers_cannot_import_are_refused():
     with pytest.raises(ValueError, match="feature_names=.* or n_features"):
         ExternalSimulator(_local, version="1")
     with pytest.raises(TypeError, match="free names, without a model"):
-        ExternalBudget(ExternalSimulator(_local, version="1", n_features=2),
-                       vd.Prior({"G": (0, 1)}, model="mpr", n_nodes=2), n_sims=4)
+        ExternalBudget(
+            ExternalSimulator(_local, version="1", n_features=2),
+            vd.Prior({"G": (0, 1)}, model="mpr", n_nodes=2),
+            n_sims=4,
+        )
     with pytest.raises(ValueError, match="'nodes' needs a model"):
         vd.Prior({"a": {"low": 0, "high": 1, "nodes": [0]}})
 
@@ -144,8 +166,11 @@ def test_a_wrong_shape_fails_its_blocks_and_leaves_them_not_done(tmp_path):
 
 def test_rebuilt_from_the_store_alone_and_described(reference):
     assert ExternalBudget.from_store(reference) == external()
-    assert ExternalSimulator(_external.linear_gaussian, version="1", n_features=3).feature_names == ("x[0]", "x[1]",
-                                                                                                      "x[2]")
+    assert ExternalSimulator(_external.linear_gaussian, version="1", n_features=3).feature_names == (
+        "x[0]",
+        "x[1]",
+        "x[2]",
+    )
     with pytest.raises(ValueError, match="ExternalBudget.from_store"):
         Budget.from_store(reference)
     text = str(status(reference))
@@ -163,14 +188,22 @@ def test_verify_and_one_writer(tmp_path, reference):
 
 
 def test_yaml_configuration_through_the_cli(tmp_path, reference):
-    config = {"simulator": {"function": "tests.budget._external:linear_gaussian", "version": "1", "features": NAMES},
-              "prior": {"a": [0.0, 1.0], "b": [-1.0, 1.0]}, "n_sims": N_SIMS, "chunk_size": CHUNK, "seed": SEED}
+    config = {
+        "simulator": {"function": "tests.budget._external:linear_gaussian", "version": "1", "features": NAMES},
+        "prior": {"a": [0.0, 1.0], "b": [-1.0, 1.0]},
+        "n_sims": N_SIMS,
+        "chunk_size": CHUNK,
+        "seed": SEED,
+    }
     assert budget_from_config(config) == external()
     file = tmp_path / "external.yaml"
     file.write_text(yaml.safe_dump(config))
     assert main(["simulate", str(file), "--store", str(tmp_path / "cli.zarr"), "--scheduler", "sync", "--quiet"]) == 0
     assert_same_data(tmp_path / "cli.zarr", reference)
-    for bad, message in [({"features": ["fc"]}, "unknown key"), ({"simulator": {"function": "x:y"}}, "missing"),
-                         ({"simulator": {**config["simulator"], "n_features": 3}}, "one of them")]:
+    for bad, message in [
+        ({"features": ["fc"]}, "unknown key"),
+        ({"simulator": {"function": "x:y"}}, "missing"),
+        ({"simulator": {**config["simulator"], "n_features": 3}}, "one of them"),
+    ]:
         with pytest.raises(ValueError, match=message):
             budget_from_config({**config, **bad})

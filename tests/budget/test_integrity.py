@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vbi_dask.cli import main
-from vbi_dask.store import (StoreDamagedError, StoreLock, StoreLockedError, read_done, row_checksums, verify)
+from vbi_dask.store import StoreDamagedError, StoreLock, StoreLockedError, read_done, row_checksums, verify
 
 from tests._processes import signal_when
 
@@ -50,8 +50,17 @@ def start_drivers(tmp_path: Path, store: Path, n: int) -> list[subprocess.Popen]
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return [subprocess.Popen([sys.executable, str(script), str(store), str(barrier), str(n)], env=env, cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    return [
+        subprocess.Popen(
+            [sys.executable, str(script), str(store), str(barrier), str(n)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.slow
@@ -163,8 +172,10 @@ def damage(path: Path, variable: str, block: int, how: str) -> None:
             file.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("variable, how, block", [("features", "delete", 2), ("theta", "truncate", 1),
-                                                  ("bold", "truncate", 4), ("checksum", "delete", 0)])
+@pytest.mark.parametrize(
+    "variable, how, block",
+    [("features", "delete", 2), ("theta", "truncate", 1), ("bold", "truncate", 4), ("checksum", "delete", 0)],
+)
 def test_damage_is_found_repaired_by_a_rerun_bit_identical(tmp_path, reference_store, variable, how, block, capsys):
     path = tmp_path / "damaged.zarr"
     shutil.copytree(reference_store, path)
@@ -173,7 +184,10 @@ def test_damage_is_found_repaired_by_a_rerun_bit_identical(tmp_path, reference_s
 
     report = verify(path)
     assert not report.ok and report.damaged_blocks == [block]
-    expected = {"delete": f"'{variable}' read as the fill value: chunk missing", "truncate": f"'{variable}' cannot be read"}
+    expected = {
+        "delete": f"'{variable}' read as the fill value: chunk missing",
+        "truncate": f"'{variable}' cannot be read",
+    }
     assert expected[how] in str(report), str(report)
     assert main(["verify", str(path)]) == 1
     assert f"block {block} (simulations [{8 * block}, {8 * block + 8}))" in capsys.readouterr().out
@@ -181,7 +195,7 @@ def test_damage_is_found_repaired_by_a_rerun_bit_identical(tmp_path, reference_s
     assert main(["verify", str(path), "--repair"]) == 0
     assert "re-run the budget" in capsys.readouterr().out
     done = read_done(path)
-    assert not done[8 * block:8 * block + 8].any() and done.sum() == 32
+    assert not done[8 * block : 8 * block + 8].any() and done.sum() == 32
     summary = budget().run(path, scheduler="sync", progress=False)
     assert summary.ran == 8
     assert_same_data(path, reference_store)
@@ -195,8 +209,11 @@ def test_training_refuses_damaged_rows_naming_them(tmp_path, reference_store):
     missing = tmp_path / "missing.zarr"
     shutil.copytree(reference_store, missing)
     damage(missing, "features", 2, "delete")
-    with pytest.raises(StoreDamagedError, match=r"simulations \[\d+.* in block \[16, 24\)\) are marked done and "
-                                                r"valid but hold non-finite"):
+    with pytest.raises(
+        StoreDamagedError,
+        match=r"simulations \[\d+.* in block \[16, 24\)\) are marked done and "
+        r"valid but hold non-finite",
+    ):
         StoreData(missing, validation_fraction=0.2).zscore()
     with pytest.raises(StoreDamagedError, match=r"in block \[16, 24\)"):
         train_posterior(missing, max_epochs=1)
@@ -204,6 +221,9 @@ def test_training_refuses_damaged_rows_naming_them(tmp_path, reference_store):
     truncated = tmp_path / "truncated.zarr"
     shutil.copytree(reference_store, truncated)
     damage(truncated, "features", 3, "truncate")
-    with pytest.raises(StoreDamagedError, match=r"variable 'features' at simulations \[24, 32\) cannot be read .*"
-                                                r"vbi-dask verify .* --repair"):
+    with pytest.raises(
+        StoreDamagedError,
+        match=r"variable 'features' at simulations \[24, 32\) cannot be read .*"
+        r"vbi-dask verify .* --repair",
+    ):
         StoreData(truncated, validation_fraction=0.2).zscore()

@@ -43,8 +43,15 @@ def test_all_nodes_and_a_batch_as_long_as_the_network():
 
 
 def test_draw_of_a_simulation_does_not_depend_on_the_batch():
-    prior = Prior({"G": (0.0, 1.0), "J": {"dist": "Normal", "loc": 14.5, "scale": 1.0},
-                   "eta": {"low": -6.0, "high": -3.5, "nodes": [1, 2]}}, model="mpr", n_nodes=N_NODES)
+    prior = Prior(
+        {
+            "G": (0.0, 1.0),
+            "J": {"dist": "Normal", "loc": 14.5, "scale": 1.0},
+            "eta": {"low": -6.0, "high": -3.5, "nodes": [1, 2]},
+        },
+        model="mpr",
+        n_nodes=N_NODES,
+    )
     whole = prior.sample(40, seed=9)
     pieces = np.concatenate([prior.sample(e - s, seed=9, first_sim=s) for s, e in [(0, 3), (3, 17), (17, 40)]])
     assert np.array_equal(whole, pieces)
@@ -74,10 +81,19 @@ def test_draws_follow_the_distribution(spec, cdf):
 
 def test_multivariate_normal_over_nodes_and_fallback_sampler():
     cov = np.array([[1.0, 0.6], [0.6, 2.0]])
-    prior = Prior({"eta": {"dist": "MultivariateNormal", "loc": [-4.0, -5.0], "covariance_matrix": cov.tolist(),
-                           "nodes": [2, 4]},
-                   "J": torch.distributions.FisherSnedecor(torch.tensor(4.0), torch.tensor(6.0))},
-                  model="mpr", n_nodes=N_NODES)
+    prior = Prior(
+        {
+            "eta": {
+                "dist": "MultivariateNormal",
+                "loc": [-4.0, -5.0],
+                "covariance_matrix": cov.tolist(),
+                "nodes": [2, 4],
+            },
+            "J": torch.distributions.FisherSnedecor(torch.tensor(4.0), torch.tensor(6.0)),
+        },
+        model="mpr",
+        n_nodes=N_NODES,
+    )
     theta = prior.sample(3000, seed=4)
     np.testing.assert_allclose(theta[:, :2].mean(0), [-4.0, -5.0], atol=4 * np.sqrt(2.0 / 3000))
     np.testing.assert_allclose(np.cov(theta[:, :2].T), cov, atol=0.15)
@@ -96,21 +112,35 @@ def test_to_torch_is_an_sbi_prior():
     assert process_prior(dist)[1] == 3
     np.testing.assert_array_equal(dist.base_dist.low.numpy(), [0.0, -6.0, -6.0])
 
-    mixed = Prior({"G": (0.0, 1.0), "J": {"dist": "Normal", "loc": 14.5, "scale": 1.0},
-                   "Delta": {"dist": "Gamma", "concentration": 2.0, "rate": 3.0, "nodes": [0, 1]}},
-                  model="mpr", n_nodes=N_NODES)
+    mixed = Prior(
+        {
+            "G": (0.0, 1.0),
+            "J": {"dist": "Normal", "loc": 14.5, "scale": 1.0},
+            "Delta": {"dist": "Gamma", "concentration": 2.0, "rate": 3.0, "nodes": [0, 1]},
+        },
+        model="mpr",
+        n_nodes=N_NODES,
+    )
     processed, numel, _ = process_prior(mixed.to_torch())
     assert numel == 4
     theta = torch.as_tensor(mixed.sample(10, seed=1), dtype=torch.float32)
     log_prob = processed.log_prob(theta)
-    expected = (scipy.stats.norm(14.5, 1.0).logpdf(theta[:, 1].numpy().astype(float))
-                + scipy.stats.gamma(2.0, scale=1 / 3).logpdf(theta[:, 2:].numpy().astype(float)).sum(1))
+    expected = scipy.stats.norm(14.5, 1.0).logpdf(theta[:, 1].numpy().astype(float)) + scipy.stats.gamma(
+        2.0, scale=1 / 3
+    ).logpdf(theta[:, 2:].numpy().astype(float)).sum(1)
     np.testing.assert_allclose(log_prob.numpy(), expected, rtol=1e-4)
 
 
 def test_to_dict_round_trip_is_json_and_reproduces_draws():
-    prior = Prior({"G": (0.0, 1.0), "J": torch.distributions.Normal(14.5, 1.0),
-                   "eta": {"low": [-6.0, -5.0], "high": [-3.5, -3.0], "nodes": [0, 3]}}, model="mpr", n_nodes=N_NODES)
+    prior = Prior(
+        {
+            "G": (0.0, 1.0),
+            "J": torch.distributions.Normal(14.5, 1.0),
+            "eta": {"low": [-6.0, -5.0], "high": [-3.5, -3.0], "nodes": [0, 3]},
+        },
+        model="mpr",
+        n_nodes=N_NODES,
+    )
     data = json.loads(json.dumps(prior.to_dict()))
     again = Prior.from_dict(data)
     assert again.param_names == prior.param_names
@@ -119,8 +149,9 @@ def test_to_dict_round_trip_is_json_and_reproduces_draws():
 
 
 def test_in_bounds_flags_rows_outside_the_support():
-    prior = Prior({"G": (0.0, 1.0), "Delta": {"dist": "Gamma", "concentration": 2.0, "rate": 1.0}},
-                  model="mpr", n_nodes=N_NODES)
+    prior = Prior(
+        {"G": (0.0, 1.0), "Delta": {"dist": "Gamma", "concentration": 2.0, "rate": 1.0}}, model="mpr", n_nodes=N_NODES
+    )
     theta = np.array([[0.5, 1.0], [1.0, 0.1], [1.2, 1.0], [0.5, -0.1], [np.nan, 1.0]], dtype=np.float32)
     assert prior.in_bounds(theta).tolist() == [True, True, False, False, False]
 

@@ -70,28 +70,47 @@ class LocalSlurm:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         memory_mb = 8000
         lines = {
-            "ClusterName": "vbitest", "SlurmctldHost": f"{self.host}(127.0.0.1)",
-            "SlurmctldPort": _free_port(), "SlurmdPort": _free_port(),
-            "SlurmUser": "root", "SlurmdUser": "root", "AuthType": "auth/munge", "CredType": "cred/munge",
-            "ProctrackType": "proctrack/linuxproc", "TaskPlugin": "task/none",
-            "SelectType": "select/cons_tres", "SelectTypeParameters": "CR_Core",
-            "JobAcctGatherType": "jobacct_gather/none", "AccountingStorageType": "accounting_storage/none",
-            "MpiDefault": "none", "MailProg": "/bin/true", "ReturnToService": 2,
-            "SlurmdParameters": "config_overrides", "KillWait": 5, "MinJobAge": 30,
-            "StateSaveLocation": self.root / "state", "SlurmdSpoolDir": self.root / "spool",
-            "SlurmctldPidFile": self.root / "slurmctld.pid", "SlurmdPidFile": self.root / "slurmd.pid",
-            "SlurmctldLogFile": self.root / "log" / "slurmctld.log", "SlurmdLogFile": self.root / "log" / "slurmd.log",
+            "ClusterName": "vbitest",
+            "SlurmctldHost": f"{self.host}(127.0.0.1)",
+            "SlurmctldPort": _free_port(),
+            "SlurmdPort": _free_port(),
+            "SlurmUser": "root",
+            "SlurmdUser": "root",
+            "AuthType": "auth/munge",
+            "CredType": "cred/munge",
+            "ProctrackType": "proctrack/linuxproc",
+            "TaskPlugin": "task/none",
+            "SelectType": "select/cons_tres",
+            "SelectTypeParameters": "CR_Core",
+            "JobAcctGatherType": "jobacct_gather/none",
+            "AccountingStorageType": "accounting_storage/none",
+            "MpiDefault": "none",
+            "MailProg": "/bin/true",
+            "ReturnToService": 2,
+            "SlurmdParameters": "config_overrides",
+            "KillWait": 5,
+            "MinJobAge": 30,
+            "StateSaveLocation": self.root / "state",
+            "SlurmdSpoolDir": self.root / "spool",
+            "SlurmctldPidFile": self.root / "slurmctld.pid",
+            "SlurmdPidFile": self.root / "slurmd.pid",
+            "SlurmctldLogFile": self.root / "log" / "slurmctld.log",
+            "SlurmdLogFile": self.root / "log" / "slurmd.log",
         }
         text = "\n".join(f"{k}={v}" for k, v in lines.items())
-        text += (f"\nNodeName={self.host} NodeAddr=127.0.0.1 CPUs={CPUS} RealMemory={memory_mb} State=UNKNOWN"
-                 f"\nPartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP\n")
+        text += (
+            f"\nNodeName={self.host} NodeAddr=127.0.0.1 CPUs={CPUS} RealMemory={memory_mb} State=UNKNOWN"
+            f"\nPartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP\n"
+        )
         self.conf.write_text(text)
 
     def _munge_ok(self) -> bool:
         try:
             token = subprocess.run(["munge", "-n"], capture_output=True, timeout=5)
-            return token.returncode == 0 and subprocess.run(
-                ["unmunge"], input=token.stdout, capture_output=True, timeout=5).returncode == 0
+            return (
+                token.returncode == 0
+                and subprocess.run(["unmunge"], input=token.stdout, capture_output=True, timeout=5).returncode == 0
+            )
         except (OSError, subprocess.TimeoutExpired):
             return False
 
@@ -102,8 +121,11 @@ class LocalSlurm:
             Path(folder).mkdir(parents=True, exist_ok=True)
             os.chmod(folder, mode)
             shutil.chown(folder, "munge", "munge")
-        proc = subprocess.Popen(["setpriv", "--reuid=munge", "--regid=munge", "--clear-groups", _which("munged"),
-                                 "--foreground"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["setpriv", "--reuid=munge", "--regid=munge", "--clear-groups", _which("munged"), "--foreground"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.pids["munged"] = proc
         self._wait(self._munge_ok, 15, "munged did not start")
 
@@ -126,11 +148,13 @@ class LocalSlurm:
         self.write_conf()
         self._start_munge()
         with open(self.root / "log" / "daemons.out", "ab") as log:  # the daemons keep their own descriptors
-            self.pids["slurmctld"] = subprocess.Popen([_which("slurmctld"), "-D", "-i", "-f", str(self.conf)],
-                                                      env=self.env, stdout=log, stderr=log)
+            self.pids["slurmctld"] = subprocess.Popen(
+                [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)], env=self.env, stdout=log, stderr=log
+            )
             self._wait(lambda: "UP" in self.run("scontrol", "ping", check=False), 30, "slurmctld did not answer")
-            self.pids["slurmd"] = subprocess.Popen([_which("slurmd"), "-D", "-N", self.host, "-f", str(self.conf)],
-                                                   env=self.env, stdout=log, stderr=log)
+            self.pids["slurmd"] = subprocess.Popen(
+                [_which("slurmd"), "-D", "-N", self.host, "-f", str(self.conf)], env=self.env, stdout=log, stderr=log
+            )
 
         def node_idle() -> bool:
             state = self.run("sinfo", "-h", "-N", "-o", "%T", check=False).strip()

@@ -167,8 +167,12 @@ def _containers(node):
 
 def test_manifests_and_helm_values_run_the_documented_images():
     images = _documented_images()
-    containers = [c for path in sorted(KUBERNETES.glob("*.yaml"))
-                  for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) for c in _containers(doc)]
+    containers = [
+        c
+        for path in sorted(KUBERNETES.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        for c in _containers(doc)
+    ]
     assert containers
     for container in containers:
         gpu = "nvidia.com/gpu" in container.get("resources", {}).get("limits", {})

@@ -86,8 +86,9 @@ def _unique_list_map_keys(validator, keys, instance, schema):
             seen.add(key)
 
 
-_CRDValidator = jsonschema.validators.extend(jsonschema.Draft4Validator,
-                                             {"x-kubernetes-list-map-keys": _unique_list_map_keys})
+_CRDValidator = jsonschema.validators.extend(
+    jsonschema.Draft4Validator, {"x-kubernetes-list-map-keys": _unique_list_map_keys}
+)
 
 
 @functools.cache
@@ -101,19 +102,30 @@ def _crd(kind: str) -> tuple[str, object]:
     (version,) = [v for v in crd["spec"]["versions"] if v.get("served") and v.get("storage")]
     schema = _strict(version["schema"]["openAPIV3Schema"])
     # the API server checks these itself; metadata is checked below as ObjectMeta
-    schema["properties"] = {**schema["properties"], "apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                            "metadata": {"type": "object"}}
+    schema["properties"] = {
+        **schema["properties"],
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+    }
     return f"{crd['spec']['group']}/{version['name']}", _CRDValidator(schema)
 
 
 # pod specs and Services embedded in the operator's kinds, checked again as core/v1
 _EMBEDDED = {
-    "DaskCluster": {"Pod": [("spec", "worker", "spec"), ("spec", "scheduler", "spec")],
-                    "Service": [("spec", "scheduler", "service")]},
+    "DaskCluster": {
+        "Pod": [("spec", "worker", "spec"), ("spec", "scheduler", "spec")],
+        "Service": [("spec", "scheduler", "service")],
+    },
     "DaskWorkerGroup": {"Pod": [("spec", "worker", "spec")]},
-    "DaskJob": {"Pod": [("spec", "job", "spec"), ("spec", "cluster", "spec", "worker", "spec"),
-                        ("spec", "cluster", "spec", "scheduler", "spec")],
-                "Service": [("spec", "cluster", "spec", "scheduler", "service")]},
+    "DaskJob": {
+        "Pod": [
+            ("spec", "job", "spec"),
+            ("spec", "cluster", "spec", "worker", "spec"),
+            ("spec", "cluster", "spec", "scheduler", "spec"),
+        ],
+        "Service": [("spec", "cluster", "spec", "scheduler", "service")],
+    },
 }
 
 
@@ -131,11 +143,15 @@ def _operator_problems(doc: dict) -> list[str]:
         api_version, validator = _crd(kind)
     except LookupError as error:
         return [str(error)]
-    problems = [] if doc["apiVersion"] == api_version else [f"apiVersion: {doc['apiVersion']!r}, the CRD serves "
-                                                               f"{api_version!r}"]
+    problems = (
+        []
+        if doc["apiVersion"] == api_version
+        else [f"apiVersion: {doc['apiVersion']!r}, the CRD serves {api_version!r}"]
+    )
     problems += [f"{_where(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
-    problems += _builtin_problems({"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc.get("metadata", {})},
-                                  "metadata as ObjectMeta: ")
+    problems += _builtin_problems(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc.get("metadata", {})}, "metadata as ObjectMeta: "
+    )
     for core_kind, paths in _EMBEDDED.get(kind, {}).items():
         for path in paths:
             spec = _get(doc, path)
@@ -170,8 +186,15 @@ def _id(path: Path, index: int, doc) -> str:
 
 def test_deploy_kubernetes_has_the_expected_kinds():
     kinds = {doc.get("kind") for _, _, doc in DOCUMENTS}
-    assert {"Namespace", "PersistentVolumeClaim", "DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "ConfigMap",
-            "Job"} <= kinds
+    assert {
+        "Namespace",
+        "PersistentVolumeClaim",
+        "DaskCluster",
+        "DaskWorkerGroup",
+        "DaskAutoscaler",
+        "ConfigMap",
+        "Job",
+    } <= kinds
     assert HELM_VALUES.exists()
 
 
@@ -262,8 +285,11 @@ def _wrong_api_version(doc):
 
 BROKEN = [
     ("DaskCluster", _replicas_as_string, r"spec\.worker\.replicas: '4' is not of type 'integer'"),
-    ("DaskCluster", _misspelled_container_field,
-     r"spec\.worker\.spec\.containers\.0: .*'imagePullPolicyy' was unexpected"),
+    (
+        "DaskCluster",
+        _misspelled_container_field,
+        r"spec\.worker\.spec\.containers\.0: .*'imagePullPolicyy' was unexpected",
+    ),
     ("DaskCluster", _no_scheduler, r"spec: 'scheduler' is a required property"),
     ("DaskCluster", _duplicate_scheduler_port, r"spec\.scheduler\.service\.ports: duplicate entry \{'port': 8786"),
     ("DaskCluster", _wrong_api_version, r"apiVersion: 'kubernetes\.dask\.org/v1beta1', the CRD serves"),
@@ -286,8 +312,10 @@ def test_broken_manifest_is_rejected(kind, breakage, expected):
 
 def test_a_document_that_is_not_an_object_is_rejected():
     assert problems({"metadata": {"name": "x"}}) == ["not a Kubernetes object: no apiVersion and kind"]
-    assert any("Couldn't find schema for kind Jobb" in p
-               for p in problems({"apiVersion": "batch/v1", "kind": "Jobb", "metadata": {"name": "x"}}))
+    assert any(
+        "Couldn't find schema for kind Jobb" in p
+        for p in problems({"apiVersion": "batch/v1", "kind": "Jobb", "metadata": {"name": "x"}})
+    )
 
 
 # ------------------------------------------------------------------------ the pieces fit
@@ -319,10 +347,17 @@ def test_references_resolve():
 
 def _claim_mounts(spec: dict, volumes_key: str = "volumes") -> list[tuple[str, str]]:
     """(claim, mountPath) of each PVC mount in a pod spec."""
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
-              for v in spec.get(volumes_key, []) if "persistentVolumeClaim" in v}
-    return [(claims[m["name"]], m["mountPath"]) for c in spec["containers"]
-            for m in c.get("volumeMounts", []) if m["name"] in claims]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in spec.get(volumes_key, [])
+        if "persistentVolumeClaim" in v
+    }
+    return [
+        (claims[m["name"]], m["mountPath"])
+        for c in spec["containers"]
+        for m in c.get("volumeMounts", [])
+        if m["name"] in claims
+    ]
 
 
 def test_the_store_volume_is_shared_and_mounted_at_one_path():
@@ -383,14 +418,19 @@ def test_gpu_workers_request_a_gpu_and_advertise_it():
             assert advertised is None, f"{owner} advertises GPU without requesting nvidia.com/gpu"
             continue
         assert requested == "1" and advertised == 1.0, owner
-        assert any(t.get("key") == "nvidia.com/gpu" and t.get("operator") == "Exists"
-                   for t in spec.get("tolerations", [])), f"{owner} does not tolerate the nvidia.com/gpu taint"
+        assert any(
+            t.get("key") == "nvidia.com/gpu" and t.get("operator") == "Exists" for t in spec.get("tolerations", [])
+        ), f"{owner} does not tolerate the nvidia.com/gpu taint"
 
 
 def _commands(program: str, command: str) -> list[tuple[dict, dict, list[str]]]:
     """(Job, container, args) of every Job container running ``program command``."""
-    return [(job, c, c["args"]) for job in _objects("Job") for c in job["spec"]["template"]["spec"]["containers"]
-            if c.get("args", [])[:2] == [program, command]]
+    return [
+        (job, c, c["args"])
+        for job in _objects("Job")
+        for c in job["spec"]["template"]["spec"]["containers"]
+        if c.get("args", [])[:2] == [program, command]
+    ]
 
 
 def _cli(args: list[str]):
@@ -418,8 +458,11 @@ def test_budget_job_runs_the_mounted_config_against_the_cluster():
     store = PurePosixPath(str(parsed.store))
     assert any(store.is_relative_to(path) for claim, path in _claim_mounts(spec))
 
-    match = re.fullmatch(r"tcp://(?P<cluster>[a-z0-9-]+)-scheduler\.(?P<namespace>[a-z0-9-]+)\.svc\.cluster\.local"
-                         r":(?P<port>\d+)", parsed.cluster)
+    match = re.fullmatch(
+        r"tcp://(?P<cluster>[a-z0-9-]+)-scheduler\.(?P<namespace>[a-z0-9-]+)\.svc\.cluster\.local"
+        r":(?P<port>\d+)",
+        parsed.cluster,
+    )
     assert match, parsed.cluster
     (cluster,) = [doc for doc in _objects("DaskCluster") if doc["metadata"]["name"] == match["cluster"]]
     assert match["namespace"] == cluster["metadata"]["namespace"] == job["metadata"]["namespace"]
@@ -435,7 +478,9 @@ def test_train_job_reads_the_budget_store():
     mounts = _claim_mounts(job["spec"]["template"]["spec"])
     assert any(PurePosixPath(str(_cli(train).out)).is_relative_to(path) for _, path in mounts)
     if "nvidia.com/gpu" in container["resources"].get("limits", {}):
-        assert _cli(train).accelerator == "gpu"
+        from vbi_dask.train._cli import training_config
+
+        assert training_config(_cli(train)).accelerator == "gpu"
 
 
 # ------------------------------------------------------------------------ helm values of the dask chart
@@ -463,14 +508,20 @@ def _chart_pods(values: dict) -> dict[str, dict]:
         section = values.get(component, {})
         image = section.get("image", {})
         container = {"name": component, "image": f"{image.get('repository')}:{image.get('tag')}"}
-        container.update({k: section[k] for k in ("resources", "env", "args", "command", "livenessProbe",
-                                                  "readinessProbe") if section.get(k)})
+        container.update(
+            {
+                k: section[k]
+                for k in ("resources", "env", "args", "command", "livenessProbe", "readinessProbe")
+                if section.get(k)
+            }
+        )
         mounts = section.get("mounts") or {}
         if mounts.get("volumeMounts"):
             container["volumeMounts"] = mounts["volumeMounts"]
         spec = {"containers": [container]}
-        spec.update({k: section[k] for k in ("tolerations", "affinity", "nodeSelector", "securityContext")
-                     if section.get(k)})
+        spec.update(
+            {k: section[k] for k in ("tolerations", "affinity", "nodeSelector", "securityContext") if section.get(k)}
+        )
         if mounts.get("volumes"):
             spec["volumes"] = mounts["volumes"]
         pods[component] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": component}, "spec": spec}
@@ -507,12 +558,16 @@ def test_helm_values_run_single_threaded_workers_and_jupyter_on_the_store():
             assert _claim_mounts(pod["spec"]) == [(pvc["metadata"]["name"], "/data")], component
 
 
-@pytest.mark.parametrize(("breakage", "expected"), [
-    (lambda v: v["worker"].update(replica=2), r"worker\.replica is not a key of the dask chart"),
-    (lambda v: v["jupyter"]["image"].update(tags="0.1.0"), r"jupyter\.image\.tags is not a key"),
-    (lambda v: v["worker"]["env"][0].update(valu="1"), r"worker as a Pod: spec\.containers\.0\.env\.0: .*'valu'"),
-    (lambda v: v["worker"]["mounts"]["volumeMounts"][0].pop("mountPath"), r"'mountPath' is a required property"),
-], ids=["misspelled-key", "misspelled-nested-key", "misspelled-env-field", "mount-without-path"])
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda v: v["worker"].update(replica=2), r"worker\.replica is not a key of the dask chart"),
+        (lambda v: v["jupyter"]["image"].update(tags="0.1.0"), r"jupyter\.image\.tags is not a key"),
+        (lambda v: v["worker"]["env"][0].update(valu="1"), r"worker as a Pod: spec\.containers\.0\.env\.0: .*'valu'"),
+        (lambda v: v["worker"]["mounts"]["volumeMounts"][0].pop("mountPath"), r"'mountPath' is a required property"),
+    ],
+    ids=["misspelled-key", "misspelled-nested-key", "misspelled-env-field", "mount-without-path"],
+)
 def test_broken_helm_values_are_rejected(breakage, expected):
     values = _helm_values()
     breakage(values)

@@ -51,10 +51,19 @@ def slurm(tmp_path_factory):
 
 def _worker_options(tmp_path, **overrides) -> dict:
     """Options for this sandbox: one-core jobs, scheduler and workers on loopback."""
-    return {"queue": "debug", "cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:10:00",
-            "interface": "lo", "python": sys.executable, "death_timeout": 30,
-            "log_directory": str(tmp_path / "dask-logs"), "local_directory": str(tmp_path / "dask-tmp"),
-            **overrides}
+    return {
+        "queue": "debug",
+        "cores": 1,
+        "processes": 1,
+        "memory": "1GiB",
+        "walltime": "00:10:00",
+        "interface": "lo",
+        "python": sys.executable,
+        "death_timeout": 30,
+        "log_directory": str(tmp_path / "dask-logs"),
+        "local_directory": str(tmp_path / "dask-tmp"),
+        **overrides,
+    }
 
 
 def _job_of_busy_worker(client, cluster, path) -> str | None:
@@ -86,8 +95,9 @@ def test_budget_on_slurm_worker_jobs_survives_a_cancelled_job(slurm, tmp_path, q
     work = budget(n_sims=96, chunk_size=4, duration_ms=40000.0, keep_bold=False, G=(0.0, 0.4))
     path = tmp_path / "slurm.zarr"
     # short task-duration target: two workers for these ~0.5 s blocks
-    client = get_client("slurm", **_worker_options(tmp_path),
-                        adapt={"minimum_jobs": 0, "maximum_jobs": 2, "target_duration": "0.2s"})
+    client = get_client(
+        "slurm", **_worker_options(tmp_path), adapt={"minimum_jobs": 0, "maximum_jobs": 2, "target_duration": "0.2s"}
+    )
     cluster = client.cluster
     try:
         client.register_plugin(CountWrites(str(writes)), name="count-writes")
@@ -122,8 +132,8 @@ def test_budget_on_slurm_worker_jobs_survives_a_cancelled_job(slurm, tmp_path, q
     group = zarr.open_group(str(path), mode="r")
     for start in (0, 48):
         expected = work.compute_block(start, start + 4)
-        np.testing.assert_array_equal(group["features"][start:start + 4], expected["features"])
-        np.testing.assert_array_equal(group["theta"][start:start + 4], expected["theta"])
+        np.testing.assert_array_equal(group["features"][start : start + 4], expected["features"])
+        np.testing.assert_array_equal(group["theta"][start : start + 4], expected["theta"])
     deadline = time.monotonic() + 20
     while slurm.job_ids() and time.monotonic() < deadline:  # closing the cluster cancels its jobs
         time.sleep(0.2)
@@ -137,7 +147,9 @@ def _write_config(tmp_path, cluster_options: dict) -> tuple[Path, Path]:
         "connectome": {"weights": str(tmp_path / "w.txt"), "tract_lengths": str(tmp_path / "l.txt")},
         "simulation": {"dt_ms": 0.1, "duration_ms": 4000.0, "monitors": {"temporal_average": {"period_ms": 10.0}}},
         "prior": {"G": [0.0, 1.0], "eta": {"low": -6.0, "high": -3.5, "nodes": [0, 1]}},
-        "n_sims": 64, "chunk_size": 16, "seed": 3,
+        "n_sims": 64,
+        "chunk_size": 16,
+        "seed": 3,
         "features": ["fc", "moments"],
     }
     rng = np.random.default_rng(0)
@@ -158,12 +170,31 @@ def test_sbatch_launcher_runs_budget_and_training(slurm, tmp_path):
     """deploy/slurm/vbi-dask.sbatch as users submit it: driver job -> worker jobs -> model."""
     config, cluster = _write_config(tmp_path, _worker_options(tmp_path, adapt={"maximum_jobs": 2}))
     store, model, log = tmp_path / "store.zarr", tmp_path / "model.pt", tmp_path / "driver.out"
-    env = {**slurm.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "VBI_DASK_TRAIN_ARGS": "--max-epochs 3 --batch-size 16 --num-transforms 1 --hidden-features 8 --estimator maf"}
+    env = {
+        **slurm.env,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "VBI_DASK_TRAIN_ARGS": "--max-epochs 3 --batch-size 16 --num-transforms 1 --hidden-features 8 --estimator maf",
+    }
     submitted = subprocess.run(
-        ["sbatch", "--parsable", "--cpus-per-task=1", "--mem=2G", "--time=10", f"--output={log}",
-         f"--chdir={tmp_path}", str(DEPLOY / "vbi-dask.sbatch"), str(config), str(store), str(model), str(cluster)],
-        env=env, capture_output=True, text=True, check=True)
+        [
+            "sbatch",
+            "--parsable",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            "--time=10",
+            f"--output={log}",
+            f"--chdir={tmp_path}",
+            str(DEPLOY / "vbi-dask.sbatch"),
+            str(config),
+            str(store),
+            str(model),
+            str(cluster),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     job = submitted.stdout.strip().split(";")[0]
     deadline = time.monotonic() + 240
     while job in slurm.job_ids() and time.monotonic() < deadline:
@@ -186,8 +217,10 @@ def test_deploy_cluster_files_make_the_job_scripts_they_promise(tmp_path):
 
     from vbi_dask.cluster import cluster_from_config, make_cluster
 
-    for name, expect in (("cluster.yaml", ["--cpus-per-task=16", "--nthreads 1", "--nworkers 16"]),
-                         ("cluster-gpu.yaml", ["--gres=gpu:1", "--resources GPU=1", "--nthreads 4"])):
+    for name, expect in (
+        ("cluster.yaml", ["--cpus-per-task=16", "--nthreads 1", "--nworkers 16"]),
+        ("cluster-gpu.yaml", ["--gres=gpu:1", "--resources GPU=1", "--nthreads 4"]),
+    ):
         kind, options = cluster_from_config(yaml.safe_load((DEPLOY / name).read_text())["cluster"])
         assert kind == "slurm"
         options.update(interface="lo", local_directory=str(tmp_path), log_directory=str(tmp_path))

@@ -166,9 +166,15 @@ def test_compute_in_groups_of_simulations_gives_the_same_matrix(signals, rng, mo
     from vbi_dask.features import featureset as module
 
     x = signals(rng, 5, 200, 4)
-    featureset = FeatureSet(["moments", "fc", {"name": "fcd", "window_samples": 20, "step_samples": 5},
-                             {"name": "psd", "nperseg": 64, "bands": {"slow": [0, 50], "fast": [50, 200]}},
-                             "kuramoto_order"])
+    featureset = FeatureSet(
+        [
+            "moments",
+            "fc",
+            {"name": "fcd", "window_samples": 20, "step_samples": 5},
+            {"name": "psd", "nperseg": 64, "bands": {"slow": [0, 50], "fast": [50, 200]}},
+            "kuramoto_order",
+        ]
+    )
     whole, names = featureset.compute(x, dt_ms=2.0)
     monkeypatch.setattr(module, "CPU_WORKSPACE_BYTES", 2 * x[0].nbytes)  # groups of 2, 2 and 1
     grouped, grouped_names = featureset.compute(x, dt_ms=2.0)
@@ -177,21 +183,37 @@ def test_compute_in_groups_of_simulations_gives_the_same_matrix(signals, rng, mo
 
 
 def test_an_entry_names_its_signal_in_its_columns():
-    fs = FeatureSet([{"name": "moments", "stats": ["std"], "signal": "eeg"}, {"name": "moments", "stats": ["std"]},
-                     {"name": "fc", "signal": "bold", "prefix": "z_"}])
+    fs = FeatureSet(
+        [
+            {"name": "moments", "stats": ["std"], "signal": "eeg"},
+            {"name": "moments", "stats": ["std"]},
+            {"name": "fc", "signal": "bold", "prefix": "z_"},
+        ]
+    )
     assert fs.signals == ("eeg", None, "bold")
     names = fs.names_of({"eeg": (2, 50, 10.0), None: (3, 50, 10.0), "bold": (3, 20, 100.0)})
-    assert names == ["eeg.std[0]", "eeg.std[1]", "std[0]", "std[1]", "std[2]", "bold.z_fc[0,1]", "bold.z_fc[0,2]",
-                     "bold.z_fc[1,2]"]
+    assert names == [
+        "eeg.std[0]",
+        "eeg.std[1]",
+        "std[0]",
+        "std[1]",
+        "std[2]",
+        "bold.z_fc[0,1]",
+        "bold.z_fc[0,2]",
+        "bold.z_fc[1,2]",
+    ]
     # written only when given: feature sets without signals describe themselves as before
     assert fs.to_dict()["features"][1] == {"name": "moments", "stats": ["std"]}
     assert FeatureSet.from_dict(fs.to_dict()) == fs
     rng = np.random.default_rng(0)
     eeg, node, bold = rng.normal(size=(4, 50, 2)), rng.normal(size=(4, 50, 3)), rng.normal(size=(4, 20, 3))
-    values, computed = fs.compute_signals({"eeg": eeg, None: node, "bold": bold}, {"eeg": 10.0, None: 10.0, "bold": 100.0})
+    values, computed = fs.compute_signals(
+        {"eeg": eeg, None: node, "bold": bold}, {"eeg": 10.0, None: 10.0, "bold": 100.0}
+    )
     assert computed == names
-    expected = np.concatenate([eeg.std(1), node.std(1),
-                               np.array([np.corrcoef(b.T)[np.triu_indices(3, 1)] for b in bold])], axis=1)
+    expected = np.concatenate(
+        [eeg.std(1), node.std(1), np.array([np.corrcoef(b.T)[np.triu_indices(3, 1)] for b in bold])], axis=1
+    )
     np.testing.assert_allclose(values, expected, rtol=1e-5)
     with pytest.raises(ValueError, match=r"signal\(s\) \['bold'\] not given"):
         fs.compute_signals({"eeg": eeg, None: node}, {"eeg": 10.0, None: 10.0})

@@ -68,8 +68,9 @@ def test_raw_monitor_and_other_integrators(integrator, noisy, delays):
     """MPR's equations use + - * / only, and the generator IEEE operations and sqrt: in the
     simulator float32 results are then bit-identical too."""
     kw = {} if noisy else {"noise": {"r": 0.0, "v": 0.0}}
-    sim = tiny_simulation("mpr", "float32", delays=delays, integrator=integrator,
-                          monitors=(Raw(3 * MODELS["mpr"].dt_ms),), **kw)
+    sim = tiny_simulation(
+        "mpr", "float32", delays=delays, integrator=integrator, monitors=(Raw(3 * MODELS["mpr"].dt_ms),), **kw
+    )
     cpu, gpu = run_both(sim, varied_params("mpr", N_SIMS))
     assert gpu["bold"].size == 0  # not monitored: nothing comes back
     assert_matches(gpu["sampled"], cpu["sampled"], "float32", exact=SIMULATOR)
@@ -85,8 +86,15 @@ def test_schedule_does_not_change_results(monkeypatch):
     whole = sim.run_arrays({"G": G}, seed=3, backend="cuda")
     kernel = cuda.build_kernel(sim.kernel_config())
     plan = sim._graph
-    per_sim = cuda.bytes_per_sim(kernel.cfg, 3, len(sim.model.all_params), plan.ring, plan.block,
-                                 whole["sampled"].shape[0], whole["bold"].shape[0])
+    per_sim = cuda.bytes_per_sim(
+        kernel.cfg,
+        3,
+        len(sim.model.all_params),
+        plan.ring,
+        plan.block,
+        whole["sampled"].shape[0],
+        whole["bold"].shape[0],
+    )
     monkeypatch.setattr(cuda, "_free_device_memory", lambda: int(N_SIMS * per_sim / cuda.MEMORY_FRACTION) + 1)
     monkeypatch.setattr(cuda, "STEPS_PER_LAUNCH", 7)
     split = sim.run_arrays({"G": G}, seed=3, backend="cuda")
@@ -119,8 +127,9 @@ def test_generator_on_the_device_matches_the_cpu():
         k = cuda.grid(1)
         if k < steps.shape[0]:
             c = np.uint64(steps[k])
-            out4[k, 0], out4[k, 1], out4[k, 2], out4[k, 3] = normals4(seed_lo, seed_hi, c, np.uint64(2),
-                                                                      np.uint64(9), np.uint64(0))
+            out4[k, 0], out4[k, 1], out4[k, 2], out4[k, 3] = normals4(
+                seed_lo, seed_hi, c, np.uint64(2), np.uint64(9), np.uint64(0)
+            )
             out2[k, 0], out2[k, 1] = normal_pair(seed_lo, seed_hi, c, np.uint64(2), np.uint64(9), np.uint64(0))
 
     seed = (7 << 32) | 123
@@ -168,6 +177,7 @@ def test_stimulus_equals_the_cpu(dtype):
     cpu, gpu = run_both(sim, params)
     for key in ("sampled", "bold"):
         assert_matches(gpu[key], cpu[key], dtype, exact=SIMULATOR)
-    plain = sim.run_arrays({**varied_params("mpr", N_SIMS), "stimulus_amplitude": 0.0}, n_sims=N_SIMS, seed=11,
-                           first_sim=5, threads=1)
+    plain = sim.run_arrays(
+        {**varied_params("mpr", N_SIMS), "stimulus_amplitude": 0.0}, n_sims=N_SIMS, seed=11, first_sim=5, threads=1
+    )
     assert not np.allclose(cpu["sampled"][..., -1], plain["sampled"][..., -1])  # the stimulus acts

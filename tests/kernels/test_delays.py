@@ -43,9 +43,16 @@ def delayed_connectome() -> Connectome:
 
 def delayed_simulation(dtype: str = "float64", integrator: str = "heun", **kw) -> Simulation:
     return Simulation(
-        "mpr", connectome=delayed_connectome(), dt_ms=DT, duration_ms=N_STEPS * DT, integrator=integrator,
-        speed_mm_per_ms=SPEED, monitors=(TemporalAverage(5 * DT), Bold(tr_ms=50 * DT, dt_ms=5 * DT)),
-        noise={"r": 0.01, "v": 0.02}, dtype=dtype, **kw,
+        "mpr",
+        connectome=delayed_connectome(),
+        dt_ms=DT,
+        duration_ms=N_STEPS * DT,
+        integrator=integrator,
+        speed_mm_per_ms=SPEED,
+        monitors=(TemporalAverage(5 * DT), Bold(tr_ms=50 * DT, dt_ms=5 * DT)),
+        noise={"r": 0.01, "v": 0.02},
+        dtype=dtype,
+        **kw,
     )
 
 
@@ -77,8 +84,16 @@ def test_delayed_coupling_equals_numpy_reference(monkeypatch, integrator, block)
         err = np.max(np.abs(got[key] - want[key]) / scale)
         assert err <= tol, (key, err)
     # the delays matter: the same network without them (the reference again) is far off
-    fast = Simulation("mpr", connectome=sim.connectome, dt_ms=DT, duration_ms=N_STEPS * DT, integrator=integrator,
-                      monitors=sim.monitors, noise=sim.noise, dtype="float64")
+    fast = Simulation(
+        "mpr",
+        connectome=sim.connectome,
+        dt_ms=DT,
+        duration_ms=N_STEPS * DT,
+        integrator=integrator,
+        monitors=sim.monitors,
+        noise=sim.noise,
+        dtype="float64",
+    )
     undelayed = reference_run(fast, PARAMS, 3, seed=5, first_sim=2)["sampled"]
     assert np.max(np.abs(undelayed - want["sampled"])) > 1e3 * tol
 
@@ -91,14 +106,13 @@ def test_batch_chunk_and_thread_invariance_with_delays():
     whole = sim.run_arrays({"G": G}, seed=9, threads=1)
     threaded = sim.run_arrays({"G": G}, seed=9, threads=2)
     chunks = [(0, 16), (16, 33), (33, 40)]
-    parts = [sim.run_arrays({"G": xr.DataArray(G[a:b], dims="sim")}, seed=9, first_sim=a, threads=1)
-             for a, b in chunks]
+    parts = [sim.run_arrays({"G": xr.DataArray(G[a:b], dims="sim")}, seed=9, first_sim=a, threads=1) for a, b in chunks]
     for key in ("sampled", "bold"):
         np.testing.assert_array_equal(threaded[key], whole[key])
         np.testing.assert_array_equal(np.concatenate([p[key] for p in parts], axis=-1), whole[key])
         for k in (0, 21, 39):
-            single = sim.run_arrays({"G": G[k:k + 1]}, seed=9, first_sim=k, threads=1)[key]
-            np.testing.assert_array_equal(single, whole[key][..., k:k + 1])
+            single = sim.run_arrays({"G": G[k : k + 1]}, seed=9, first_sim=k, threads=1)[key]
+            np.testing.assert_array_equal(single, whole[key][..., k : k + 1])
 
 
 def test_choose_block_minimises_the_cost_model():

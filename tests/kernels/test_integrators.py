@@ -23,8 +23,14 @@ T_MS = 2.0
 
 def _final_state(integrator, dt, params, n_sims=1, noise=None, seed=0, x0=(1.0, 0.0)):
     sim = Simulation(
-        "generic2d", connectome=ONE_NODE, dt_ms=dt, duration_ms=T_MS, integrator=integrator,
-        noise=noise or {"V": 0.0, "W": 0.0}, monitors=(Raw(T_MS),), dtype="float64",
+        "generic2d",
+        connectome=ONE_NODE,
+        dt_ms=dt,
+        duration_ms=T_MS,
+        integrator=integrator,
+        noise=noise or {"V": 0.0, "W": 0.0},
+        monitors=(Raw(T_MS),),
+        dtype="float64",
         initial_state={"V": x0[0], "W": x0[1]},
     )
     out = sim.run_arrays(params, n_sims=n_sims, seed=seed, threads=1)["sampled"]
@@ -35,15 +41,22 @@ def _slope(dts, errors):
     return np.polyfit(np.log(dts), np.log(errors), 1)[0]
 
 
-@pytest.mark.parametrize("integrator, order, dts", [
-    ("euler", 1, [0.1, 0.05, 0.025, 0.0125]),
-    ("heun", 2, [0.1, 0.05, 0.025, 0.0125]),
-    ("rk4", 4, [0.4, 0.2, 0.1, 0.05]),
-])
+@pytest.mark.parametrize(
+    "integrator, order, dts",
+    [
+        ("euler", 1, [0.1, 0.05, 0.025, 0.0125]),
+        ("heun", 2, [0.1, 0.05, 0.025, 0.0125]),
+        ("rk4", 4, [0.4, 0.2, 0.1, 0.05]),
+    ],
+)
 def test_deterministic_order(integrator, order, dts):
     p = LINEAR
-    A = np.array([[p["d"] * p["tau"] * p["g"], p["d"] * p["tau"] * p["alpha"]],
-                  [p["d"] * p["b"] / p["tau"], -p["d"] * p["beta"] / p["tau"]]])
+    A = np.array(
+        [
+            [p["d"] * p["tau"] * p["g"], p["d"] * p["tau"] * p["alpha"]],
+            [p["d"] * p["b"] / p["tau"], -p["d"] * p["beta"] / p["tau"]],
+        ]
+    )
     exact = expm(A * T_MS) @ np.array([1.0, 0.0])
     errors = [np.linalg.norm(_final_state(integrator, dt, p)[:, 0] - exact) for dt in dts]
     assert abs(_slope(dts, errors) - order) < 0.15, errors

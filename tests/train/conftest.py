@@ -32,10 +32,17 @@ def mpr_connectome() -> Connectome:
 
 
 def mpr_budget(n_sims: int = MPR_SIMS, duration_ms: float = 10_000.0) -> Budget:
-    simulation = Simulation("mpr", connectome=mpr_connectome(), dt_ms=0.1, duration_ms=duration_ms, t_cut_ms=200.0,
-                            monitors=(TemporalAverage(1.0),))
-    prior = Prior({"G": (0.0, 0.6), "eta": {"low": -6.0, "high": -4.0, "nodes": [0, 1]}}, model="mpr",
-                  n_nodes=MPR_NODES)
+    simulation = Simulation(
+        "mpr",
+        connectome=mpr_connectome(),
+        dt_ms=0.1,
+        duration_ms=duration_ms,
+        t_cut_ms=200.0,
+        monitors=(TemporalAverage(1.0),),
+    )
+    prior = Prior(
+        {"G": (0.0, 0.6), "eta": {"low": -6.0, "high": -4.0, "nodes": [0, 1]}}, model="mpr", n_nodes=MPR_NODES
+    )
     features = [{"name": "moments", "stats": ["mean", "std"]}, "fc"]
     return Budget(simulation, prior, n_sims=n_sims, features=features, chunk_size=250, seed=3)
 
@@ -71,5 +78,13 @@ def mpr_store(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mpr_posterior(mpr_store):
-    return train_posterior(mpr_store, estimator=SMALL_NSF, batch_size=256, learning_rate=1e-3, max_epochs=150,
-                           stop_after_epochs=10, test_fraction=0.1, seed=1)
+    return train_posterior(
+        mpr_store,
+        estimator=SMALL_NSF,
+        batch_size=256,
+        learning_rate=1e-3,
+        max_epochs=150,
+        stop_after_epochs=10,
+        test_fraction=0.1,
+        seed=1,
+    )

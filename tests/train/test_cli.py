@@ -28,8 +28,26 @@ def model(tmp_path_factory):
     store = folder / "lg.zarr"
     theta, x = linear_gaussian_data(2000, 2, 0.5, seed=9)
     write_store(store, theta, x, linear_gaussian_prior(2), chunk_size=200)
-    code = main(["train", str(store), "--out", str(folder / "model.pt"), "--estimator", "maf", "--hidden-features", "8",
-                 "--num-transforms", "1", "--max-epochs", "3", "--test-fraction", "0.1", "--log-dir", str(folder / "logs")])
+    code = main(
+        [
+            "train",
+            str(store),
+            "--out",
+            str(folder / "model.pt"),
+            "--estimator",
+            "maf",
+            "--hidden-features",
+            "8",
+            "--num-transforms",
+            "1",
+            "--max-epochs",
+            "3",
+            "--test-fraction",
+            "0.1",
+            "--log-dir",
+            str(folder / "logs"),
+        ]
+    )
     assert code == 0
     assert (folder / "logs" / "logs" / "metrics.csv").exists()
     return folder / "model.pt"
@@ -50,8 +68,9 @@ def test_infer_from_files(model, tmp_path, capsys):
     assert table.shape == (100, 3) and set(table[:, 0]) == {0.0, 1.0}
     named = tmp_path / "x.nc"
     xr.DataArray([0.2, 0.1], dims="feature", coords={"feature": ["x[1]", "x[0]"]}).to_netcdf(named)
-    assert main(["infer", str(model), "--observed", str(named), "--samples", "20", "--out",
-                 str(tmp_path / "s.nc")]) == 0
+    assert (
+        main(["infer", str(model), "--observed", str(named), "--samples", "20", "--out", str(tmp_path / "s.nc")]) == 0
+    )
     assert xr.load_dataarray(tmp_path / "s.nc").dims == ("sample", "param")
 
 
@@ -80,8 +99,27 @@ def box_model(tmp_path_factory):
     x = (theta + 0.1 * rng.standard_normal((1000, 2))).astype(np.float32)
     prior = Prior({"eta": {"low": -1.0, "high": 1.0, "nodes": [0, 1]}}, model="mpr", n_nodes=2)
     write_store(folder / "box.zarr", theta, x, prior, chunk_size=100)
-    assert main(["train", str(folder / "box.zarr"), "--out", str(folder / "box.pt"), "--estimator", "mdn",
-                 "--hidden-features", "16", "--max-epochs", "10", "--learning-rate", "5e-3", "--batch-size", "50"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(folder / "box.zarr"),
+                "--out",
+                str(folder / "box.pt"),
+                "--estimator",
+                "mdn",
+                "--hidden-features",
+                "16",
+                "--max-epochs",
+                "10",
+                "--learning-rate",
+                "5e-3",
+                "--batch-size",
+                "50",
+            ]
+        )
+        == 0
+    )
     return folder / "box.pt"
 
 
@@ -101,20 +139,39 @@ def test_infer_far_from_the_simulations_stops_at_its_time_limit(box_model, tmp_p
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert len(err.splitlines()) == 1 and captured.out == "", captured
-    assert err.startswith("vbi-dask infer: failed: SamplingTimeout: sampling within the prior stopped after "
-                          "max_sampling_time=2 s: acceptance rate 0.000% (0 of 10000 draws")
+    assert err.startswith(
+        "vbi-dask infer: failed: SamplingTimeout: sampling within the prior stopped after "
+        "max_sampling_time=2 s: acceptance rate 0.000% (0 of 10000 draws"
+    )
     assert "outside what the simulations produce (the prior's support)" in err
     assert "widen the prior" in err and "--no-reject" in err
 
     out = tmp_path / "free.npy"
-    assert main(["infer", str(box_model), "--observed", str(far), "--no-reject", "--samples", "50", "--out",
-                 str(out), "--no-check"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(box_model),
+                "--observed",
+                str(far),
+                "--no-reject",
+                "--samples",
+                "50",
+                "--out",
+                str(out),
+                "--no-check",
+            ]
+        )
+        == 0
+    )
     free = np.load(out)
     assert free.shape == (50, 2) and np.isfinite(free).all()
     assert (np.abs(free) > 1.0).any(axis=1).all()  # every draw outside the prior's box
     err = capsys.readouterr().err
-    assert err.strip() == ("vbi-dask infer: warning: 100.0% of samples drawn with reject_outside_prior=False lie "
-                           "outside the prior support. This may lead to incorrect inference.")
+    assert err.strip() == (
+        "vbi-dask infer: warning: 100.0% of samples drawn with reject_outside_prior=False lie "
+        "outside the prior support. This may lead to incorrect inference."
+    )
 
     assert main(["infer", str(box_model), "--observed", str(near), "--samples", "50", "--out", str(out)]) == 0
     assert np.abs(np.load(out)).max() <= 1.0  # near the simulations, rejection keeps draws inside the prior
@@ -140,13 +197,16 @@ def test_infer_help_shows_the_time_limit(capsys):
     assert "--no-reject keep every draw of the trained flow, also those outside the prior's support" in text
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--samples", "-5", "argument --samples: must be a positive integer, got '-5'"),
-    ("--samples", "0", "argument --samples: must be a positive integer, got '0'"),
-    ("--samples", "2.5", "argument --samples: must be a positive integer, got '2.5'"),
-    ("--max-sampling-time", "0", "argument --max-sampling-time: must be a positive number, got '0'"),
-    ("--max-sampling-time", "inf", "argument --max-sampling-time: must be a positive number, got 'inf'"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--samples", "-5", "argument --samples: must be a positive integer, got '-5'"),
+        ("--samples", "0", "argument --samples: must be a positive integer, got '0'"),
+        ("--samples", "2.5", "argument --samples: must be a positive integer, got '2.5'"),
+        ("--max-sampling-time", "0", "argument --max-sampling-time: must be a positive number, got '0'"),
+        ("--max-sampling-time", "inf", "argument --max-sampling-time: must be a positive number, got 'inf'"),
+    ],
+)
 def test_infer_rejects_bad_numbers_as_usage_errors(tmp_path, capsys, flag, value, message):
     with pytest.raises(SystemExit) as exit:
         main(["infer", str(tmp_path / "m.pt"), "--observed", str(tmp_path / "x.npy"), flag, value])
@@ -160,17 +220,27 @@ def test_infer_checks_paths_before_sampling(model, tmp_path, capsys):
     file = tmp_path / "file"
     file.write_text("")
     cases = [
-        (["infer", str(tmp_path / "missing.pt"), "--observed", str(observed)],
-         f"model file {str(tmp_path / 'missing.pt')!r} does not exist"),
+        (
+            ["infer", str(tmp_path / "missing.pt"), "--observed", str(observed)],
+            f"model file {str(tmp_path / 'missing.pt')!r} does not exist",
+        ),
         (["infer", str(tmp_path), "--observed", str(observed)], f"model file {str(tmp_path)!r} is a directory"),
-        (["infer", str(model), "--observed", str(tmp_path / "no.npy")],
-         f"--observed {str(tmp_path / 'no.npy')!r} does not exist"),
-        (["infer", str(model), "--observed", str(observed), "--out", str(tmp_path / "s.txt")],
-         "unknown output type '.txt' of --out; use .csv, .npy or .nc"),
-        (["infer", str(model), "--observed", str(observed), "--out", str(tmp_path)],
-         f"--out {str(tmp_path)!r} is an existing directory"),
-        (["infer", str(model), "--observed", str(observed), "--out", str(file / "s.csv")],
-         f"{str(file)!r} is a file, not a folder"),
+        (
+            ["infer", str(model), "--observed", str(tmp_path / "no.npy")],
+            f"--observed {str(tmp_path / 'no.npy')!r} does not exist",
+        ),
+        (
+            ["infer", str(model), "--observed", str(observed), "--out", str(tmp_path / "s.txt")],
+            "unknown output type '.txt' of --out; use .csv, .npy or .nc",
+        ),
+        (
+            ["infer", str(model), "--observed", str(observed), "--out", str(tmp_path)],
+            f"--out {str(tmp_path)!r} is an existing directory",
+        ),
+        (
+            ["infer", str(model), "--observed", str(observed), "--out", str(file / "s.csv")],
+            f"{str(file)!r} is a file, not a folder",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -207,16 +277,37 @@ def test_ctrl_c_during_training_exits_130_with_one_line(box_model, tmp_path):
     """Lightning turns Ctrl-C into sys.exit(1); the command still says it was interrupted."""
     logs, out = tmp_path / "logs", tmp_path / "m.pt"
     process = subprocess.Popen(
-        [sys.executable, "-m", "vbi_dask.cli", "train", str(box_model.parent / "box.zarr"), "--out", str(out),
-         "--max-epochs", "100000", "--stop-after-epochs", "100000", "--log-dir", str(logs), "--quiet"],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "vbi_dask.cli",
+            "train",
+            str(box_model.parent / "box.zarr"),
+            "--out",
+            str(out),
+            "--max-epochs",
+            "100000",
+            "--stop-after-epochs",
+            "100000",
+            "--log-dir",
+            str(logs),
+            "--quiet",
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     # an epoch is done (its checkpoint exists): training runs
-    stdout, stderr = signal_when(process, (logs / "checkpoints" / "last.ckpt").exists, signal.SIGINT, group=True,
-                                 poll_s=0.05)
+    stdout, stderr = signal_when(
+        process, (logs / "checkpoints" / "last.ckpt").exists, signal.SIGINT, group=True, poll_s=0.05
+    )
     assert process.returncode == 130, stderr[-2000:]
-    assert stderr == (f"vbi-dask train: interrupted: training stopped, no model written to {out}; resume with the "
-                      "same command and --resume\n")
+    assert stderr == (
+        f"vbi-dask train: interrupted: training stopped, no model written to {out}; resume with the "
+        "same command and --resume\n"
+    )
     assert stdout == "" and not out.exists()
 
 
@@ -228,16 +319,27 @@ def test_demo_end_to_end_small(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["budget"]["done"] == 200
     assert summary["observation"]["reproduced_from_store"] is True
-    for name in ("report.md", "report.html", "posterior.pt", "posterior_pair.png", "zscore_shrinkage.png", "sbc.png",
-                 "tarp.png", "fc_predictive.png"):
+    for name in (
+        "report.md",
+        "report.html",
+        "posterior.pt",
+        "posterior_pair.png",
+        "zscore_shrinkage.png",
+        "sbc.png",
+        "tarp.png",
+        "fc_predictive.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "| G |" in report
     # every verdict as computed, never softened
     checks = summary["calibration"]["checks"]
     assert set(checks) == {"sbc_ranks", "sbc_dap", "tarp"}
-    for name, label in (("sbc_ranks", "SBC rank KS test"), ("sbc_dap", "C2ST of prior vs data-averaged posterior"),
-                        ("tarp", "TARP")):
+    for name, label in (
+        ("sbc_ranks", "SBC rank KS test"),
+        ("sbc_dap", "C2ST of prior vs data-averaged posterior"),
+        ("tarp", "TARP"),
+    ):
         section = report.split(f"**{label}**", 1)[1].split("\n- ", 1)[0]
         assert ("Verdict:\n  passes" in section or "Verdict: passes" in section) == checks[name], (name, section)
     assert ("Every calibration check passes" in report) == summary["calibration"]["passed"]

@@ -48,7 +48,7 @@ def test_only_done_and_valid_rows_are_streamed(small_store):
     path, theta, _, valid = small_store
     data = StoreData(path, validation_fraction=0.2)
     usable = valid.copy()
-    usable[3 * 64:4 * 64] = False
+    usable[3 * 64 : 4 * 64] = False
     assert np.array_equal(data.usable, usable)
     seen = []
     for split in ("train", "validation"):
@@ -111,8 +111,12 @@ def test_every_rank_gets_the_same_number_of_batches(small_store):
         together = rows([b for rank in batches for b in rank])
         assert len(np.unique(together, axis=0)) == len(together)  # ranks read disjoint rows
         # validation keeps every row: near-equal batch sizes, equal counts
-        val = [list(StoreStream(data, "validation", batch_size=20, shuffle=False, drop_last=False, rank=r,
-                                world_size=world)) for r in range(world)]
+        val = [
+            list(
+                StoreStream(data, "validation", batch_size=20, shuffle=False, drop_last=False, rank=r, world_size=world)
+            )
+            for r in range(world)
+        ]
         assert len({len(v) for v in val}) == 1
         assert sum(len(b[0]) for v in val for b in v) == data.n_rows("validation")
 
@@ -157,8 +161,9 @@ def test_store_without_features_variable(tmp_path):
 def test_store_with_zero_feature_columns(tmp_path):
     path = tmp_path / "zero.zarr"
     theta, _ = linear_gaussian_data(100, 2, 0.5, seed=0)
-    write_store(path, theta, np.zeros((100, 0), np.float32), linear_gaussian_prior(2), chunk_size=50,
-                valid=np.ones(100, bool))
+    write_store(
+        path, theta, np.zeros((100, 0), np.float32), linear_gaussian_prior(2), chunk_size=50, valid=np.ones(100, bool)
+    )
     with pytest.raises(ValueError, match="no feature columns"):
         train_posterior(path)
 

@@ -14,8 +14,7 @@ from vbi_dask.train import load_posterior, sample_posterior, save_posterior, tra
 from vbi_dask.train._methods import MethodLoss, atomic_apt_loss, nle_loss, npe_loss, nre_b_loss
 from vbi_dask.train._synthetic import linear_gaussian_prior
 from vbi_dask.train.estimator import EstimatorConfig, build_estimator
-from vbi_dask.train.posterior import (PosteriorInfo, StoreMCMCPosterior, StorePosterior,
-                                      StoreRejectionPosterior)
+from vbi_dask.train.posterior import PosteriorInfo, StoreMCMCPosterior, StorePosterior, StoreRejectionPosterior
 
 from .conftest import LG_SIGMA, TINY, write_lg_store
 
@@ -43,10 +42,16 @@ def one_torch_thread():
 def _net(method: str, config=TINY, n_features: int = 3):
     """An untrained estimator over 3 raw feature columns of which columns 0 and 2 are used."""
     torch.manual_seed(0)
-    return build_estimator(EstimatorConfig.from_dict(config), theta_mean=np.array([0.1, -0.2]),
-                           theta_std=np.array([1.0, 0.5]), feature_index=np.array([0, 2]),
-                           x_mean=np.array([0.0, 0.3]), x_std=np.array([1.2, 0.8]), n_features=n_features,
-                           method=method)
+    return build_estimator(
+        EstimatorConfig.from_dict(config),
+        theta_mean=np.array([0.1, -0.2]),
+        theta_std=np.array([1.0, 0.5]),
+        feature_index=np.array([0, 2]),
+        x_mean=np.array([0.0, 0.3]),
+        x_std=np.array([1.2, 0.8]),
+        n_features=n_features,
+        method=method,
+    )
 
 
 def _batch(n: int = 40):
@@ -108,8 +113,7 @@ def test_nre_b_loss_equals_sbi_nre_b():
     reference = _seeded(lambda: sbi._loss(theta, x, num_atoms=10))
     ours = _seeded(lambda: nre_b_loss(net, theta, x, num_atoms=10))
     torch.testing.assert_close(ours.mean(), reference, rtol=0, atol=1e-6)
-    torch.testing.assert_close(_seeded(lambda: MethodLoss("nre")(net, theta, x)).mean(), reference, rtol=0,
-                               atol=1e-6)
+    torch.testing.assert_close(_seeded(lambda: MethodLoss("nre")(net, theta, x)).mean(), reference, rtol=0, atol=1e-6)
 
 
 # ---------------------------------------------------------------------- training
@@ -122,10 +126,21 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(store):
     """One short training per method (shared by the tests below)."""
-    return {method: train_posterior(store, method=method, estimator=ESTIMATORS[method], batch_size=100,
-                                    learning_rate=3e-3, max_epochs=15, stop_after_epochs=4, seed=0, progress=False,
-                                    sample_with=MCMC)
-            for method in ESTIMATORS}
+    return {
+        method: train_posterior(
+            store,
+            method=method,
+            estimator=ESTIMATORS[method],
+            batch_size=100,
+            learning_rate=3e-3,
+            max_epochs=15,
+            stop_after_epochs=4,
+            seed=0,
+            progress=False,
+            sample_with=MCMC,
+        )
+        for method in ESTIMATORS
+    }
 
 
 @pytest.mark.parametrize("method", list(ESTIMATORS))
@@ -210,16 +225,35 @@ def test_version_1_files_load_as_npe(trained, tmp_path):
     loaded = load_posterior(old)
     assert isinstance(loaded, StorePosterior) and loaded.info.method == "npe" and loaded.info.sampling == {}
     assert PosteriorInfo.from_dict(info).method == "npe"
-    np.testing.assert_array_equal(sample_posterior(loaded, X_O, 20, seed=0).values,
-                                  sample_posterior(trained["npe"], X_O, 20, seed=0).values)
+    np.testing.assert_array_equal(
+        sample_posterior(loaded, X_O, 20, seed=0).values, sample_posterior(trained["npe"], X_O, 20, seed=0).values
+    )
 
 
 def test_cli_train_and_infer_with_a_method(store, tmp_path, capsys):
     from vbi_dask.cli import main
 
     out = tmp_path / "nre.pt"
-    assert main(["train", str(store), "--method", "nre", "--hidden-features", "8", "--max-epochs", "1", "--sample-with",
-                 "rejection", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(store),
+                "--method",
+                "nre",
+                "--hidden-features",
+                "8",
+                "--max-epochs",
+                "1",
+                "--sample-with",
+                "rejection",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "trained nre (resnet)" in capsys.readouterr().out
     posterior = load_posterior(out)
     assert isinstance(posterior, StoreRejectionPosterior) and posterior.info.estimator["model"] == "resnet"

@@ -20,8 +20,15 @@ def posterior(tmp_path_factory):
     store = tmp_path_factory.mktemp("misspec") / "lg.zarr"
     theta, x = linear_gaussian_data(3000, DIM, 0.5, seed=4)
     write_store(store, theta, x, linear_gaussian_prior(DIM), chunk_size=250)
-    return train_posterior(store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
-                           max_epochs=3, test_fraction=0.1, seed=0, logger=False, progress=False)
+    return train_posterior(
+        store,
+        estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
+        max_epochs=3,
+        test_fraction=0.1,
+        seed=0,
+        logger=False,
+        progress=False,
+    )
 
 
 def observations(posterior):
@@ -73,10 +80,10 @@ def test_infer_warns_per_misspecified_observation(posterior, tmp_path, capsys):
     np.save(observed, observations(posterior)[[0, 4]])
     assert main(["infer", str(model), "--observed", str(observed), "--samples", "20", "--no-reject"]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "outside the simulated features" in line]
-    assert len(err) == 1 and err[0].startswith("vbi-dask infer: warning: observation 1 lies outside the simulated "
-                                               "features (MMD test, p-value ")
-    assert main(["infer", str(model), "--observed", str(observed), "--samples", "20", "--no-reject",
-                 "--no-check"]) == 0
+    assert len(err) == 1 and err[0].startswith(
+        "vbi-dask infer: warning: observation 1 lies outside the simulated features (MMD test, p-value "
+    )
+    assert main(["infer", str(model), "--observed", str(observed), "--samples", "20", "--no-reject", "--no-check"]) == 0
     assert "outside the simulated features" not in capsys.readouterr().err
 
 

@@ -12,8 +12,11 @@ from vbi_dask.features import FeatureSet
 from vbi_dask.prior import Prior
 from vbi_dask.train import load_empirical, observe_signal
 
-FEATURES = [{"name": "fc", "fisher_z": True}, {"name": "fcd", "window_samples": 30, "step_samples": 5},
-            {"name": "psd", "bands": {"slow4": [0.027, 0.073], "slow3": [0.073, 0.198]}}]
+FEATURES = [
+    {"name": "fc", "fisher_z": True},
+    {"name": "fcd", "window_samples": 30, "step_samples": 5},
+    {"name": "psd", "bands": {"slow4": [0.027, 0.073], "slow3": [0.073, 0.198]}},
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +29,9 @@ def gw_store(empirical, tmp_path_factory):
     """A store allocated (not simulated) for BOLD of the empirical length on its connectome."""
     connectome = Connectome(weights=empirical["cmat"].values, tract_lengths_mm=empirical["dmat"].values, name="gw")
     n_time = empirical.sizes["time"]
-    simulation = Simulation("mpr", connectome=connectome, dt_ms=0.1, duration_ms=n_time * 2000.0,
-                            monitors=(Bold(tr_ms=2000.0),))
+    simulation = Simulation(
+        "mpr", connectome=connectome, dt_ms=0.1, duration_ms=n_time * 2000.0, monitors=(Bold(tr_ms=2000.0),)
+    )
     prior = Prior({"G": (0.0, 1.0)}, model="mpr", n_nodes=connectome.n_nodes)
     path = tmp_path_factory.mktemp("gw") / "gw.zarr"
     Budget(simulation, prior, n_sims=10, features=FEATURES, chunk_size=10).prepare(path)
@@ -85,20 +89,42 @@ def test_a_model_of_several_signals_infers_from_a_dataset_of_recordings(tmp_path
     store = tmp_path / "three.zarr"
     b = three_signal_budget(16)
     b.run(store, scheduler="sync", progress=False)
-    posterior = train_posterior(store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
-                                max_epochs=1, batch_size=4, validation_fraction=0.3, progress=False, logger=False,
-                                threads=1)
+    posterior = train_posterior(
+        store,
+        estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
+        max_epochs=1,
+        batch_size=4,
+        validation_fraction=0.3,
+        progress=False,
+        logger=False,
+        threads=1,
+    )
     assert sorted(posterior.info.signal["signals"]) == ["bold", "eeg", "temporal_average"]
     model = tmp_path / "model.pt"
     from vbi_dask.train import save_posterior
 
     save_posterior(posterior, model)
     out = b.simulation.run(b.prior.to_params(np.array([[0.2, -5.0, -5.0]])), n_sims=1, seed=9, threads=1)
-    recording = xr.Dataset({"bold": out["bold"].isel(sim=0), "eeg": out["eeg"].isel(sim=0),
-                            "temporal_average": out["r"].isel(sim=0)})
+    recording = xr.Dataset(
+        {"bold": out["bold"].isel(sim=0), "eeg": out["eeg"].isel(sim=0), "temporal_average": out["r"].isel(sim=0)}
+    )
     recording.to_netcdf(tmp_path / "obs.nc")
-    assert main(["infer", str(model), "--observed", str(tmp_path / "obs.nc"), "--samples", "20", "--no-check",
-                 "--out", str(tmp_path / "samples.npy")]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(model),
+                "--observed",
+                str(tmp_path / "obs.nc"),
+                "--samples",
+                "20",
+                "--no-check",
+                "--out",
+                str(tmp_path / "samples.npy"),
+            ]
+        )
+        == 0
+    )
     x = observe_signal(load_posterior(model), {k: recording[k] for k in recording.data_vars})
     expected = sample_posterior(load_posterior(model), x, 20, seed=0).values
     np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"), expected)

@@ -9,18 +9,22 @@ import torch
 import xarray as xr
 from sbi.utils.metrics import c2st
 
-from vbi_dask.train import (EstimatorConfig, StoreData, load_posterior, sample_posterior, save_posterior,
-                            train_posterior)
-from vbi_dask.train._synthetic import (linear_gaussian_data, linear_gaussian_posterior, linear_gaussian_prior,
-                                       write_store)
+from vbi_dask.train import EstimatorConfig, StoreData, load_posterior, sample_posterior, save_posterior, train_posterior
+from vbi_dask.train._synthetic import (
+    linear_gaussian_data,
+    linear_gaussian_posterior,
+    linear_gaussian_prior,
+    write_store,
+)
 
 from .conftest import LG_DIM, LG_SIGMA, SMALL_NSF
 
 
 @pytest.fixture(scope="module")
 def lg_posterior(lg_store):
-    return train_posterior(lg_store, estimator=SMALL_NSF, batch_size=256, learning_rate=1e-3, max_epochs=100,
-                           stop_after_epochs=8, seed=0)
+    return train_posterior(
+        lg_store, estimator=SMALL_NSF, batch_size=256, learning_rate=1e-3, max_epochs=100, stop_after_epochs=8, seed=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,9 @@ def small_lg_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def quick_posterior(small_lg_store):
     """A posterior trained for 2 epochs: for interface tests, not for accuracy."""
-    return train_posterior(small_lg_store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
-                           max_epochs=2, seed=0)
+    return train_posterior(
+        small_lg_store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1}, max_epochs=2, seed=0
+    )
 
 
 def test_linear_gaussian_c2st_against_the_analytic_posterior(lg_posterior):
@@ -64,17 +69,18 @@ def test_streaming_matches_sbi_in_memory_training(small_lg_store):
     from sbi.neural_nets import posterior_nn
 
     data = StoreData(small_lg_store, validation_fraction=0.1, test_fraction=0.1)
-    ours = train_posterior(data, estimator=SMALL_NSF, batch_size=200, learning_rate=5e-4, stop_after_epochs=20,
-                           seed=0)
+    ours = train_posterior(data, estimator=SMALL_NSF, batch_size=200, learning_rate=5e-4, stop_after_epochs=20, seed=0)
     # sbi gets the rows we train and validate on and splits them 90/10 itself
     _, theta_tv, x_tv = (np.concatenate(v) for v in zip(data.take("train"), data.take("validation")))
     _, theta_test, x_test = data.take("test")
     torch.manual_seed(0)
-    builder = posterior_nn("nsf", hidden_features=SMALL_NSF["hidden_features"],
-                           num_transforms=SMALL_NSF["num_transforms"])
+    builder = posterior_nn(
+        "nsf", hidden_features=SMALL_NSF["hidden_features"], num_transforms=SMALL_NSF["num_transforms"]
+    )
     npe = NPE(linear_gaussian_prior(2).to_torch(), density_estimator=builder, show_progress_bars=False)
     theirs = npe.append_simulations(torch.as_tensor(theta_tv), torch.as_tensor(x_tv)).train(
-        training_batch_size=200, learning_rate=5e-4, stop_after_epochs=20)
+        training_batch_size=200, learning_rate=5e-4, stop_after_epochs=20
+    )
     nll_ours = _test_nll(ours.posterior_estimator, theta_test, x_test)
     nll_sbi = _test_nll(theirs, theta_test, x_test)
     # exact posterior N(x / (1 + s^2), s^2 / (1 + s^2)): its expected NLL per row
@@ -84,7 +90,9 @@ def test_streaming_matches_sbi_in_memory_training(small_lg_store):
     # seed-to-seed spread of either trainer on this problem is ~0.03 nats
     assert gap < max(0.1, 4 * paired_se), (nll_ours.mean(), nll_sbi.mean())
     assert nll_ours.mean() - optimum < 0.15
-    assert ours.info.training["best_val_loss"] == pytest.approx(min(r["val_loss"] for r in ours.info.training["history"]))
+    assert ours.info.training["best_val_loss"] == pytest.approx(
+        min(r["val_loss"] for r in ours.info.training["history"])
+    )
 
 
 def test_posterior_is_an_sbi_direct_posterior_over_the_store_prior(quick_posterior):
@@ -116,8 +124,9 @@ def test_save_and_load_round_trip(quick_posterior, tmp_path):
     loaded = load_posterior(path)
     assert loaded.info == quick_posterior.info
     x = np.array([0.3, 0.1], dtype=np.float32)
-    np.testing.assert_array_equal(sample_posterior(loaded, x, 100, seed=3).values,
-                                  sample_posterior(quick_posterior, x, 100, seed=3).values)
+    np.testing.assert_array_equal(
+        sample_posterior(loaded, x, 100, seed=3).values, sample_posterior(quick_posterior, x, 100, seed=3).values
+    )
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a vbi-dask posterior"):
         load_posterior(tmp_path / "other.pt")
@@ -138,14 +147,17 @@ def test_feature_selection_and_constant_columns(tmp_path):
     path = tmp_path / "sel.zarr"
     theta, x = linear_gaussian_data(1000, 2, LG_SIGMA, seed=5)
     x = np.concatenate([x, np.full((1000, 1), 3.0, np.float32), x[:, :1] ** 2], axis=1)
-    write_store(path, theta, x, linear_gaussian_prior(2), chunk_size=100,
-                feature_names=["a", "b", "constant", "a_squared"])
+    write_store(
+        path, theta, x, linear_gaussian_prior(2), chunk_size=100, feature_names=["a", "b", "constant", "a_squared"]
+    )
     with pytest.warns(UserWarning, match="constant over the training rows.*'constant'"):
-        post = train_posterior(path, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
-                               max_epochs=1)
+        post = train_posterior(
+            path, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1}, max_epochs=1
+        )
     assert post.info.used_features == ("a", "b", "a_squared")
-    post = train_posterior(path, features=["a*"], estimator={"model": "maf", "hidden_features": 8,
-                                                             "num_transforms": 1}, max_epochs=1)
+    post = train_posterior(
+        path, features=["a*"], estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1}, max_epochs=1
+    )
     assert post.info.used_features == ("a", "a_squared")
     # the posterior still takes all 4 columns; unused ones may even be NaN
     sample_posterior(post, np.array([0.1, np.nan, np.nan, 0.01]), 5)
@@ -156,18 +168,26 @@ def test_feature_selection_and_constant_columns(tmp_path):
 def test_custom_embedding_net_and_estimator_choices(small_lg_store, tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh())
-    post = train_posterior(small_lg_store, estimator={"model": "nsf", "hidden_features": 8, "num_transforms": 1},
-                           embedding_net=net, max_epochs=1)
+    post = train_posterior(
+        small_lg_store,
+        estimator={"model": "nsf", "hidden_features": 8, "num_transforms": 1},
+        embedding_net=net,
+        max_epochs=1,
+    )
     path = save_posterior(post, tmp_path / "custom.pt")
     with pytest.raises(ValueError, match="custom embedding net"):
         load_posterior(path)
     fresh = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh())
     loaded = load_posterior(path, embedding_net=fresh)
     x = np.array([0.2, 0.2], dtype=np.float32)
-    np.testing.assert_array_equal(sample_posterior(loaded, x, 20, seed=0).values,
-                                  sample_posterior(post, x, 20, seed=0).values)
-    mlp = train_posterior(small_lg_store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1,
-                                                     "embedding": [16, 4]}, max_epochs=1)
+    np.testing.assert_array_equal(
+        sample_posterior(loaded, x, 20, seed=0).values, sample_posterior(post, x, 20, seed=0).values
+    )
+    mlp = train_posterior(
+        small_lg_store,
+        estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1, "embedding": [16, 4]},
+        max_epochs=1,
+    )
     assert load_posterior(save_posterior(mlp, tmp_path / "mlp.pt")).info.estimator["embedding"] == [16, 4]
     with pytest.raises(ValueError, match="unknown density estimator 'flow'; valid: maf, nsf"):
         EstimatorConfig(model="flow")
@@ -177,8 +197,14 @@ def test_custom_embedding_net_and_estimator_choices(small_lg_store, tmp_path):
 
 def test_data_parallel_training_on_two_cpu_processes(small_lg_store):
     """Two ranks (DDP, gloo): each streams its own chunks, equal batch counts, no hang."""
-    post = train_posterior(small_lg_store, estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
-                           max_epochs=2, accelerator="cpu", devices=2, strategy="ddp_spawn")
+    post = train_posterior(
+        small_lg_store,
+        estimator={"model": "maf", "hidden_features": 8, "num_transforms": 1},
+        max_epochs=2,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+    )
     training = post.info.training
     assert training["devices"] == 2 and training["epochs"] == 2
     per_epoch = training["samples_seen"] / 2

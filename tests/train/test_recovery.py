@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 
 from vbi_dask.features import fc_matrix
-from vbi_dask.train import (calibration, heldout, plot_fc_predictive, plot_pair, plot_sbc, plot_tarp,
-                            plot_zscore_shrinkage, posterior_predictive, posterior_zscores, sample_posterior,
-                            simulate_observation)
+from vbi_dask.train import (
+    calibration,
+    heldout,
+    plot_fc_predictive,
+    plot_pair,
+    plot_sbc,
+    plot_tarp,
+    plot_zscore_shrinkage,
+    posterior_predictive,
+    posterior_zscores,
+    sample_posterior,
+    simulate_observation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +51,7 @@ def test_zscores_against_an_independent_computation(mpr_posterior, held_out, zsc
     z = np.abs(samples.mean(0) - theta) / samples.std(0, ddof=1)
     np.testing.assert_allclose(zscores["z"].values, z, rtol=1e-5)
     width = np.array([0.6, 2.0, 2.0])  # uniform prior widths: variance width^2 / 12
-    np.testing.assert_allclose(zscores["shrinkage"].values, 1 - samples.var(0, ddof=1) / (width**2 / 12),
-                               rtol=1e-5)
+    np.testing.assert_allclose(zscores["shrinkage"].values, 1 - samples.var(0, ddof=1) / (width**2 / 12), rtol=1e-5)
 
 
 def test_simulation_based_calibration_passes(mpr_posterior, held_out):
@@ -89,8 +98,11 @@ def test_figures(mpr_posterior, mpr_store, held_out, zscores, tmp_path):
         plot_zscore_shrinkage(zscores, tmp_path / "z.png"),
         plot_sbc(cal, tmp_path / "sbc.png"),
         plot_tarp(cal, tmp_path / "tarp.png"),
-        plot_fc_predictive(fc_matrix(observed["signal"].values[None])[0],
-                           fc_matrix(predictive["signal"].values[predictive["valid"].values]), tmp_path / "fc.png"),
+        plot_fc_predictive(
+            fc_matrix(observed["signal"].values[None])[0],
+            fc_matrix(predictive["signal"].values[predictive["valid"].values]),
+            tmp_path / "fc.png",
+        ),
     ]
     for path in paths:
         assert path.stat().st_size > 10_000

@@ -52,8 +52,12 @@ def store(tmp_path_factory):
 def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(store, tmp_path):
     log_dir, marker = tmp_path / "logs", tmp_path / "hanging"
     script = CHILD % {"estimator": ESTIMATOR, "options": OPTIONS}
-    child = subprocess.Popen([sys.executable, "-c", script, str(store), str(log_dir), str(marker),
-                              str(KILLED_IN_EPOCH)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(store), str(log_dir), str(marker), str(KILLED_IN_EPOCH)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         # meanwhile, in this process (whose global random states are not a fresh process's)
         reference = train_posterior(store, estimator=ESTIMATOR, progress=False, **OPTIONS).info.training
@@ -77,9 +81,32 @@ def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(sto
     # checkpoints' own record of the best one must follow it)
     moved = log_dir.rename(tmp_path / "moved")
     out = tmp_path / "model.pt"
-    code = main(["train", str(store), "--estimator", "maf", "--hidden-features", "8", "--num-transforms", "1", "--learning-rate", "0.03",
-                 "--stop-after-epochs", "3", "--max-epochs", "40", "--seed", "0", "--log-dir", str(moved), "--resume",
-                 "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            str(store),
+            "--estimator",
+            "maf",
+            "--hidden-features",
+            "8",
+            "--num-transforms",
+            "1",
+            "--learning-rate",
+            "0.03",
+            "--stop-after-epochs",
+            "3",
+            "--max-epochs",
+            "40",
+            "--seed",
+            "0",
+            "--log-dir",
+            str(moved),
+            "--resume",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     resumed = load_posterior(out)
     training = resumed.info.training
@@ -96,8 +123,19 @@ def test_a_training_killed_mid_way_and_resumed_ends_as_the_uninterrupted_one(sto
 
 
 def test_resume_refusals(store, tmp_path, capsys):
-    base = ["train", str(store), "--estimator", "maf", "--hidden-features", "8", "--num-transforms", "1", "--out",
-            str(tmp_path / "m.pt"), "--quiet"]
+    base = [
+        "train",
+        str(store),
+        "--estimator",
+        "maf",
+        "--hidden-features",
+        "8",
+        "--num-transforms",
+        "1",
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--quiet",
+    ]
     assert main(base + ["--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--resume needs the --log-dir" in err and len(err.splitlines()) == 1
@@ -110,14 +148,13 @@ def test_resume_refusals(store, tmp_path, capsys):
     log_dir = tmp_path / "logs"
     train_posterior(store, estimator=ESTIMATOR, max_epochs=1, log_dir=log_dir, progress=False)
     with pytest.raises(ValueError, match="resumes in the log folder its checkpoint belongs to"):
-        train_posterior(store, estimator=ESTIMATOR, log_dir=tmp_path / "other",
-                        ckpt_path=log_dir / "checkpoints" / "last.ckpt")
+        train_posterior(
+            store, estimator=ESTIMATOR, log_dir=tmp_path / "other", ckpt_path=log_dir / "checkpoints" / "last.ckpt"
+        )
     with pytest.raises(ValueError, match="different training.*learning_rate: 0.0005 in the checkpoint, 0.01 now"):
-        train_posterior(store, estimator=ESTIMATOR, learning_rate=1e-2, max_epochs=2, log_dir=log_dir,
-                        ckpt_path="last")
+        train_posterior(store, estimator=ESTIMATOR, learning_rate=1e-2, max_epochs=2, log_dir=log_dir, ckpt_path="last")
     # the same one continues, and its logs go beside the first run's
-    post = train_posterior(store, estimator=ESTIMATOR, max_epochs=2, log_dir=log_dir, ckpt_path="last",
-                           progress=False)
+    post = train_posterior(store, estimator=ESTIMATOR, max_epochs=2, log_dir=log_dir, ckpt_path="last", progress=False)
     assert post.info.training["resumed_from_epoch"] == 1 and len(post.info.training["history"]) == 2
     assert (log_dir / "logs" / "metrics.csv").exists()
     assert (log_dir / "logs" / "resumed_from_epoch_1" / "metrics.csv").exists()

@@ -49,8 +49,10 @@ def test_cgroup_quota_files(tmp_path):
 def test_threads_inside_a_dask_worker():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         assert client.submit(_runtime.cpu_share, pure=False).result() == 3
     assert _runtime._dask_worker_threads() is None
 
@@ -74,15 +76,25 @@ def test_progress_in_a_file_options_and_global_state(store, tmp_path, capsys):
     states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
     threads_before = torch.get_num_threads()
     epochs = Epochs()
-    post = train_posterior(store, estimator=TINY, max_epochs=3, seed=1, threads=1, precision="32-true",
-                           callbacks=[epochs], logger=CSVLogger(tmp_path / "mine", name="run"))
+    post = train_posterior(
+        store,
+        estimator=TINY,
+        max_epochs=3,
+        seed=1,
+        threads=1,
+        precision="32-true",
+        callbacks=[epochs],
+        logger=CSVLogger(tmp_path / "mine", name="run"),
+    )
     captured = capsys.readouterr()
     assert "\r" not in captured.err + captured.out
     lines = captured.err.strip().splitlines()
     assert 2 <= len(lines) <= 3, lines
     assert lines[0].startswith("epoch 0: train loss ") and "val loss" in lines[0] and "best" in lines[0]
     best = post.info.training["best_val_loss"]
-    assert lines[-1].startswith("training done after 3 epochs (max_epochs): best val loss") and f"{best:.4f}" in lines[-1]
+    assert (
+        lines[-1].startswith("training done after 3 epochs (max_epochs): best val loss") and f"{best:.4f}" in lines[-1]
+    )
     assert epochs.seen == [0, 1, 2]
     assert list((tmp_path / "mine" / "run").rglob("metrics.csv"))
     training = post.info.training
@@ -93,8 +105,9 @@ def test_progress_in_a_file_options_and_global_state(store, tmp_path, capsys):
     assert torch.equal(torch.get_rng_state(), states[2])
 
     # no logger at all: the history is still there; the checkpoints are kept in log_dir
-    quiet = train_posterior(store, estimator=TINY, max_epochs=2, seed=1, logger=False, progress=False,
-                            log_dir=tmp_path / "nolog")
+    quiet = train_posterior(
+        store, estimator=TINY, max_epochs=2, seed=1, logger=False, progress=False, log_dir=tmp_path / "nolog"
+    )
     assert len(quiet.info.training["history"]) == 2 and not capsys.readouterr().err
     assert not (tmp_path / "nolog" / "logs").exists()
     assert {p.name for p in (tmp_path / "nolog" / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}

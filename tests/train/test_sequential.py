@@ -43,13 +43,28 @@ def prior() -> vd.Prior:
 
 
 def budget(n_sims: int = 1) -> ExternalBudget:
-    return ExternalBudget(ExternalSimulator(FUNCTION, version="1", feature_names=["x0", "x1", "x2"]), prior(),
-                          n_sims=n_sims, chunk_size=CHUNK, seed=SEED)
+    return ExternalBudget(
+        ExternalSimulator(FUNCTION, version="1", feature_names=["x0", "x1", "x2"]),
+        prior(),
+        n_sims=n_sims,
+        chunk_size=CHUNK,
+        seed=SEED,
+    )
 
 
 def sequential(path, rounds: int, *, method: str = "tsnpe", observed=X_O, **kwargs):
-    return run_sequential(budget(), path, observed, rounds=rounds, per_round=PER_ROUND, method=method, train=TRAIN,
-                          progress=False, threads=1, **{"scheduler": "sync", **kwargs})
+    return run_sequential(
+        budget(),
+        path,
+        observed,
+        rounds=rounds,
+        per_round=PER_ROUND,
+        method=method,
+        train=TRAIN,
+        progress=False,
+        threads=1,
+        **{"scheduler": "sync", **kwargs},
+    )
 
 
 def rounds_of(path) -> dict[int, tuple[dict, dict]]:
@@ -84,15 +99,16 @@ def test_round_zero_is_the_budget_and_later_rounds_lie_in_the_truncated_region(r
     theta, features = group["theta"][:], group["features"][:]
     # every row: the function at its stored parameters (independent truth: one row at a time)
     for k in (0, PER_ROUND + 3, 2 * PER_ROUND + 7):
-        np.testing.assert_array_equal(features[k], _external.linear_gaussian(theta[k:k + 1].astype(np.float64),
-                                                                             SEED, k)[0].astype(np.float32))
+        np.testing.assert_array_equal(
+            features[k], _external.linear_gaussian(theta[k : k + 1].astype(np.float64), SEED, k)[0].astype(np.float32)
+        )
     for r in (1, 2):
         payload, attrs = read_round(path, r)
         assert attrs["method"] == "tsnpe" and attrs["trained_on_rounds"] == r and 0 < attrs["prior_mass"] <= 1
         posterior = round_posterior(path, r)
         assert posterior.info.split["n_train"] + posterior.info.split["n_validation"] == r * PER_ROUND
         x, _ = check_observation(np.asarray(X_O), posterior.info)
-        rows = torch.from_numpy(theta[r * PER_ROUND:(r + 1) * PER_ROUND])
+        rows = torch.from_numpy(theta[r * PER_ROUND : (r + 1) * PER_ROUND])
         with torch.no_grad():
             log_prob = posterior.posterior_estimator.log_prob(rows[:, None, :], condition=x)[:, 0].numpy()
         assert (log_prob >= attrs["threshold"]).all()  # inside the highest-probability region
@@ -130,31 +146,69 @@ def test_driver_killed_during_round_2_resumes_to_the_same_store(reference, tmp_p
     observed = tmp_path / "observed.npy"
     np.save(observed, np.asarray(X_O))
     config = tmp_path / "external.yaml"
-    config.write_text(yaml.safe_dump({
-        "simulator": {"function": FUNCTION, "version": "1", "features": ["x0", "x1", "x2"]},
-        "prior": {"a": [-2.0, 2.0], "b": [-2.0, 2.0]}, "n_sims": 1, "chunk_size": CHUNK, "seed": SEED}))
-    args = ["sequential", str(config), "--store", str(store), "--observed", str(observed), "--rounds", "3",
-            "--per-round", str(PER_ROUND), "--scheduler", "sync", "--estimator", "maf", "--hidden-features", "8",
-            "--num-transforms", "1", "--batch-size", "50", "--max-epochs", "15", "--threads", "1", "--quiet",
-            "--out", str(tmp_path / "posterior.pt")]
-    process = subprocess.Popen([sys.executable, "-m", "vbi_dask.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "simulator": {"function": FUNCTION, "version": "1", "features": ["x0", "x1", "x2"]},
+                "prior": {"a": [-2.0, 2.0], "b": [-2.0, 2.0]},
+                "n_sims": 1,
+                "chunk_size": CHUNK,
+                "seed": SEED,
+            }
+        )
+    )
+    args = [
+        "sequential",
+        str(config),
+        "--store",
+        str(store),
+        "--observed",
+        str(observed),
+        "--rounds",
+        "3",
+        "--per-round",
+        str(PER_ROUND),
+        "--scheduler",
+        "sync",
+        "--estimator",
+        "maf",
+        "--hidden-features",
+        "8",
+        "--num-transforms",
+        "1",
+        "--batch-size",
+        "50",
+        "--max-epochs",
+        "15",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "posterior.pt"),
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vbi_dask.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
     def in_round_2() -> bool:
         try:
-            return bool(zarr.open_group(str(store), mode="r")["done"][2 * PER_ROUND:].any())
+            return bool(zarr.open_group(str(store), mode="r")["done"][2 * PER_ROUND :].any())
         except (KeyError, FileNotFoundError, ValueError):
             return False
 
     _, err = signal_when(process, in_round_2, signal.SIGKILL, timeout_s=300, poll_s=0.005)
     assert process.returncode == -signal.SIGKILL, err.decode()[-2000:]
     done_before = zarr.open_group(str(store), mode="r")["done"][:]
-    assert done_before[:2 * PER_ROUND].all() and 0 < done_before[2 * PER_ROUND:].sum() < PER_ROUND
+    assert done_before[: 2 * PER_ROUND].all() and 0 < done_before[2 * PER_ROUND :].sum() < PER_ROUND
     assert read_round(store, 2) is not None  # the proposal is recorded before its rows
 
     count_writes.write_text("")  # the resumed run's writes only (the first two rounds were written here too)
     assert main(args) == 0
-    missing = [s for s in range(2 * PER_ROUND, 3 * PER_ROUND, CHUNK) if not done_before[s:s + CHUNK].all()]
+    missing = [s for s in range(2 * PER_ROUND, 3 * PER_ROUND, CHUNK) if not done_before[s : s + CHUNK].all()]
     assert sorted(int(s) for s in read_lines(count_writes)) == missing  # only round 2's missing blocks ran
     assert_same_data(store, path)
     assert rounds_of(store) == rounds_of(path)

@@ -11,6 +11,7 @@ from .fc import fc, fc_corr, fc_distance, fc_matrix, homotopic_fc, homotopic_pai
 from .fcd import fcd, fcd_matrix, window_fc
 from .featureset import FEATURES, Feature, FeatureSet, FeatureSpec
 from .moments import moments
+from .raw import raw
 from .spectral import DEFAULT_BANDS, psd, welch_psd
 from .sync import analytic_signal, kuramoto_order
 
@@ -29,6 +30,7 @@ __all__ = [
     "welch_psd",
     "DEFAULT_BANDS",
     "moments",
+    "raw",
     "analytic_signal",
     "kuramoto_order",
     "Feature",

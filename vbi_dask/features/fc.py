@@ -85,9 +85,7 @@ def _empirical_upper(empirical_fc: Any, n_nodes: int, xp) -> Array:
         empirical_fc = np.load(path) if path.endswith(".npy") else np.loadtxt(path)
     matrix = np.asarray(empirical_fc, dtype=np.float64)
     if matrix.shape != (n_nodes, n_nodes):
-        raise ValueError(
-            f"empirical_fc must be shaped (node, node) = ({n_nodes}, {n_nodes}); got {matrix.shape}"
-        )
+        raise ValueError(f"empirical_fc must be shaped (node, node) = ({n_nodes}, {n_nodes}); got {matrix.shape}")
     rows, cols = upper_triangle(n_nodes)
     upper = matrix[rows, cols]
     bad = ~np.isfinite(upper)
@@ -246,7 +244,7 @@ def _split_hemisphere(label: str) -> tuple[str, str] | None:
     if len(tokens) == 1:
         k = tokens[0]
         hemisphere = _HEMISPHERE_TOKENS[parts[k].lower()]
-        return hemisphere, "".join(parts[:k] + ["<h>"] + parts[k + 1:])
+        return hemisphere, "".join(parts[:k] + ["<h>"] + parts[k + 1 :])
     if len(tokens) > 1:
         raise ValueError(f"label {label!r} holds several hemisphere markers")
     glued = _GLUED_PREFIX.match(label)

@@ -207,8 +207,10 @@ def fcd(
     # a few simulations at a time: the window FCs (window x node x node per simulation)
     # then stay in cache; a whole block's (hundreds of MB) made it ~8x slower
     group = max(1, WORKSPACE_BYTES // (count * data.shape[2] ** 2 * data.dtype.itemsize))
-    parts = [_fcd_statistics(xp, data[i:i + group], dt_ms, window, step, count, quantiles, lengths)
-             for i in range(0, data.shape[0], group)]
+    parts = [
+        _fcd_statistics(xp, data[i : i + group], dt_ms, window, step, count, quantiles, lengths)
+        for i in range(0, data.shape[0], group)
+    ]
     return (parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)), names
 
 

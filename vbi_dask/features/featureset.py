@@ -28,6 +28,7 @@ from ._xp import Array, as_signal
 from .fc import _fc_corr_names, _fc_distance_names, _fc_names, _homotopic_names, fc, fc_corr, fc_distance, homotopic_fc
 from .fcd import _fcd_names, fcd
 from .moments import _moments_names, moments
+from .raw import _raw_names, raw
 from .spectral import _psd_names, psd
 from .sync import _kuramoto_names, kuramoto_order
 
@@ -82,6 +83,7 @@ FEATURES: Mapping[str, Feature] = MappingProxyType(
             Feature("psd", psd, _psd_names),
             Feature("moments", moments, _moments_names),
             Feature("kuramoto_order", kuramoto_order, _kuramoto_names),
+            Feature("raw", raw, _raw_names),
         )
     }
 )
@@ -149,8 +151,10 @@ class FeatureSpec:
         object.__setattr__(self, "options", {k: _plain(v) for k, v in self.options.items()})
         object.__setattr__(self, "prefix", str(self.prefix))
         if self.signal is not None and (not isinstance(self.signal, str) or not self.signal.isidentifier()):
-            raise ValueError(f"the signal of feature {self.name!r} must be a monitor's name like 'bold' or 'eeg', "
-                             f"got {self.signal!r}")
+            raise ValueError(
+                f"the signal of feature {self.name!r} must be a monitor's name like 'bold' or 'eeg', "
+                f"got {self.signal!r}"
+            )
 
     @property
     def feature(self) -> Feature:
@@ -290,9 +294,12 @@ class FeatureSet:
         group = max(1, CPU_WORKSPACE_BYTES // per_sim) if xp is np else data.shape[0]
         rows = []
         for start in range(0, data.shape[0], group):
-            part = data[start:start + group]
-            rows.append(xp.concatenate([xp.asarray(spec.compute(part, dt_ms)[0], dtype=xp.float32)
-                                        for spec in self.specs], axis=1))
+            part = data[start : start + group]
+            rows.append(
+                xp.concatenate(
+                    [xp.asarray(spec.compute(part, dt_ms)[0], dtype=xp.float32) for spec in self.specs], axis=1
+                )
+            )
         return (rows[0] if len(rows) == 1 else xp.concatenate(rows, axis=0)), names
 
     @property
@@ -306,8 +313,9 @@ class FeatureSet:
         ``shapes[s] = (n_channels, n_time, dt_ms)``."""
         return _check_unique([n for spec in self.specs for n in spec.names(*shapes[spec.signal])])
 
-    def compute_signals(self, signals: Mapping[str | None, Any],
-                        dt_ms: Mapping[str | None, float | None] | None = None) -> tuple[Array, list[str]]:
+    def compute_signals(
+        self, signals: Mapping[str | None, Any], dt_ms: Mapping[str | None, float | None] | None = None
+    ) -> tuple[Array, list[str]]:
         """The features of several signals of the same simulations: each entry on
         ``signals[entry.signal]`` (sim, time, channel) sampled every ``dt_ms[entry.signal]``
         ms; the columns in the entries' order (as :meth:`names_of`).
@@ -330,12 +338,13 @@ class FeatureSet:
             widths.update({id(spec): len(spec.names(*shapes[signal])) for spec in specs})
         rows = {len(block) for block in blocks.values()}
         if len(rows) > 1:
-            raise ValueError(f"the signals hold different numbers of simulations: "
-                             f"{ {s: len(b) for s, b in blocks.items()} }")
+            raise ValueError(
+                f"the signals hold different numbers of simulations: { {s: len(b) for s, b in blocks.items()} }"
+            )
         columns, offset = [], dict.fromkeys(blocks, 0)
         for spec in self.specs:
             start = offset[spec.signal]
-            columns.append(blocks[spec.signal][:, start:start + widths[id(spec)]])
+            columns.append(blocks[spec.signal][:, start : start + widths[id(spec)]])
             offset[spec.signal] = start + widths[id(spec)]
         return xp.concatenate(columns, axis=1), self.names_of(shapes)
 

@@ -20,9 +20,21 @@ from .wong_wang_ei import WONG_WANG_EI
 MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
-        MPR, JANSEN_RIT, WILSON_COWAN, STUART_LANDAU, HOPF, WONG_WANG, WONG_WANG_EI,
-        EPILEPTOR2D, EPILEPTOR, KURAMOTO, GENERIC2D, FITZHUGH_NAGUMO, COOMBES_BYRNE,
-        LARTER_BREAKSPEAR, ALN,
+        MPR,
+        JANSEN_RIT,
+        WILSON_COWAN,
+        STUART_LANDAU,
+        HOPF,
+        WONG_WANG,
+        WONG_WANG_EI,
+        EPILEPTOR2D,
+        EPILEPTOR,
+        KURAMOTO,
+        GENERIC2D,
+        FITZHUGH_NAGUMO,
+        COOMBES_BYRNE,
+        LARTER_BREAKSPEAR,
+        ALN,
     )
 }
 

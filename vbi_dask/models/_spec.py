@@ -111,7 +111,9 @@ class ModelSpec:
         if self.G.name != "G":
             raise ValueError(f"model {self.name}: the coupling strength must be named 'G'")
         if self.time_unit not in MS_PER_TIME_UNIT:
-            raise ValueError(f"model {self.name}: time_unit {self.time_unit!r} is not one of {sorted(MS_PER_TIME_UNIT)}")
+            raise ValueError(
+                f"model {self.name}: time_unit {self.time_unit!r} is not one of {sorted(MS_PER_TIME_UNIT)}"
+            )
         self._check_signatures()
 
     def _check_signatures(self) -> None:
@@ -123,8 +125,10 @@ class ModelSpec:
         for role, fn in zip(Equations._fields, eq):
             kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
             if kinds - {inspect.Parameter.POSITIONAL_OR_KEYWORD}:
-                raise ValueError(f"model {self.name}: {role} must name its arguments "
-                                 f"(no *args, **kwargs, keyword-only or positional-only arguments)")
+                raise ValueError(
+                    f"model {self.name}: {role} must name its arguments "
+                    f"(no *args, **kwargs, keyword-only or positional-only arguments)"
+                )
             args = argument_names(fn)
             valid = states + params + (inputs if role == "drift" else ())
             unknown = [a for a in args if a not in valid]
@@ -138,8 +142,10 @@ class ModelSpec:
             if role == "drift":
                 missing = [a for a in states + inputs if a not in args]
                 if missing:
-                    raise ValueError(f"model {self.name}: drift must take every state and coupling input; "
-                                     f"missing {missing} (it takes {', '.join(args)})")
+                    raise ValueError(
+                        f"model {self.name}: drift must take every state and coupling input; "
+                        f"missing {missing} (it takes {', '.join(args)})"
+                    )
             used.update(args)
         unused = [p for p in params if p not in used]
         if unused:

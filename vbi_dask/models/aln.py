@@ -138,15 +138,17 @@ def equations(f, jit=no_jit):
         w10, w11 = fm * (one - fs), fm * fs
         r = w00 * r_tab[i, j] + w01 * r_tab[i, j + 1] + w10 * r_tab[i + 1, j] + w11 * r_tab[i + 1, j + 1]
         V = w00 * v_tab[i, j] + w01 * v_tab[i, j + 1] + w10 * v_tab[i + 1, j] + w11 * v_tab[i + 1, j + 1]
-        tau = (w00 * tau_tab[i, j] + w01 * tau_tab[i, j + 1] + w10 * tau_tab[i + 1, j]
-               + w11 * tau_tab[i + 1, j + 1])
+        tau = w00 * tau_tab[i, j] + w01 * tau_tab[i, j + 1] + w10 * tau_tab[i + 1, j] + w11 * tau_tab[i + 1, j + 1]
         return r, V, tau
 
     @jit
     def sigma_input(J_x, s_xv, z1_x, tau_x, J_y, s_yv, z1_y, tau_y, sigma_ext):
         """Input standard deviation from the synaptic variances (mV / sqrt(ms))."""
-        var = (two * J_x * J_x * s_xv * tau_x * taum / ((one + z1_x) * taum + tau_x)
-               + two * J_y * J_y * s_yv * tau_y * taum / ((one + z1_y) * taum + tau_y) + sigma_ext * sigma_ext)
+        var = (
+            two * J_x * J_x * s_xv * tau_x * taum / ((one + z1_x) * taum + tau_x)
+            + two * J_y * J_y * s_yv * tau_y * taum / ((one + z1_y) * taum + tau_y)
+            + sigma_ext * sigma_ext
+        )
         return math.sqrt(max(var, zero))
 
     @jit
@@ -163,9 +165,38 @@ def equations(f, jit=no_jit):
     def variance_drive(s_m, s_v, z1, z2, tau_s):
         return ((one - s_m) * (one - s_m) * z2 + (z2 - two * tau_s * (z1 + one)) * s_v) / (tau_s * tau_s)
 
-    def drift(mufe, mufi, IA, seem, seim, siem, siim, seev, seiv, siev, siiv, xi_e, xi_i, rd_e, rd_i, sigmae_f,
-              c_r_e, mue_ext_mean, mui_ext_mean, a, b, tauA, Jee_max, Jei_max, Jie_max, Jii_max, c_gl, sigma_ou,
-              sigmae_ext, sigmai_ext):
+    def drift(
+        mufe,
+        mufi,
+        IA,
+        seem,
+        seim,
+        siem,
+        siim,
+        seev,
+        seiv,
+        siev,
+        siiv,
+        xi_e,
+        xi_i,
+        rd_e,
+        rd_i,
+        sigmae_f,
+        c_r_e,
+        mue_ext_mean,
+        mui_ext_mean,
+        a,
+        b,
+        tauA,
+        Jee_max,
+        Jei_max,
+        Jie_max,
+        Jii_max,
+        c_gl,
+        sigma_ou,
+        sigmae_ext,
+        sigmai_ext,
+    ):
         cee = cee_psc * tau_se / Jee_max  # ms: a spike raises mu by exactly the PSC amplitude
         cie = cie_psc * tau_se / Jie_max
         cei = cei_psc * tau_si / abs(Jei_max)

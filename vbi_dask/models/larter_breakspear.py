@@ -63,14 +63,48 @@ def equations(f, jit=no_jit):
     def activation(x, threshold, width):
         return half * (one + math.tanh((x - threshold) / width))
 
-    def drift(V, W, Z, c_QV, gCa, gK, gL, phi, gNa, TCa, TNa, VCa, VK, VL, VNa, d_K, tau_K, d_Na, d_Ca,
-              aei, aie, b, C, ani, aee, Iext, rNMDA, VT, d_V, d_Z):
+    def drift(
+        V,
+        W,
+        Z,
+        c_QV,
+        gCa,
+        gK,
+        gL,
+        phi,
+        gNa,
+        TCa,
+        TNa,
+        VCa,
+        VK,
+        VL,
+        VNa,
+        d_K,
+        tau_K,
+        d_Na,
+        d_Ca,
+        aei,
+        aie,
+        b,
+        C,
+        ani,
+        aee,
+        Iext,
+        rNMDA,
+        VT,
+        d_V,
+        d_Z,
+    ):
         QV = activation(V, VT, d_V)
         ampa = (one - C) * aee * QV + C * aee * c_QV  # excitatory drive: own rate and afferent rates
-        dV = (-(gCa + rNMDA * ampa) * activation(V, TCa, d_Ca) * (V - VCa)
-              - gK * W * (V - VK) - gL * (V - VL)
-              - (gNa * activation(V, TNa, d_Na) + ampa) * (V - VNa)
-              - aie * Z * activation(Z, zero, d_Z) + Iext)
+        dV = (
+            -(gCa + rNMDA * ampa) * activation(V, TCa, d_Ca) * (V - VCa)
+            - gK * W * (V - VK)
+            - gL * (V - VL)
+            - (gNa * activation(V, TNa, d_Na) + ampa) * (V - VNa)
+            - aie * Z * activation(Z, zero, d_Z)
+            + Iext
+        )
         dW = phi * (activation(V, zero, d_K) - W) / tau_K
         dZ = b * (ani * Iext + aei * V * QV)
         return dV, dW, dZ

@@ -27,8 +27,33 @@ def equations(f, jit=no_jit):
     def sigmoid(u, c, a, b):
         return c / (one + math.exp(-a * (u - b)))
 
-    def drift(E, I, c_E, c_ee, c_ei, c_ie, c_ii, tau_e, tau_i, a_e, b_e, c_e, theta_e, a_i, b_i, c_i,
-              theta_i, r_e, r_i, k_e, k_i, P, Q, alpha_e, alpha_i):
+    def drift(
+        E,
+        I,
+        c_E,
+        c_ee,
+        c_ei,
+        c_ie,
+        c_ii,
+        tau_e,
+        tau_i,
+        a_e,
+        b_e,
+        c_e,
+        theta_e,
+        a_i,
+        b_i,
+        c_i,
+        theta_i,
+        r_e,
+        r_i,
+        k_e,
+        k_i,
+        P,
+        Q,
+        alpha_e,
+        alpha_i,
+    ):
         x_e = alpha_e * (c_ee * E - c_ei * I + P - theta_e + c_E)
         x_i = alpha_i * (c_ie * E - c_ii * I + Q - theta_i)
         dE = (-E + (k_e - r_e * E) * sigmoid(x_e, c_e, a_e, b_e)) / tau_e

@@ -24,8 +24,28 @@ def equations(f, jit=no_jit):
     one = f(1.0)
     rate = rate_function(f, jit)
 
-    def drift(S_e, S_i, c_S_e, a_e, b_e, d_e, gamma_e, tau_e, w_p, J_N, W_e, a_i, b_i, d_i, gamma_i,
-              tau_i, J_i, W_i, I_o, lamda):
+    def drift(
+        S_e,
+        S_i,
+        c_S_e,
+        a_e,
+        b_e,
+        d_e,
+        gamma_e,
+        tau_e,
+        w_p,
+        J_N,
+        W_e,
+        a_i,
+        b_i,
+        d_i,
+        gamma_i,
+        tau_i,
+        J_i,
+        W_i,
+        I_o,
+        lamda,
+    ):
         x_e = W_e * I_o + w_p * J_N * S_e - J_i * S_i + J_N * c_S_e
         x_i = W_i * I_o + J_N * S_e - S_i + lamda * J_N * c_S_e
         dS_e = -S_e / tau_e + (one - S_e) * gamma_e * rate(x_e, a_e, b_e, d_e)

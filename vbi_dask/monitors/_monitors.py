@@ -118,7 +118,9 @@ def monitor_to_dict(monitor: Monitor) -> dict:
     out = {"type": type(monitor).__name__}
     for name in monitor.__dataclass_fields__:
         value = getattr(monitor, name)
-        out[name] = value.tolist() if isinstance(value, np.ndarray) else (list(value) if isinstance(value, tuple) else value)
+        out[name] = (
+            value.tolist() if isinstance(value, np.ndarray) else (list(value) if isinstance(value, tuple) else value)
+        )
     return out
 
 

@@ -29,14 +29,33 @@ _MODULES = {
     "data": ("StoreData", "StoreStream", "ZScore", "split_of"),
     "config": ("TrainConfig", "EstimatorConfig", "SamplerConfig"),
     "estimator": ("FeatureStandardizer", "build_estimator"),
+    "embedding": ("SignalCNN",),
     "module": ("DensityEstimatorModule", "StoreDataModule"),
-    "posterior": ("PosteriorInfo", "StorePosterior", "train_posterior", "save_posterior", "load_posterior",
-                  "sample_posterior", "check_observation", "select_features", "SamplingTimeout"),
+    "posterior": (
+        "PosteriorInfo",
+        "StorePosterior",
+        "train_posterior",
+        "save_posterior",
+        "load_posterior",
+        "sample_posterior",
+        "check_observation",
+        "select_features",
+        "SamplingTimeout",
+    ),
     "_methods": ("StoreMCMCPosterior", "StoreRejectionPosterior"),
-    "diagnostics": ("posterior_zscores", "heldout", "prior_variance", "Calibration", "calibration", "plot_pair",
-                    "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"),
-    "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive",
-                "simulate_signals"),
+    "diagnostics": (
+        "posterior_zscores",
+        "heldout",
+        "prior_variance",
+        "Calibration",
+        "calibration",
+        "plot_pair",
+        "plot_zscore_shrinkage",
+        "plot_sbc",
+        "plot_tarp",
+        "plot_fc_predictive",
+    ),
+    "observe": ("load_empirical", "observe_signal", "simulate_observation", "posterior_predictive", "simulate_signals"),
     "_misspecification": ("misspecification",),
     "_ensemble": ("train_ensemble", "ensemble_disagreement"),
 }
@@ -58,16 +77,41 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from .data import StoreData, StoreStream, ZScore, split_of  # noqa: F401
-    from .diagnostics import (Calibration, calibration, heldout, plot_fc_predictive, plot_pair,  # noqa: F401
-                              plot_sbc, plot_tarp, plot_zscore_shrinkage, posterior_zscores, prior_variance)
-    from .config import EstimatorConfig, SamplerConfig, TrainConfig  # noqa: F401
-    from .estimator import FeatureStandardizer, build_estimator  # noqa: F401
-    from .module import DensityEstimatorModule, StoreDataModule  # noqa: F401
-    from .observe import (load_empirical, observe_signal, posterior_predictive, simulate_observation,  # noqa: F401
-                          simulate_signals)
-    from ._ensemble import ensemble_disagreement, train_ensemble  # noqa: F401
-    from ._methods import StoreMCMCPosterior, StoreRejectionPosterior  # noqa: F401
-    from ._misspecification import misspecification  # noqa: F401
-    from .posterior import (PosteriorInfo, SamplingTimeout, StorePosterior, check_observation,  # noqa: F401
-                            load_posterior, sample_posterior, save_posterior, select_features, train_posterior)
+    from .data import StoreData, StoreStream, ZScore, split_of
+    from .diagnostics import (
+        Calibration,
+        calibration,
+        heldout,
+        plot_fc_predictive,
+        plot_pair,
+        plot_sbc,
+        plot_tarp,
+        plot_zscore_shrinkage,
+        posterior_zscores,
+        prior_variance,
+    )
+    from .config import EstimatorConfig, SamplerConfig, TrainConfig
+    from .embedding import SignalCNN
+    from .estimator import FeatureStandardizer, build_estimator
+    from .module import DensityEstimatorModule, StoreDataModule
+    from .observe import (
+        load_empirical,
+        observe_signal,
+        posterior_predictive,
+        simulate_observation,
+        simulate_signals,
+    )
+    from ._ensemble import ensemble_disagreement, train_ensemble
+    from ._methods import StoreMCMCPosterior, StoreRejectionPosterior
+    from ._misspecification import misspecification
+    from .posterior import (
+        PosteriorInfo,
+        SamplingTimeout,
+        StorePosterior,
+        check_observation,
+        load_posterior,
+        sample_posterior,
+        save_posterior,
+        select_features,
+        train_posterior,
+    )

@@ -149,8 +149,15 @@ class TrainingProgress(ProgressBar):
         self._first_epoch = trainer.current_epoch
         if is_live(self.stream) if self._live is None else self._live:
             total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-            self._epochs = live_bar(total=total, initial=trainer.current_epoch, desc="epochs", unit="epoch",
-                                    file=self.stream, dynamic_ncols=True, leave=True)
+            self._epochs = live_bar(
+                total=total,
+                initial=trainer.current_epoch,
+                desc="epochs",
+                unit="epoch",
+                file=self.stream,
+                dynamic_ncols=True,
+                leave=True,
+            )
         elif trainer.current_epoch > 0:
             self._write(f"resuming at epoch {trainer.current_epoch} from {trainer.ckpt_path}")
 
@@ -158,8 +165,14 @@ class TrainingProgress(ProgressBar):
         if self._epochs is None or not self._active(trainer):
             return
         total = trainer.num_training_batches
-        self._batches = live_bar(total=total if math.isfinite(total) else None, desc=f"epoch {trainer.current_epoch}",
-                                 unit="batch", file=self.stream, dynamic_ncols=True, leave=False)
+        self._batches = live_bar(
+            total=total if math.isfinite(total) else None,
+            desc=f"epoch {trainer.current_epoch}",
+            unit="batch",
+            file=self.stream,
+            dynamic_ncols=True,
+            leave=False,
+        )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._batches is not None:
@@ -172,8 +185,9 @@ class TrainingProgress(ProgressBar):
         metrics = trainer.callback_metrics
         row = {key: float(metrics[key]) for key in LOSSES if key in metrics}
         best = self._best()
-        losses = ", ".join(f"{name} {row[key]:.4f}" for key, name in zip(LOSSES, ("train loss", "val loss"))
-                           if key in row)
+        losses = ", ".join(
+            f"{name} {row[key]:.4f}" for key, name in zip(LOSSES, ("train loss", "val loss")) if key in row
+        )
         if best is not None:
             losses += f", best {best['val_loss']:.4f} (epoch {best['epoch']})"
         if self._batches is not None:
@@ -241,6 +255,7 @@ class FolderCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         folder = state_dict.get("dirpath")
         if folder is not None and folder != self.dirpath:
+
             def moved(path):
                 return os.path.join(self.dirpath, os.path.basename(path)) if path else path
 
@@ -249,5 +264,7 @@ class FolderCheckpoint(ModelCheckpoint):
                 if key in state_dict:
                     state_dict[key] = moved(state_dict[key])
             if "best_k_models" in state_dict:
-                state_dict["best_k_models"] = {moved(path): score for path, score in state_dict["best_k_models"].items()}
+                state_dict["best_k_models"] = {
+                    moved(path): score for path, score in state_dict["best_k_models"].items()
+                }
         super().load_state_dict(state_dict)

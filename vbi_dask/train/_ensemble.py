@@ -27,8 +27,9 @@ from .posterior import StorePosterior, check_observation, sample_posterior, trai
 __all__ = ["train_ensemble", "ensemble_disagreement"]
 
 
-def train_ensemble(store: str | os.PathLike, n_ensemble: int, *, seed: int = 0,
-                   log_dir: str | os.PathLike | None = None, **kwargs: Any) -> EnsemblePosterior:
+def train_ensemble(
+    store: str | os.PathLike, n_ensemble: int, *, seed: int = 0, log_dir: str | os.PathLike | None = None, **kwargs: Any
+) -> EnsemblePosterior:
     """Train ``n_ensemble`` posteriors on the same store and split, with seeds ``seed``,
     ``seed + 1``, ..., and mix them with equal weights.
 
@@ -46,8 +47,12 @@ def train_ensemble(store: str | os.PathLike, n_ensemble: int, *, seed: int = 0,
     """
     if isinstance(n_ensemble, bool) or not isinstance(n_ensemble, (int, np.integer)) or n_ensemble < 2:
         raise ValueError(f"n_ensemble must be an integer of at least 2, got {n_ensemble!r}")
-    members = [train_posterior(store, seed=seed + k, log_dir=None if log_dir is None else Path(log_dir) / f"member_{k}",
-                               **kwargs) for k in range(int(n_ensemble))]
+    members = [
+        train_posterior(
+            store, seed=seed + k, log_dir=None if log_dir is None else Path(log_dir) / f"member_{k}", **kwargs
+        )
+        for k in range(int(n_ensemble))
+    ]
     with torch.random.fork_rng(devices=[]):
         return EnsemblePosterior(members)
 
@@ -88,13 +93,16 @@ def ensemble_disagreement(ensemble: EnsemblePosterior, x: Any, *, n_samples: int
     for j in range(len(tensor)):
         pooled = torch.as_tensor(draws[:, :, j].reshape(-1, draws.shape[-1]), dtype=torch.float32)
         with torch.no_grad():
-            logs = torch.stack([m.log_prob(pooled, x=tensor[j:j + 1], norm_posterior=False) for m in members])
+            logs = torch.stack([m.log_prob(pooled, x=tensor[j : j + 1], norm_posterior=False) for m in members])
         log_prob_std[j] = float(logs.std(dim=0).mean())
     dims = ("member", "obs", "param")
     return xr.Dataset(
-        {"mean": (dims, mean), "std": (dims, std),
-         "mean_spread": (dims[1:], mean.std(axis=0, ddof=1) / std.mean(axis=0)),
-         "log_prob_std": ("obs", log_prob_std)},
+        {
+            "mean": (dims, mean),
+            "std": (dims, std),
+            "mean_spread": (dims[1:], mean.std(axis=0, ddof=1) / std.mean(axis=0)),
+            "log_prob_std": ("obs", log_prob_std),
+        },
         coords={"member": np.arange(len(members)), "obs": np.arange(len(tensor)), "param": list(info.param_names)},
         attrs={"n_samples": n_samples, "seed": seed},
     )

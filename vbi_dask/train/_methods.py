@@ -23,8 +23,20 @@ from .config import SamplerConfig
 if TYPE_CHECKING:
     from .posterior import PosteriorInfo
 
-__all__ = ["METHODS", "SAMPLERS", "NUM_ATOMS", "SamplerConfig", "MethodLoss", "npe_loss", "nle_loss",
-           "atomic_apt_loss", "nre_b_loss", "StoreMCMCPosterior", "StoreRejectionPosterior", "check_method"]
+__all__ = [
+    "METHODS",
+    "SAMPLERS",
+    "NUM_ATOMS",
+    "SamplerConfig",
+    "MethodLoss",
+    "npe_loss",
+    "nle_loss",
+    "atomic_apt_loss",
+    "nre_b_loss",
+    "StoreMCMCPosterior",
+    "StoreRejectionPosterior",
+    "check_method",
+]
 
 NUM_ATOMS = 10  # sbi's default for SNPE-C and NRE-B
 
@@ -70,8 +82,7 @@ def _clamp_atoms(num_atoms: int, batch_size: int) -> int:
     return int(min(max(num_atoms, 2), batch_size))
 
 
-def atomic_apt_loss(estimator, prior, theta: torch.Tensor, x: torch.Tensor,
-                    num_atoms: int = NUM_ATOMS) -> torch.Tensor:
+def atomic_apt_loss(estimator, prior, theta: torch.Tensor, x: torch.Tensor, num_atoms: int = NUM_ATOMS) -> torch.Tensor:
     """-log of the atomic proposal posterior per row (SNPE-C / APT, Greenberg et al. 2019).
 
     sbi 0.27's ``NPE_C._log_prob_proposal_posterior_atomic`` (without the combined
@@ -144,8 +155,15 @@ class StoreMCMCPosterior(MCMCPosterior):
 
     def __init__(self, estimator, prior, info: "PosteriorInfo", sampler: SamplerConfig):
         potential_fn, theta_transform = _potential(estimator, prior, info.method)
-        super().__init__(potential_fn, prior, theta_transform=theta_transform, method="slice_np_vectorized",
-                         num_chains=sampler.num_chains, warmup_steps=sampler.warmup_steps, thin=sampler.thin)
+        super().__init__(
+            potential_fn,
+            prior,
+            theta_transform=theta_transform,
+            method="slice_np_vectorized",
+            num_chains=sampler.num_chains,
+            warmup_steps=sampler.warmup_steps,
+            thin=sampler.thin,
+        )
         self.estimator, self.info = estimator, info
 
 

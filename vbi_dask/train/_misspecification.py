@@ -38,9 +38,18 @@ __all__ = ["misspecification", "METHODS"]
 METHODS = ("mmd", "logprob")
 
 
-def misspecification(posterior: StorePosterior, x_obs: Any, store: str | os.PathLike | None = None, *,
-                     method: str = "mmd", alpha: float = 0.05, n_reference: int = 500, n_shuffle: int = 200,
-                     n_fit: int = 2000, seed: int = 0) -> xr.Dataset:
+def misspecification(
+    posterior: StorePosterior,
+    x_obs: Any,
+    store: str | os.PathLike | None = None,
+    *,
+    method: str = "mmd",
+    alpha: float = 0.05,
+    n_reference: int = 500,
+    n_shuffle: int = 200,
+    n_fit: int = 2000,
+    seed: int = 0,
+) -> xr.Dataset:
     """Test whether each observation lies within the distribution of simulated features.
 
     The null hypothesis is "the observation is distributed like the simulations"; a small
@@ -87,16 +96,20 @@ def misspecification(posterior: StorePosterior, x_obs: Any, store: str | os.Path
             raise ValueError(f"{name} must be an integer of at least 2, got {value!r}")
     info = posterior.info
     tensor, _ = check_observation(x_obs, info)
-    data = StoreData(store if store is not None else info.store,
-                     validation_fraction=info.split["validation_fraction"],
-                     test_fraction=info.split["test_fraction"], split_seed=info.split["split_seed"])
+    data = StoreData(
+        store if store is not None else info.store,
+        validation_fraction=info.split["validation_fraction"],
+        test_fraction=info.split["test_fraction"],
+        split_seed=info.split["split_seed"],
+    )
     if list(data.feature_names) != list(info.feature_names):
         raise ValueError(f"the feature columns of store {data.store!r} differ from the posterior's")
     split = "test" if data.n_rows("test") > 0 else "validation"
     _, _, reference = data.take(split, n_reference)
     if len(reference) < 2:
-        raise ValueError(f"store {data.store!r} has {len(reference)} usable {split} row(s): at least 2 are needed "
-                         "as the reference")
+        raise ValueError(
+            f"store {data.store!r} has {len(reference)} usable {split} row(s): at least 2 are needed as the reference"
+        )
 
     embed = posterior.posterior_estimator.embedding_net.eval()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -112,8 +125,14 @@ def misspecification(posterior: StorePosterior, x_obs: Any, store: str | os.Path
     return xr.Dataset(
         {"p_value": ("obs", p_value), "score": ("obs", score), "misspecified": ("obs", flagged)},
         coords={"obs": np.arange(len(p_value))},
-        attrs={"method": method, "alpha": alpha, "n_reference": int(len(reference)), "seed": seed, "split": split,
-               "verdict": _verdict(p_value, flagged, alpha)},
+        attrs={
+            "method": method,
+            "alpha": alpha,
+            "n_reference": int(len(reference)),
+            "seed": seed,
+            "split": split,
+            "verdict": _verdict(p_value, flagged, alpha),
+        },
     )
 
 
@@ -123,7 +142,7 @@ def _mmd_test(z_obs: torch.Tensor, z_ref: torch.Tensor, n_shuffle: int) -> tuple
     from sbi.diagnostics.misspecification import calculate_baseline_mmd, compute_rbf_mmd_median_heuristic
 
     baseline = calculate_baseline_mmd(1, z_ref, n_shuffle=n_shuffle, max_samples=len(z_ref))
-    mmd = np.array([compute_rbf_mmd_median_heuristic(z_obs[k:k + 1], z_ref).item() for k in range(len(z_obs))])
+    mmd = np.array([compute_rbf_mmd_median_heuristic(z_obs[k : k + 1], z_ref).item() for k in range(len(z_obs))])
     p_value = 1.0 - (baseline.numpy()[None, :] < mmd[:, None]).mean(axis=1)
     return p_value, mmd
 
@@ -133,11 +152,20 @@ class _NoTracker:
 
     log_dir = None
 
-    def log_metric(self, name, value, step=None): pass
-    def log_metrics(self, metrics, step=None): pass
-    def log_params(self, params): pass
-    def add_figure(self, name, figure, step=None): pass
-    def flush(self): pass
+    def log_metric(self, name, value, step=None):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        pass
+
+    def log_params(self, params):
+        pass
+
+    def add_figure(self, name, figure, step=None):
+        pass
+
+    def flush(self):
+        pass
 
 
 def _logprob_test(z_obs: torch.Tensor, z_ref: torch.Tensor, z_fit: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +185,10 @@ def _logprob_test(z_obs: torch.Tensor, z_ref: torch.Tensor, z_fit: torch.Tensor)
     try:
         check_c2st(z_ref, samples, "the density estimator of the simulated features")
     except AssertionError as error:
-        warnings.warn(f"{error} The log-probability test may not be meaningful; use method='mmd' or more rows "
-                      "(n_fit).", stacklevel=3)
+        warnings.warn(
+            f"{error} The log-probability test may not be meaningful; use method='mmd' or more rows (n_fit).",
+            stacklevel=3,
+        )
     p_value = (log_ref[None, :] <= log_obs[:, None]).mean(axis=1)
     return p_value, log_obs
 
@@ -166,9 +196,13 @@ def _logprob_test(z_obs: torch.Tensor, z_ref: torch.Tensor, z_fit: torch.Tensor)
 def _verdict(p_value: np.ndarray, flagged: np.ndarray, alpha: float) -> str:
     n = len(p_value)
     if not flagged.any():
-        return (f"{'the observation lies' if n == 1 else f'all {n} observations lie'} within the simulated features "
-                f"(smallest p-value {p_value.min():.3g} >= alpha {alpha:g})")
+        return (
+            f"{'the observation lies' if n == 1 else f'all {n} observations lie'} within the simulated features "
+            f"(smallest p-value {p_value.min():.3g} >= alpha {alpha:g})"
+        )
     which = np.flatnonzero(flagged)
     listed = ", ".join(f"{k} (p={p_value[k]:.3g})" for k in which[:10]) + (" ..." if len(which) > 10 else "")
-    return (f"{len(which)} of {n} observation(s) lie outside the simulated features (p < {alpha:g}): {listed}; "
-            "their posteriors are not to be trusted")
+    return (
+        f"{len(which)} of {n} observation(s) lie outside the simulated features (p < {alpha:g}): {listed}; "
+        "their posteriors are not to be trusted"
+    )

@@ -21,9 +21,18 @@ from ..simulation import Simulation
 __all__ = ["write_store", "linear_gaussian_prior", "linear_gaussian_data", "linear_gaussian_posterior"]
 
 
-def write_store(path: str | os.PathLike, theta: np.ndarray, x: np.ndarray, prior: Prior, *, chunk_size: int = 256,
-                valid: np.ndarray | None = None, done_chunks: Sequence[int] | None = None,
-                feature_names: Sequence[str] | None = None, seed: int = 0) -> None:
+def write_store(
+    path: str | os.PathLike,
+    theta: np.ndarray,
+    x: np.ndarray,
+    prior: Prior,
+    *,
+    chunk_size: int = 256,
+    valid: np.ndarray | None = None,
+    done_chunks: Sequence[int] | None = None,
+    feature_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> None:
     """Write ``theta`` (sim, param) and ``x`` (sim, feature) as a vbi-dask store.
 
     ``valid`` defaults to finite rows; ``done_chunks`` lists the chunks to write (default
@@ -35,12 +44,27 @@ def write_store(path: str | os.PathLike, theta: np.ndarray, x: np.ndarray, prior
     connectome = Connectome(weights=np.zeros((n_nodes, n_nodes)), name="synthetic")
     names = list(feature_names) if feature_names is not None else [f"x[{k}]" for k in range(x.shape[1])]
     simulation = Simulation(prior.model, connectome=connectome, dt_ms=0.1, duration_ms=1.0)
-    attrs = _store.attributes(simulation=simulation.to_dict(), prior=prior.to_dict(),
-                              featureset=FeatureSet(["moments"]).to_dict(),  # placeholder: x is not from signals
-                              connectome=connectome, seed=seed, n_sims=n_sims, chunk_size=chunk_size, keep_bold=False,
-                              feature_signal="synthetic", kernel_numerics=None)
-    _store.allocate(path, n_sims=n_sims, chunk_size=chunk_size, param_names=prior.param_names, feature_names=names,
-                    connectome=connectome, attrs=attrs)
+    attrs = _store.attributes(
+        simulation=simulation.to_dict(),
+        prior=prior.to_dict(),
+        featureset=FeatureSet(["moments"]).to_dict(),  # placeholder: x is not from signals
+        connectome=connectome,
+        seed=seed,
+        n_sims=n_sims,
+        chunk_size=chunk_size,
+        keep_bold=False,
+        feature_signal="synthetic",
+        kernel_numerics=None,
+    )
+    _store.allocate(
+        path,
+        n_sims=n_sims,
+        chunk_size=chunk_size,
+        param_names=prior.param_names,
+        feature_names=names,
+        connectome=connectome,
+        attrs=attrs,
+    )
     if valid is None:
         valid = np.isfinite(x).all(axis=1) & np.isfinite(theta).all(axis=1)
     chunks = range(-(-n_sims // chunk_size)) if done_chunks is None else done_chunks
@@ -50,8 +74,9 @@ def write_store(path: str | os.PathLike, theta: np.ndarray, x: np.ndarray, prior
 
 
 def linear_gaussian_prior(dim: int) -> Prior:
-    return Prior({"eta": {"dist": "Normal", "loc": 0.0, "scale": 1.0, "nodes": list(range(dim))}}, model="mpr",
-                 n_nodes=dim)
+    return Prior(
+        {"eta": {"dist": "Normal", "loc": 0.0, "scale": 1.0, "nodes": list(range(dim))}}, model="mpr", n_nodes=dim
+    )
 
 
 def linear_gaussian_data(n: int, dim: int, sigma: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,8 +33,21 @@ from ._names import METHODS, SAMPLERS
 __all__ = ["TrainConfig", "EstimatorConfig", "SamplerConfig", "DENSITY_ESTIMATORS", "CLASSIFIERS"]
 
 # sbi's posterior_nn models that are conditional density estimators trained by NLL.
-DENSITY_ESTIMATORS = ("maf", "nsf", "mdn", "made", "maf_rqs", "zuko_maf", "zuko_nsf", "zuko_naf", "zuko_unaf",
-                      "zuko_nice", "zuko_sospf", "zuko_gf", "zuko_bpf")
+DENSITY_ESTIMATORS = (
+    "maf",
+    "nsf",
+    "mdn",
+    "made",
+    "maf_rqs",
+    "zuko_maf",
+    "zuko_nsf",
+    "zuko_naf",
+    "zuko_unaf",
+    "zuko_nice",
+    "zuko_sospf",
+    "zuko_gf",
+    "zuko_bpf",
+)
 # sbi's classifier_nn models (the ratio estimators of NRE).
 CLASSIFIERS = ("resnet", "mlp")
 
@@ -74,22 +87,35 @@ class EstimatorConfig:
     num_bins : spline bins (``nsf``).
     num_components : mixture components (``mdn``).
     embedding : hidden widths and output width of an MLP embedding net applied to the
-        standardised features, e.g. ``(128, 64, 16)``; empty: none.
+        standardised features, e.g. ``(128, 64, 16)``; empty: none. With ``cnn``, the
+        head after the CNN's pooling.
+    cnn, cnn_kernel : output channels and kernel length of a 1-D CNN over the raw signal
+        columns (:class:`vbi_dask.train.embedding.SignalCNN`); empty: no CNN.
     """
 
     model: str = option("nsf", "sbi estimator", flag=False)  # the command line's --estimator
-    hidden_features: int = option(50, "hidden features of the flow's networks (of the classifier)",
-                                  parse=positive_int)
+    hidden_features: int = option(50, "hidden features of the flow's networks (of the classifier)", parse=positive_int)
     num_transforms: int = option(5, "flow transforms", parse=positive_int)
     num_bins: int = option(10, "spline bins (nsf)", parse=positive_int)
     num_components: int = option(10, "mixture components (mdn)", parse=positive_int)
-    embedding: tuple[int, ...] = option((), "widths of an MLP embedding of the features, e.g. 128,32",
-                                        parse=_widths, metavar="WIDTHS")
+    embedding: tuple[int, ...] = option(
+        (), "widths of an MLP embedding of the features, e.g. 128,32", parse=_widths, metavar="WIDTHS"
+    )
+    cnn: tuple[int, ...] = option(
+        (),
+        "output channels of a 1-D CNN over the raw signal columns (raw[t,c]), e.g. 16,32; the embedding "
+        "widths are then its head",
+        parse=_widths,
+        metavar="WIDTHS",
+    )
+    cnn_kernel: int = option(5, "kernel length of the CNN's convolutions (odd)", parse=positive_int)
 
     def __post_init__(self):
         if self.model not in DENSITY_ESTIMATORS + CLASSIFIERS:
-            raise ValueError(f"unknown density estimator {self.model!r}; valid: {', '.join(DENSITY_ESTIMATORS)}; "
-                             f"classifiers (method 'nre'): {', '.join(CLASSIFIERS)}")
+            raise ValueError(
+                f"unknown density estimator {self.model!r}; valid: {', '.join(DENSITY_ESTIMATORS)}; "
+                f"classifiers (method 'nre'): {', '.join(CLASSIFIERS)}"
+            )
         for name in ("hidden_features", "num_transforms", "num_bins", "num_components"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -99,15 +125,29 @@ class EstimatorConfig:
         if any(w < 1 for w in embedding):
             raise ValueError(f"embedding widths must be positive, got {embedding}")
         object.__setattr__(self, "embedding", embedding)
+        cnn = tuple(int(w) for w in (self.cnn or ()))
+        if any(w < 1 for w in cnn):
+            raise ValueError(f"cnn widths must be positive, got {cnn}")
+        object.__setattr__(self, "cnn", cnn)
+        if (
+            isinstance(self.cnn_kernel, bool)
+            or not isinstance(self.cnn_kernel, (int, np.integer))
+            or (self.cnn_kernel < 1 or self.cnn_kernel % 2 == 0)
+        ):
+            raise ValueError(f"cnn_kernel must be an odd positive integer, got {self.cnn_kernel!r}")
+        object.__setattr__(self, "cnn_kernel", int(self.cnn_kernel))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["embedding"] = list(self.embedding)
+        out["cnn"] = list(self.cnn)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EstimatorConfig":
-        return from_mapping(cls, {**data, "embedding": tuple(data.get("embedding", ()))}, "estimator")
+        return from_mapping(
+            cls, {**data, "embedding": tuple(data.get("embedding", ())), "cnn": tuple(data.get("cnn", ()))}, "estimator"
+        )
 
     @classmethod
     def of(cls, value: "str | EstimatorConfig | Mapping[str, Any] | None", method: str = "npe") -> "EstimatorConfig":
@@ -206,23 +246,30 @@ class TrainConfig:
     """Every setting of a training (see :func:`~vbi_dask.train.train_posterior`, whose
     docstring says what each one does). Frozen; :meth:`replace` gives a changed copy."""
 
-    method: str = option("npe", "what to learn: the posterior (npe; snpe-c, atomic loss, for rows from any "
-                                "proposal), the likelihood (nle) or the likelihood ratio (nre)", choices=METHODS)
+    method: str = option(
+        "npe",
+        "what to learn: the posterior (npe; snpe-c, atomic loss, for rows from any "
+        "proposal), the likelihood (nle) or the likelihood ratio (nre)",
+        choices=METHODS,
+    )
     estimator: str | EstimatorConfig | Mapping[str, Any] | None = option(
-        None, "sbi density estimator: nsf, maf, mdn, ...; for --method nre a classifier: resnet, mlp (none: nsf, "
-              "resnet for nre)", metavar="NAME")
-    features: tuple[str, ...] | None = option(None, "feature columns to use: names or prefixes ending in * "
-                                                      "(none: all)", nargs="+", metavar="NAME")
+        None,
+        "sbi density estimator: nsf, maf, mdn, ...; for --method nre a classifier: resnet, mlp (none: nsf, "
+        "resnet for nre)",
+        metavar="NAME",
+    )
+    features: tuple[str, ...] | None = option(
+        None, "feature columns to use: names or prefixes ending in * (none: all)", nargs="+", metavar="NAME"
+    )
     batch_size: int = option(200, "training batch size", parse=positive_int)
     learning_rate: float = option(5e-4, "Adam learning rate", parse=positive_float)
     max_epochs: int = option(1000, "most epochs", parse=positive_int)
-    stop_after_epochs: int = option(20, "epochs without a better validation loss before stopping",
-                                    parse=positive_int)
-    clip_max_norm: float | None = option(5.0, "gradient norm clipping (none: no clipping)",
-                                           parse=_optional_positive_float)
+    stop_after_epochs: int = option(20, "epochs without a better validation loss before stopping", parse=positive_int)
+    clip_max_norm: float | None = option(
+        5.0, "gradient norm clipping (none: no clipping)", parse=_optional_positive_float
+    )
     validation_fraction: float = option(0.1, "fraction of the simulations for validation", parse=_fraction)
-    test_fraction: float = option(0.0, "fraction held out for diagnostics, never read in training",
-                                  parse=_fraction)
+    test_fraction: float = option(0.0, "fraction held out for diagnostics, never read in training", parse=_fraction)
     split_seed: int = option(0, "seed of the split of the simulations", parse=int)
     seed: int = option(0, "seed of the initial weights, the shuffle and every epoch's draws", parse=int)
     buffer_chunks: int = option(16, "store chunks held for shuffling", parse=positive_int)
@@ -231,14 +278,17 @@ class TrainConfig:
     accelerator: str = option("auto", "Lightning's accelerator: cpu, gpu or auto")
     devices: int | str = option(1, "devices, or auto", parse=_devices)
     strategy: str = option("auto", "Lightning's strategy, e.g. ddp")
-    logger: Any = option("csv", "metrics log in the log folder: csv, or tensorboard as well",
-                         choices=("csv", "tensorboard"))
+    logger: Any = option(
+        "csv", "metrics log in the log folder: csv, or tensorboard as well", choices=("csv", "tensorboard")
+    )
     progress: bool = option(True, "show progress", flag=False)  # the command line's --quiet
     precision: str | int | None = option(None, "Lightning's precision, e.g. 32-true, bf16-mixed (none: 32-true)")
-    threads: int | None = option(None, "torch threads (none: the CPUs this process may use, less one, at least 1)",
-                                   parse=positive_int)
+    threads: int | None = option(
+        None, "torch threads (none: the CPUs this process may use, less one, at least 1)", parse=positive_int
+    )
     sample_with: str | SamplerConfig | Mapping[str, Any] = option(
-        "mcmc", "how an nle or nre posterior samples: mcmc (slice sampling) or rejection", choices=SAMPLERS)
+        "mcmc", "how an nle or nre posterior samples: mcmc (slice sampling) or rejection", choices=SAMPLERS
+    )
 
     def __post_init__(self):
         if self.method not in METHODS:

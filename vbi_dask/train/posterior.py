@@ -42,11 +42,24 @@ from .._options import keyword_signature
 from ._methods import METHODS, StoreMCMCPosterior, StoreRejectionPosterior, sampling_posterior
 from .config import EstimatorConfig, SamplerConfig, TrainConfig
 from .data import StoreData
+from .embedding import pooled_statistics
 from .estimator import build_estimator, check_estimator
 
-__all__ = ["PosteriorInfo", "StorePosterior", "StoreMCMCPosterior", "StoreRejectionPosterior", "SamplerConfig",
-           "METHODS", "train_posterior", "save_posterior", "load_posterior", "sample_posterior", "check_observation",
-           "select_features", "SamplingTimeout"]
+__all__ = [
+    "PosteriorInfo",
+    "StorePosterior",
+    "StoreMCMCPosterior",
+    "StoreRejectionPosterior",
+    "SamplerConfig",
+    "METHODS",
+    "train_posterior",
+    "save_posterior",
+    "load_posterior",
+    "sample_posterior",
+    "check_observation",
+    "select_features",
+    "SamplingTimeout",
+]
 
 FORMAT = "vbi-dask-posterior"
 # 2: PosteriorInfo has ``method`` and ``sampling`` (version 1 files read as "npe")
@@ -158,8 +171,10 @@ def select_features(names: Sequence[str], wanted: Sequence[str] | None) -> list[
             hits = [k for k, n in enumerate(names) if n == item]
         if not hits:
             close = difflib.get_close_matches(item, names, n=5)
-            raise ValueError(f"feature {item!r} matches no column of the store ({len(names)} columns, e.g. "
-                             f"{list(names[:4])}); close names: {close}")
+            raise ValueError(
+                f"feature {item!r} matches no column of the store ({len(names)} columns, e.g. "
+                f"{list(names[:4])}); close names: {close}"
+            )
         chosen.update(hits)
     return sorted(chosen)
 
@@ -286,8 +301,16 @@ def train_posterior(
 
     settings = TrainConfig.of(config, **options)
     sampler = settings.sampler
-    data = store if isinstance(store, StoreData) else StoreData(store, validation_fraction=settings.validation_fraction,
-                                                                test_fraction=settings.test_fraction, split_seed=settings.split_seed)
+    data = (
+        store
+        if isinstance(store, StoreData)
+        else StoreData(
+            store,
+            validation_fraction=settings.validation_fraction,
+            test_fraction=settings.test_fraction,
+            split_seed=settings.split_seed,
+        )
+    )
     architecture = settings.estimator_config
     check_estimator(architecture, settings.method, embedding=embedding_net is not None)
     names = data.feature_names
@@ -297,48 +320,96 @@ def train_posterior(
     dropped = [names[k] for k in index if k in constant]
     index = [k for k in index if k not in constant]
     if dropped:
-        warnings.warn(f"{len(dropped)} feature column(s) are constant over the training rows and are not used: "
-                      f"{dropped[:8]}{' ...' if len(dropped) > 8 else ''}", stacklevel=2)
+        warnings.warn(
+            f"{len(dropped)} feature column(s) are constant over the training rows and are not used: "
+            f"{dropped[:8]}{' ...' if len(dropped) > 8 else ''}",
+            stacklevel=2,
+        )
     if not index:
         raise ValueError("no usable feature column: every selected column is constant over the training rows")
     attrs = data.attrs
     prior_dict = _json(attrs["prior"])
     design = prior_from_dict(prior_dict)
     if list(design.param_names) != data.param_names:
-        raise ValueError(f"the store's prior names parameters {design.param_names}, its theta columns are "
-                         f"{data.param_names}")
+        raise ValueError(
+            f"the store's prior names parameters {design.param_names}, its theta columns are {data.param_names}"
+        )
     prior = design.to_torch()
     callbacks = list(callbacks or ())
     # what a checkpoint must share with this call to be resumed by it
-    run = {"method": settings.method, "estimator": architecture.to_dict(), "custom_embedding": embedding_net is not None,
-           "used_features": [names[k] for k in index], "zscore_rows": int(stats.n_rows),
-           "split": {"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
-                     "split_seed": data.split_seed, "n_train": data.n_rows("train"),
-                     "n_validation": data.n_rows("validation")},
-           "batch_size": int(min(settings.batch_size, data.n_rows("train"))), "learning_rate": float(settings.learning_rate),
-           "clip_max_norm": settings.clip_max_norm, "seed": int(settings.seed)}
+    run = {
+        "method": settings.method,
+        "estimator": architecture.to_dict(),
+        "custom_embedding": embedding_net is not None,
+        "used_features": [names[k] for k in index],
+        "zscore_rows": int(stats.n_rows),
+        "split": {
+            "validation_fraction": data.validation_fraction,
+            "test_fraction": data.test_fraction,
+            "split_seed": data.split_seed,
+            "n_train": data.n_rows("train"),
+            "n_validation": data.n_rows("validation"),
+        },
+        "batch_size": int(min(settings.batch_size, data.n_rows("train"))),
+        "learning_rate": float(settings.learning_rate),
+        "clip_max_norm": settings.clip_max_norm,
+        "seed": int(settings.seed),
+    }
     resume = _resume_checkpoint(ckpt_path, log_dir, run)
 
     t0 = time.perf_counter()
+    # raw signal columns are z-scored per channel (see vbi_dask.train.embedding.pooled_statistics)
+    x_mean, x_std = pooled_statistics([names[k] for k in index], stats.x_mean[index], stats.x_std[index])
     owned = log_dir is None
     root = Path(tempfile.mkdtemp(prefix="vbi-dask-train-")) if owned else Path(log_dir)
     try:
         with seeded(settings.seed):
-            net = build_estimator(architecture, theta_mean=stats.theta_mean, theta_std=stats.theta_std,
-                                  feature_index=np.asarray(index), x_mean=stats.x_mean[index],
-                                  x_std=stats.x_std[index], n_features=len(names), embedding_net=embedding_net,
-                                  method=settings.method)
-            module = DensityEstimatorModule(net, settings.learning_rate, run=run, loss=MethodLoss(settings.method, prior=prior))
-            datamodule = StoreDataModule(data, batch_size=settings.batch_size, seed=settings.seed, buffer_chunks=settings.buffer_chunks,
-                                         prefetch_chunks=settings.prefetch_chunks, num_workers=settings.num_workers)
+            net = build_estimator(
+                architecture,
+                theta_mean=stats.theta_mean,
+                theta_std=stats.theta_std,
+                feature_index=np.asarray(index),
+                x_mean=x_mean,
+                x_std=x_std,
+                n_features=len(names),
+                embedding_net=embedding_net,
+                method=settings.method,
+                feature_names=[names[k] for k in index],
+            )
+            module = DensityEstimatorModule(
+                net, settings.learning_rate, run=run, loss=MethodLoss(settings.method, prior=prior)
+            )
+            datamodule = StoreDataModule(
+                data,
+                batch_size=settings.batch_size,
+                seed=settings.seed,
+                buffer_chunks=settings.buffer_chunks,
+                prefetch_chunks=settings.prefetch_chunks,
+                num_workers=settings.num_workers,
+            )
             # full checkpoints (optimiser, epoch, callbacks' state), so that a training can
             # resume: the best epoch's, and every epoch's in last.ckpt (Lightning's own
             # save_last writes only when the best one is written)
-            checkpoint = FolderCheckpoint(dirpath=root / "checkpoints", monitor="val_loss", mode="min", save_top_k=1,
-                                          save_weights_only=False, filename="best", enable_version_counter=False)
-            latest = FolderCheckpoint(dirpath=root / "checkpoints", monitor=None, save_top_k=1,
-                                      save_weights_only=False, filename="last", enable_version_counter=False)
-            stopper = EarlyStopping(monitor="val_loss", mode="min", patience=settings.stop_after_epochs, check_finite=True)
+            checkpoint = FolderCheckpoint(
+                dirpath=root / "checkpoints",
+                monitor="val_loss",
+                mode="min",
+                save_top_k=1,
+                save_weights_only=False,
+                filename="best",
+                enable_version_counter=False,
+            )
+            latest = FolderCheckpoint(
+                dirpath=root / "checkpoints",
+                monitor=None,
+                save_top_k=1,
+                save_weights_only=False,
+                filename="last",
+                enable_version_counter=False,
+            )
+            stopper = EarlyStopping(
+                monitor="val_loss", mode="min", patience=settings.stop_after_epochs, check_finite=True
+            )
             history, torch_threads = History(), TorchThreads(settings.threads)
             ours = [history, EpochSeed(settings.seed), torch_threads, stopper, checkpoint, latest]
             their_bar = any(isinstance(cb, ProgressBar) for cb in callbacks)
@@ -347,13 +418,21 @@ def train_posterior(
             precision = {} if settings.precision is None else {"precision": settings.precision}
             with _quiet(resuming=resume is not None):
                 trainer = L.Trainer(
-                    max_epochs=settings.max_epochs, accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy,
+                    max_epochs=settings.max_epochs,
+                    accelerator=settings.accelerator,
+                    devices=settings.devices,
+                    strategy=settings.strategy,
                     callbacks=ours + callbacks,
                     logger=_loggers(settings.logger, root, None if resume is None else resume[1]),
-                    gradient_clip_val=settings.clip_max_norm, gradient_clip_algorithm="norm",
-                    reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=50,
-                    enable_progress_bar=settings.progress or their_bar, enable_model_summary=False,
-                    default_root_dir=root, **precision,
+                    gradient_clip_val=settings.clip_max_norm,
+                    gradient_clip_algorithm="norm",
+                    reload_dataloaders_every_n_epochs=1,
+                    num_sanity_val_steps=0,
+                    log_every_n_steps=50,
+                    enable_progress_bar=settings.progress or their_bar,
+                    enable_model_summary=False,
+                    default_root_dir=root,
+                    **precision,
                 )
                 t_fit = time.perf_counter()
                 with _interrupt_as_keyboard_interrupt():
@@ -378,28 +457,50 @@ def train_posterior(
         feature_names=tuple(names),
         used_features=tuple(names[k] for k in index),
         estimator=architecture.to_dict(),
-        zscore={"theta_mean": stats.theta_mean.tolist(), "theta_std": stats.theta_std.tolist(),
-                "x_mean": stats.x_mean[index].tolist(), "x_std": stats.x_std[index].tolist(),
-                "n_rows": stats.n_rows, "dropped_constant": dropped},
+        zscore={
+            "theta_mean": stats.theta_mean.tolist(),
+            "theta_std": stats.theta_std.tolist(),
+            "x_mean": x_mean.tolist(),
+            "x_std": x_std.tolist(),
+            "n_rows": stats.n_rows,
+            "dropped_constant": dropped,
+        },
         prior=prior_dict,
         featureset=_json(attrs.get("featureset")),
         simulation=_json(attrs.get("simulation")),
         store=data.store,
-        store_attrs={k: attrs[k] for k in ("seed", "n_sims", "chunk_size", "connectome_hash", "schema_version")
-                     if k in attrs},
-        split={"validation_fraction": data.validation_fraction, "test_fraction": data.test_fraction,
-               "split_seed": data.split_seed, "n_train": data.n_rows("train"),
-               "n_validation": data.n_rows("validation"), "n_test": data.n_rows("test")},
-        training={"seed": settings.seed, "batch_size": datamodule.batch_size, "learning_rate": settings.learning_rate,
-                  "clip_max_norm": settings.clip_max_norm, "max_epochs": settings.max_epochs, "stop_after_epochs": settings.stop_after_epochs,
-                  "epochs": len(rows), "best_epoch": best_epoch.get("epoch"),
-                  "best_val_loss": best_epoch.get("val_loss"), "seconds": seconds,
-                  "fit_seconds": fit_seconds, "samples_seen": n_seen,
-                  "samples_per_s": n_seen_now / max(fit_seconds, 1e-9),
-                  "resumed_from_epoch": None if resume is None else resume[1],
-                  "history": rows, "accelerator": str(trainer.accelerator.__class__.__name__),
-                  "devices": int(trainer.world_size), "precision": str(trainer.precision),
-                  "threads": torch_threads.used},
+        store_attrs={
+            k: attrs[k] for k in ("seed", "n_sims", "chunk_size", "connectome_hash", "schema_version") if k in attrs
+        },
+        split={
+            "validation_fraction": data.validation_fraction,
+            "test_fraction": data.test_fraction,
+            "split_seed": data.split_seed,
+            "n_train": data.n_rows("train"),
+            "n_validation": data.n_rows("validation"),
+            "n_test": data.n_rows("test"),
+        },
+        training={
+            "seed": settings.seed,
+            "batch_size": datamodule.batch_size,
+            "learning_rate": settings.learning_rate,
+            "clip_max_norm": settings.clip_max_norm,
+            "max_epochs": settings.max_epochs,
+            "stop_after_epochs": settings.stop_after_epochs,
+            "epochs": len(rows),
+            "best_epoch": best_epoch.get("epoch"),
+            "best_val_loss": best_epoch.get("val_loss"),
+            "seconds": seconds,
+            "fit_seconds": fit_seconds,
+            "samples_seen": n_seen,
+            "samples_per_s": n_seen_now / max(fit_seconds, 1e-9),
+            "resumed_from_epoch": None if resume is None else resume[1],
+            "history": rows,
+            "accelerator": str(trainer.accelerator.__class__.__name__),
+            "devices": int(trainer.world_size),
+            "precision": str(trainer.precision),
+            "threads": torch_threads.used,
+        },
         custom_embedding=embedding_net is not None,
         signal=signal_layout(data.store),
         method=settings.method,
@@ -430,12 +531,12 @@ def _loggers(logger: Any, root: Path, resumed_from: int | None) -> Any:
 
     if logger is False or logger is None:
         return False
-    if isinstance(logger, Logger) or (isinstance(logger, (list, tuple)) and logger
-                                      and all(isinstance(lg, Logger) for lg in logger)):
+    if isinstance(logger, Logger) or (
+        isinstance(logger, (list, tuple)) and logger and all(isinstance(lg, Logger) for lg in logger)
+    ):
         return logger
     if logger not in ("csv", "tensorboard"):
-        raise ValueError(f"unknown logger {logger!r}; valid: 'csv', 'tensorboard', False, or Lightning logger "
-                         "objects")
+        raise ValueError(f"unknown logger {logger!r}; valid: 'csv', 'tensorboard', False, or Lightning logger objects")
     # a resumed run logs beside the first one (a CSV logger empties the folder it writes)
     version = "" if resumed_from is None else f"resumed_from_epoch_{resumed_from}"
     loggers = [CSVLogger(save_dir=root, name="logs", version=version)]
@@ -458,32 +559,42 @@ def _resume_checkpoint(ckpt_path, log_dir, run: Mapping[str, Any]) -> tuple[Path
     if ckpt_path is None:
         return None
     if log_dir is None:
-        raise FileNotFoundError("a training resumes in its log folder (its checkpoints and logs): give the log_dir "
-                                "of the interrupted training")
+        raise FileNotFoundError(
+            "a training resumes in its log folder (its checkpoints and logs): give the log_dir "
+            "of the interrupted training"
+        )
     folder = Path(log_dir) / "checkpoints"
     if os.fspath(ckpt_path) == "last":
         path = folder / "last.ckpt"
         if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint to resume from in {os.fspath(Path(log_dir))!r} (no "
-                                    "checkpoints/last.ckpt: the training there finished no epoch, or ran elsewhere)")
+            raise FileNotFoundError(
+                f"no checkpoint to resume from in {os.fspath(Path(log_dir))!r} (no "
+                "checkpoints/last.ckpt: the training there finished no epoch, or ran elsewhere)"
+            )
     else:
         path = Path(ckpt_path)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}")
         if path.resolve().parent != folder.resolve():
-            raise ValueError(f"{os.fspath(path)!r} is not in {os.fspath(folder)!r}: a training resumes in the log "
-                             "folder its checkpoint belongs to (copy the whole folder and give it as log_dir)")
+            raise ValueError(
+                f"{os.fspath(path)!r} is not in {os.fspath(folder)!r}: a training resumes in the log "
+                "folder its checkpoint belongs to (copy the whole folder and give it as log_dir)"
+            )
     state = _load_checkpoint(path)
     saved = state.get("vbi_dask_run")
     if saved is None:
         raise ValueError(f"{os.fspath(path)!r} is not a checkpoint written by train_posterior")
     saved, wanted = json.loads(json.dumps(saved)), json.loads(json.dumps(run))
     saved.setdefault("method", "npe")  # checkpoints written before methods existed
-    differences = [f"{key}: {saved.get(key)!r} in the checkpoint, {wanted.get(key)!r} now"
-                   for key in sorted(set(saved) | set(wanted)) if saved.get(key) != wanted.get(key)]
+    differences = [
+        f"{key}: {saved.get(key)!r} in the checkpoint, {wanted.get(key)!r} now"
+        for key in sorted(set(saved) | set(wanted))
+        if saved.get(key) != wanted.get(key)
+    ]
     if differences:
-        raise ValueError(f"cannot resume from {os.fspath(path)!r}: it is a different training ("
-                         + "; ".join(differences) + ")")
+        raise ValueError(
+            f"cannot resume from {os.fspath(path)!r}: it is a different training (" + "; ".join(differences) + ")"
+        )
     return path, int(state["epoch"]) + 1
 
 
@@ -511,8 +622,16 @@ def _rows_per_epoch(datamodule, world_size: int, epoch: int) -> int:
     from .data import StoreStream
 
     dm = datamodule
-    stream = StoreStream(dm.data, "train", batch_size=dm.batch_size, seed=dm.seed, epoch=epoch, shuffle=True,
-                         drop_last=True, prefetch_chunks=0)
+    stream = StoreStream(
+        dm.data,
+        "train",
+        batch_size=dm.batch_size,
+        seed=dm.seed,
+        epoch=epoch,
+        shuffle=True,
+        drop_last=True,
+        prefetch_chunks=0,
+    )
     return sum(sum(sizes) for sizes in stream.batch_sizes(world_size * max(1, dm.num_workers)))
 
 
@@ -571,8 +690,9 @@ class _quiet:
 
 
 # ---------------------------------------------------------------------- save / load
-def save_posterior(posterior: StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior,
-                   path: str | os.PathLike) -> Path:
+def save_posterior(
+    posterior: StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior, path: str | os.PathLike
+) -> Path:
     """Write the estimator's weights and :class:`PosteriorInfo` to ``path`` (a torch
     file readable with ``weights_only=True``: no pickled code).
 
@@ -582,19 +702,28 @@ def save_posterior(posterior: StorePosterior | StoreMCMCPosterior | StoreRejecti
         Not a posterior from :func:`train_posterior` or :func:`load_posterior`.
     """
     if not isinstance(posterior, STORE_POSTERIORS):
-        raise TypeError("expected a StorePosterior, StoreMCMCPosterior or StoreRejectionPosterior (from "
-                        f"train_posterior), got {type(posterior).__name__}")
+        raise TypeError(
+            "expected a StorePosterior, StoreMCMCPosterior or StoreRejectionPosterior (from "
+            f"train_posterior), got {type(posterior).__name__}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "info": json.dumps(posterior.info.to_dict()),
-               "state_dict": {k: v.detach().cpu() for k, v in _estimator(posterior).state_dict().items()}}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "info": json.dumps(posterior.info.to_dict()),
+        "state_dict": {k: v.detach().cpu() for k, v in _estimator(posterior).state_dict().items()},
+    }
     torch.save(payload, path)
     return path
 
 
-def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | None = None,
-                   sample_with: str | SamplerConfig | Mapping[str, Any] | None = None,
-                   ) -> StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior:
+def load_posterior(
+    path: str | os.PathLike,
+    *,
+    embedding_net: torch.nn.Module | None = None,
+    sample_with: str | SamplerConfig | Mapping[str, Any] | None = None,
+) -> StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior:
     """A posterior saved by :func:`save_posterior` (on the CPU), of the class
     :func:`train_posterior` returned for its method.
 
@@ -622,19 +751,31 @@ def load_posterior(path: str | os.PathLike, *, embedding_net: torch.nn.Module | 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not a vbi-dask posterior file")
     if payload["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)!r} has format version {payload['format_version']}; this vbi-dask reads "
-                         f"up to {FORMAT_VERSION}")
+        raise ValueError(
+            f"{os.fspath(path)!r} has format version {payload['format_version']}; this vbi-dask reads "
+            f"up to {FORMAT_VERSION}"
+        )
     info = PosteriorInfo.from_dict(json.loads(payload["info"]))
     if info.custom_embedding and embedding_net is None:
-        raise ValueError("this posterior was trained with a custom embedding net: pass a fresh instance of the same "
-                         "architecture as embedding_net=")
+        raise ValueError(
+            "this posterior was trained with a custom embedding net: pass a fresh instance of the same "
+            "architecture as embedding_net="
+        )
     if sample_with is not None and info.method in ("nle", "nre"):
         info = dataclasses.replace(info, sampling=SamplerConfig.of(sample_with).to_dict())
     z = info.zscore
-    net = build_estimator(EstimatorConfig.from_dict(dict(info.estimator)), theta_mean=np.asarray(z["theta_mean"]),
-                          theta_std=np.asarray(z["theta_std"]), feature_index=info.feature_index,
-                          x_mean=np.asarray(z["x_mean"]), x_std=np.asarray(z["x_std"]),
-                          n_features=len(info.feature_names), embedding_net=embedding_net, method=info.method)
+    net = build_estimator(
+        EstimatorConfig.from_dict(dict(info.estimator)),
+        theta_mean=np.asarray(z["theta_mean"]),
+        theta_std=np.asarray(z["theta_std"]),
+        feature_index=info.feature_index,
+        x_mean=np.asarray(z["x_mean"]),
+        x_std=np.asarray(z["x_std"]),
+        n_features=len(info.feature_names),
+        embedding_net=embedding_net,
+        method=info.method,
+        feature_names=list(info.used_features),
+    )
     net.load_state_dict(payload["state_dict"])
     return _posterior(net.eval(), prior_from_dict(info.prior).to_torch(), info)
 
@@ -661,9 +802,11 @@ def check_observation(x: Any, info: PosteriorInfo) -> tuple[torch.Tensor, bool]:
             given = [str(n) for n in x["feature"].values]
             missing = [n for n in names if n not in set(given)]
             if missing:
-                raise ValueError(f"the observation lacks {len(missing)} of the posterior's {len(names)} features, "
-                                 f"e.g. {missing[:5]}: compute it with the store's feature set "
-                                 "(vbi_dask.train.observe_signal)")
+                raise ValueError(
+                    f"the observation lacks {len(missing)} of the posterior's {len(names)} features, "
+                    f"e.g. {missing[:5]}: compute it with the store's feature set "
+                    "(vbi_dask.train.observe_signal)"
+                )
             x = x.sel(feature=names)
         other = [d for d in x.dims if d != "feature"]
         x = x.transpose(*other, "feature").values
@@ -673,9 +816,11 @@ def check_observation(x: Any, info: PosteriorInfo) -> tuple[torch.Tensor, bool]:
         raise ValueError(f"an observation must be (feature,) or (obs, feature), got shape {array.shape}")
     array = array.reshape(-1, array.shape[-1])
     if array.shape[1] != len(names):
-        raise ValueError(f"the observation has {array.shape[1]} feature columns; this posterior takes the store's "
-                         f"{len(names)} ({names[:3]} ...): compute features with the store's feature set "
-                         "(vbi_dask.train.observe_signal), on a recording of the same length and nodes")
+        raise ValueError(
+            f"the observation has {array.shape[1]} feature columns; this posterior takes the store's "
+            f"{len(names)} ({names[:3]} ...): compute features with the store's feature set "
+            "(vbi_dask.train.observe_signal), on a recording of the same length and nodes"
+        )
     used = info.feature_index
     bad = ~np.isfinite(array[:, used])
     if bad.any():
@@ -687,9 +832,16 @@ def check_observation(x: Any, info: PosteriorInfo) -> tuple[torch.Tensor, bool]:
     return torch.as_tensor(array, dtype=torch.float32), single
 
 
-def sample_posterior(posterior: StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior, x: Any,
-                     n_samples: int = 1000, *, seed: int = 0, max_sampling_batch_size: int = 10_000,
-                     reject_outside_prior: bool = True, max_sampling_time: float | None = None) -> xr.DataArray:
+def sample_posterior(
+    posterior: StorePosterior | StoreMCMCPosterior | StoreRejectionPosterior,
+    x: Any,
+    n_samples: int = 1000,
+    *,
+    seed: int = 0,
+    max_sampling_batch_size: int = 10_000,
+    reject_outside_prior: bool = True,
+    max_sampling_time: float | None = None,
+) -> xr.DataArray:
     """Posterior samples for one observation or a batch.
 
     Parameters
@@ -731,68 +883,86 @@ def sample_posterior(posterior: StorePosterior | StoreMCMCPosterior | StoreRejec
     if max_sampling_time is not None and not max_sampling_time > 0:
         raise ValueError(f"max_sampling_time must be a positive number of seconds or None, got {max_sampling_time!r}")
     tensor, single = check_observation(x, posterior.info)
-    with torch.random.fork_rng(devices=[]), _numpy_seeded(seed), warnings.catch_warnings(), \
-            _without_acceptance_log():
+    with torch.random.fork_rng(devices=[]), _numpy_seeded(seed), warnings.catch_warnings(), _without_acceptance_log():
         warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")  # nflows' LU layers
         torch.manual_seed(seed)
         if isinstance(posterior, StorePosterior):
-            samples = _sample_direct(posterior, tensor, single, n_samples, max_sampling_batch_size,
-                                     reject_outside_prior, max_sampling_time)
+            samples = _sample_direct(
+                posterior, tensor, single, n_samples, max_sampling_batch_size, reject_outside_prior, max_sampling_time
+            )
         else:
             samples = _sample_one_by_one(posterior, tensor, n_samples, max_sampling_batch_size, max_sampling_time)
             samples = samples[:, 0] if single else samples
     dims = ("sample", "param") if single else ("sample", "obs", "param")
-    return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)},
-                        name="theta")
+    return xr.DataArray(samples.numpy(), dims=dims, coords={"param": list(posterior.info.param_names)}, name="theta")
 
 
-def _sample_direct(posterior: StorePosterior, tensor: torch.Tensor, single: bool, n_samples: int,
-                   max_sampling_batch_size: int, reject_outside_prior: bool,
-                   max_sampling_time: float | None) -> torch.Tensor:
+def _sample_direct(
+    posterior: StorePosterior,
+    tensor: torch.Tensor,
+    single: bool,
+    n_samples: int,
+    max_sampling_batch_size: int,
+    reject_outside_prior: bool,
+    max_sampling_time: float | None,
+) -> torch.Tensor:
     """Samples of a DirectPosterior: (sample, param), or (sample, obs, param) for a batch."""
     options = {"reject_outside_prior": reject_outside_prior, "max_sampling_time": max_sampling_time}
     started = time.monotonic()
     with torch.no_grad():
         try:
             if single:
-                return posterior.sample((n_samples,), x=tensor, show_progress_bars=False,
-                                        max_sampling_batch_size=max_sampling_batch_size, **options)
+                return posterior.sample(
+                    (n_samples,),
+                    x=tensor,
+                    show_progress_bars=False,
+                    max_sampling_batch_size=max_sampling_batch_size,
+                    **options,
+                )
             # sbi caps batch x observations at 100_000 (with a warning): cap it here
             per_obs = max(1, min(max_sampling_batch_size, 100_000 // len(tensor)))
-            return posterior.sample_batched((n_samples,), x=tensor, show_progress_bars=False,
-                                            max_sampling_batch_size=per_obs, **options)
+            return posterior.sample_batched(
+                (n_samples,), x=tensor, show_progress_bars=False, max_sampling_batch_size=per_obs, **options
+            )
         except RuntimeError as error:
             # sbi raises a bare RuntimeError at its time limit: tell why, with numbers
-            if not reject_outside_prior or max_sampling_time is None or \
-                    time.monotonic() - started < max_sampling_time:
+            if not reject_outside_prior or max_sampling_time is None or time.monotonic() - started < max_sampling_time:
                 raise
-            raise SamplingTimeout(_timeout_message(posterior, tensor, single, n_samples,
-                                                   max_sampling_time)) from error
+            raise SamplingTimeout(_timeout_message(posterior, tensor, single, n_samples, max_sampling_time)) from error
 
 
-def _sample_one_by_one(posterior: StoreMCMCPosterior | StoreRejectionPosterior, tensor: torch.Tensor,
-                       n_samples: int, max_sampling_batch_size: int,
-                       max_sampling_time: float | None) -> torch.Tensor:
+def _sample_one_by_one(
+    posterior: StoreMCMCPosterior | StoreRejectionPosterior,
+    tensor: torch.Tensor,
+    n_samples: int,
+    max_sampling_batch_size: int,
+    max_sampling_time: float | None,
+) -> torch.Tensor:
     """(sample, obs, param) samples of an MCMC or rejection posterior, one observation
     after the other (sbi reads a batch of x as iid trials of one observation)."""
     out = []
     for k in range(len(tensor)):
-        x_k = tensor[k:k + 1]
+        x_k = tensor[k : k + 1]
         if isinstance(posterior, StoreMCMCPosterior):
             samples = posterior.sample((n_samples,), x=x_k, show_progress_bars=False)
         else:
             started = time.monotonic()
             try:
-                samples = posterior.sample((n_samples,), x=x_k, show_progress_bars=False,
-                                           max_sampling_batch_size=max_sampling_batch_size,
-                                           max_sampling_time=max_sampling_time)
+                samples = posterior.sample(
+                    (n_samples,),
+                    x=x_k,
+                    show_progress_bars=False,
+                    max_sampling_batch_size=max_sampling_batch_size,
+                    max_sampling_time=max_sampling_time,
+                )
             except RuntimeError as error:
                 if max_sampling_time is None or time.monotonic() - started < max_sampling_time:
                     raise
-                raise SamplingTimeout(f"rejection sampling of observation {k} did not finish within "
-                                      f"max_sampling_time={max_sampling_time:g} s: allow more time, ask for fewer "
-                                      "samples, or sample with MCMC (load_posterior(..., sample_with='mcmc'))"
-                                      ) from error
+                raise SamplingTimeout(
+                    f"rejection sampling of observation {k} did not finish within "
+                    f"max_sampling_time={max_sampling_time:g} s: allow more time, ask for fewer "
+                    "samples, or sample with MCMC (load_posterior(..., sample_with='mcmc'))"
+                ) from error
         out.append(samples.detach())
     return torch.stack(out, dim=1)
 
@@ -814,8 +984,7 @@ class _numpy_seeded:
         return False
 
 
-def _timeout_message(posterior: StorePosterior, x: torch.Tensor, single: bool, n_samples: int,
-                     seconds: float) -> str:
+def _timeout_message(posterior: StorePosterior, x: torch.Tensor, single: bool, n_samples: int, seconds: float) -> str:
     """Why rejection sampling timed out, from the acceptance rate measured on fresh draws."""
     from sbi.utils import within_support
 
@@ -826,16 +995,22 @@ def _timeout_message(posterior: StorePosterior, x: torch.Tensor, single: bool, n
     worst = int(np.argmin(accepted))
     rate = accepted[worst] / draws
     where = "" if single else f" for observation {worst}"
-    measured = (f"acceptance rate {rate:.3%}{where} ({accepted[worst]} of {draws} draws from the flow lie inside "
-                "the prior's support)")
+    measured = (
+        f"acceptance rate {rate:.3%}{where} ({accepted[worst]} of {draws} draws from the flow lie inside "
+        "the prior's support)"
+    )
     if rate < 0.01:  # sbi's own threshold for warning about slow rejection
-        return (f"sampling within the prior stopped after max_sampling_time={seconds:g} s: {measured}. The "
-                "observation lies outside what the simulations produce (the prior's support): check the "
-                "observation's features (the store's feature set, recording length and nodes), widen the prior and "
-                "simulate again, or sample without rejection (--no-reject; reject_outside_prior=False) to see the "
-                "unrestricted posterior")
-    return (f"sampling {n_samples} samples within the prior did not finish within max_sampling_time={seconds:g} s "
-            f"({measured}): allow more time (--max-sampling-time) or ask for fewer samples")
+        return (
+            f"sampling within the prior stopped after max_sampling_time={seconds:g} s: {measured}. The "
+            "observation lies outside what the simulations produce (the prior's support): check the "
+            "observation's features (the store's feature set, recording length and nodes), widen the prior and "
+            "simulate again, or sample without rejection (--no-reject; reject_outside_prior=False) to see the "
+            "unrestricted posterior"
+        )
+    return (
+        f"sampling {n_samples} samples within the prior did not finish within max_sampling_time={seconds:g} s "
+        f"({measured}): allow more time (--max-sampling-time) or ask for fewer samples"
+    )
 
 
 class _without_acceptance_log:
