@@ -165,6 +165,23 @@ def raw_peak_rss_ratio(folder: Path) -> tuple[float, dict, dict, float]:
     return results[1]["rss_kb"] / results[0]["rss_kb"], results[0], results[1], budget_mb
 
 
+def raw_rss_row(folder: Path) -> dict:
+    """The ``train.raw.peak_rss_ratio_10x`` row (see :func:`raw_peak_rss_ratio`), recorded."""
+    ratio, small, large, budget_mb = raw_peak_rss_ratio(folder)
+    return record(
+        "train.raw.peak_rss_ratio_10x",
+        ratio,
+        "ratio",
+        memory_budget_mb=budget_mb,
+        small_store_mb=budget_mb,
+        large_store_mb=10 * budget_mb,
+        small_rss_kb=small["rss_kb"],
+        large_rss_kb=large["rss_kb"],
+        small_rows=small["rows"],
+        large_rows=large["rows"],
+    )
+
+
 LOADED_ROWS, LOADED_EPOCHS = 6_000, 2
 
 
@@ -250,20 +267,7 @@ def main() -> int:
             n_nodes=N_PARAMS,
         )
         if args.only == "raw":
-            ratio, small, large, budget_mb = raw_peak_rss_ratio(folder)
-            print(
-                record(
-                    "train.raw.peak_rss_ratio_10x",
-                    ratio,
-                    "ratio",
-                    memory_budget_mb=budget_mb,
-                    large_store_mb=10 * budget_mb,
-                    small_rss_kb=small["rss_kb"],
-                    large_rss_kb=large["rss_kb"],
-                    small_rows=small["rows"],
-                    large_rows=large["rows"],
-                )
-            )
+            print(raw_rss_row(folder))
             return 0
         if args.only == "loaded":
             row = loaded_vs_quiet(folder, prior, args.repeats)
@@ -315,21 +319,7 @@ def main() -> int:
                 large_rows=large["rows"],
             )
         )
-        ratio, small, large, budget_mb = raw_peak_rss_ratio(folder)
-        print(
-            record(
-                "train.raw.peak_rss_ratio_10x",
-                ratio,
-                "ratio",
-                memory_budget_mb=budget_mb,
-                small_store_mb=budget_mb,
-                large_store_mb=10 * budget_mb,
-                small_rss_kb=small["rss_kb"],
-                large_rss_kb=large["rss_kb"],
-                small_rows=small["rows"],
-                large_rows=large["rows"],
-            )
-        )
+        print(raw_rss_row(folder))
         row = loaded_vs_quiet(folder, prior, args.repeats)
         print(record("train.loaded_vs_quiet", row.pop("ratio"), "ratio", **row))
     finally:
