@@ -214,9 +214,12 @@ class Budget(_BudgetBase):
         return result
 
     def _allocation(self) -> dict[str, Any]:
+        layout = self.layout
         return {
             "connectome": self.simulation.connectome,
-            "time_bold_ms": self.layout.time_bold_ms if self.keep_bold else None,
+            "time_bold_ms": layout.time_bold_ms if self.keep_bold else None,
+            # each column's signal, when the feature entries name theirs
+            "feature_signals": list(layout.column_signals) if layout.named else None,
         }
 
     def _placement(self, client) -> dict[str, Any]:

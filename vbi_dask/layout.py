@@ -71,6 +71,7 @@ class SignalLayout:
     signals: tuple[Signal, ...]
     feature_names: tuple[str, ...]
     time_bold_ms: np.ndarray | None
+    column_signals: tuple[str, ...] = ()  # each column's signal key (the store's ``feature_signal`` coordinate)
 
     @property
     def signal(self) -> str:
@@ -155,8 +156,10 @@ def signal_layout(sim: Simulation, features: FeatureSet) -> SignalLayout:
         signals.append(Signal(key, name, n_time, dt_ms, n_channels, dim))
     shapes = {s.name: (s.n_channels, s.n_time, s.dt_ms) for s in signals}
     names = tuple(features.names_of(shapes))
+    keys = {s.name: s.key for s in signals}
+    columns = tuple(keys[spec.signal] for spec in features.specs for _ in spec.names(*shapes[spec.signal]))
     time_bold = sim.bold_times_ms() if sim.bold_monitor is not None else None
-    return SignalLayout(tuple(signals), names, time_bold)
+    return SignalLayout(tuple(signals), names, time_bold, columns)
 
 
 def feature_signals(

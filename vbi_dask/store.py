@@ -198,13 +198,16 @@ def allocate(
     attrs: Mapping[str, Any],
     time_bold_ms: np.ndarray | None = None,
     rounds: bool = False,
+    feature_signals: list[str] | None = None,
 ) -> None:
     """Create the store with every variable allocated and no simulation written.
 
     Writes metadata, coordinates and the connectome only (``to_zarr(compute=False)``).
     ``connectome`` is None for an external simulator's store (no ``node`` dim, no
     connectome variables; see :func:`is_external`). ``rounds``: a sequential store, with
-    the ``round`` variable (see :mod:`vbi_dask.sequential`).
+    the ``round`` variable (see :mod:`vbi_dask.sequential`). ``feature_signals``: each
+    feature column's signal (``"bold"``, ``"eeg"``, ...), the coordinate
+    ``feature_signal(feature)``: ``ds.sel(feature=ds.feature_signal == "eeg")``.
     """
     import dask.array as da
 
@@ -227,6 +230,8 @@ def allocate(
         "param": np.array(param_names, dtype=object),
         "feature": np.array(feature_names, dtype=object),
     }
+    if feature_signals is not None:
+        coords["feature_signal"] = ("feature", np.array(feature_signals, dtype=object))
     if connectome is not None:
         n, labels = connectome.n_nodes, np.array(connectome.labels, dtype=object)
         data["connectome_weights"] = (("node", "node_from"), connectome.weights)

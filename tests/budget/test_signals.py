@@ -63,6 +63,11 @@ def test_columns_name_their_signal_and_match_numpy_references(store):
     ]
     assert names[-N_NODES:] == [f"mean[{k}]" for k in range(N_NODES)]
     assert ds.attrs["feature_signal"] == "bold,eeg,temporal_average"
+    # each column's signal is a coordinate: selecting one modality is one call
+    signal_of = [n.split(".")[0] if "." in n else "bold" for n in names]  # unnamed entries: the default, BOLD
+    assert list(ds["feature_signal"].values) == signal_of
+    eeg_columns = ds.sel(feature=ds["feature_signal"] == "eeg")["feature"].values
+    assert list(eeg_columns) == [n for n in names if n.startswith("eeg.")]
     # rows 4..7 again, through Simulation.run (xarray) and NumPy
     b = budget()
     theta = ds["theta"].values[4:8]
