@@ -22,15 +22,7 @@ from .features import FeatureSet
 from .monitors import EEG, MEG, Bold, Raw, TemporalAverage
 from .simulation import Simulation
 
-__all__ = [
-    "Signal",
-    "SignalLayout",
-    "SIGNAL_NAMES",
-    "signal_layout",
-    "feature_signals",
-    "feature_signal",
-    "default_key",
-]
+__all__ = ["Signal", "SignalLayout", "SIGNAL_NAMES", "signal_layout", "feature_signals", "default_key"]
 
 # a monitor's signal name in feature sets (and in YAML, the monitor's own key)
 SIGNAL_NAMES = {Bold: "bold", Raw: "raw", TemporalAverage: "temporal_average", EEG: "eeg", MEG: "meg"}
@@ -193,21 +185,3 @@ def feature_signals(
         else:
             signals[key] = np.moveaxis(out["sampled"][:, 0], -1, 0)
     return signals, out
-
-
-def feature_signal(
-    sim: Simulation,
-    prior,
-    theta: np.ndarray,
-    *,
-    seed: int,
-    first_sim: int,
-    threads: int | None = 1,
-    backend: str = "cpu",
-) -> tuple[np.ndarray, dict]:
-    """The default signal (sim, time, node) of :func:`feature_signals` (BOLD when
-    monitored, else the first observable of the sampled monitor) and the kernel's outputs."""
-    signals, out = feature_signals(
-        sim, FeatureSet(["moments"]), prior, theta, seed=seed, first_sim=first_sim, threads=threads, backend=backend
-    )
-    return next(iter(signals.values())), out
