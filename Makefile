@@ -22,6 +22,7 @@ demo: install
 
 test: install
 	$(PY) -m ruff check vbi_dask kernels tests bench
+	$(PY) -m ruff format --check vbi_dask kernels tests bench
 	$(PY) -m pytest -q
 	# CUDA kernels on the Numba CUDA simulator (set before numba is imported: own process)
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q tests/gpu
