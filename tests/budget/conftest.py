@@ -28,6 +28,15 @@ def connectome() -> Connectome:
     return Connectome(weights=weights / weights.max(), tract_lengths_mm=(lengths + lengths.T) / 2, name="tiny")
 
 
+def connectome_config(folder) -> dict:
+    """:func:`connectome` written as text files into ``folder``, and the configuration's
+    ``connectome`` section that reads them (paths relative to ``folder``)."""
+    c = connectome()
+    np.savetxt(Path(folder) / "w.txt", c.weights)
+    np.savetxt(Path(folder) / "l.txt", c.tract_lengths_mm)
+    return {"weights": "w.txt", "tract_lengths": "l.txt", "normalise": "none", "name": "tiny"}
+
+
 def simulation(duration_ms: float = 2000.0) -> Simulation:
     """MPR, 6 nodes, dt 0.1 ms, temporal average + BOLD (TR 100 ms): one kernel for every test."""
     return Simulation(

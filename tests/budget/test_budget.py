@@ -227,14 +227,11 @@ def test_a_store_of_other_kernel_numerics_is_not_resumed(reference_store, tmp_pa
 
 
 def test_budget_from_config(tmp_path):
-    from .conftest import connectome
+    from .conftest import connectome_config
 
-    c = connectome()
-    np.savetxt(tmp_path / "w.txt", c.weights)
-    np.savetxt(tmp_path / "l.txt", c.tract_lengths_mm)
     config = {
         "model": "mpr",
-        "connectome": {"weights": "w.txt", "tract_lengths": "l.txt", "normalise": "none", "name": "tiny"},
+        "connectome": connectome_config(tmp_path),
         "simulation": {
             "dt_ms": 0.1,
             "duration_ms": 2000.0,

@@ -15,7 +15,7 @@ from vbi_dask.features import FeatureSet
 from vbi_dask.store import open_store, signal_layout
 from vbi_dask.train import observe_signal
 
-from .conftest import N_NODES, assert_same_data, connectome, prior
+from .conftest import N_NODES, assert_same_data, connectome, connectome_config, prior
 
 # a lead field of 4 sensors (V per unit of v); fixed numbers, so the EEG is an independent NumPy product
 GAIN = np.random.default_rng(3).normal(0.0, 1e-6, (4, N_NODES))
@@ -182,12 +182,9 @@ def test_signals_the_simulation_does_not_monitor_are_refused():
 
 
 def test_the_command_line_runs_a_yaml_budget_of_three_signals(tmp_path, store):
-    c = connectome()
-    np.savetxt(tmp_path / "w.txt", c.weights)
-    np.savetxt(tmp_path / "l.txt", c.tract_lengths_mm)
     config = {
         "model": "mpr",
-        "connectome": {"weights": "w.txt", "tract_lengths": "l.txt", "normalise": "none", "name": "tiny"},
+        "connectome": connectome_config(tmp_path),
         "simulation": {
             "dt_ms": 0.1,
             "duration_ms": 2000.0,
