@@ -138,11 +138,7 @@ class SequentialSettings:
         if observed.ndim != 1 or observed.size == 0:
             raise ValueError(f"observed must be one feature vector, got shape {observed.shape}")
         object.__setattr__(self, "observed", tuple(float(v) for v in observed))
-        unknown = sorted(set(self.train) - set(TRAIN_KEYS))
-        if unknown:
-            raise ValueError(
-                f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}"
-            )
+        _check_train_keys(self.train)
         train = json.loads(json.dumps(dict(self.train), default=_jsonable))
         object.__setattr__(self, "train", train)
 
@@ -166,6 +162,13 @@ class SequentialSettings:
         )
 
 
+def _check_train_keys(train: Mapping[str, Any]) -> None:
+    """Refuse training settings outside :data:`TRAIN_KEYS`, listing the valid ones."""
+    unknown = sorted(set(train) - set(TRAIN_KEYS))
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}")
+
+
 def _round_training(train: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of :data:`TRAIN_KEYS` that differ from
     :class:`~vbi_dask.train.config.TrainConfig`'s defaults (the estimator: the fields of
@@ -176,9 +179,7 @@ def _round_training(train: Mapping[str, Any]) -> dict[str, Any]:
 
     from .train.config import EstimatorConfig, TrainConfig
 
-    unknown = sorted(set(train) - set(TRAIN_KEYS))
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {unknown} for sequential rounds; valid: {', '.join(TRAIN_KEYS)}")
+    _check_train_keys(train)
     config, default = TrainConfig.of(dict(train)), TrainConfig()
     out = {
         key: getattr(config, key)
