@@ -108,12 +108,23 @@ def loops_over(g: Gen, header: str):
     g.dedent()
 
 
+def at_least(v, lo):
+    """``max(v, lo)`` with Python's semantics (NaN stays NaN). The builtin's two-argument
+    form fails to compile on Numba's CUDA target since 0.66 (numba issue #10753)."""
+    return lo if lo > v else v
+
+
+def at_most(v, hi):
+    """``min(v, hi)``, likewise."""
+    return hi if hi < v else v
+
+
 def clamp(cfg, s: int, expr: str) -> str:
     lo, hi = cfg.bounds[s]
     if lo is not None:
-        expr = f"max({expr}, DT({lo!r}))"
+        expr = f"at_least({expr}, DT({lo!r}))"
     if hi is not None:
-        expr = f"min({expr}, DT({hi!r}))"
+        expr = f"at_most({expr}, DT({hi!r}))"
     return expr
 
 
@@ -151,7 +162,8 @@ def emit_time_loop(g: Gen, cfg, layout: Layout, first: str, last: str):
         emit_history_write(g, cfg, layout, "x", keep_efferent=False)
         args = dict(zip(LONG_PASS_ARGS, LONG_PASS_ARGS), h0="head")
         g(f"long_pass({csv([args[a] for a in LONG_PASS_ARGS] + list(layout.thread))})")
-        g(f"for n in range(n0, min(n0 + T, {last})):")
+        g(f"n_end = n0 + T if n0 + T < {last} else {last}  # (not min(): see at_least)")
+        g("for n in range(n0, n_end):")
     else:
         g(f"for n in range({first}, {last}):")
     g.indent()
@@ -167,6 +179,7 @@ def call_args(cfg, role: str, X: str) -> str:
     if role == "drift":
         rows.update({name: f"cpl[{k}, i, l]" for k, name in enumerate(cfg.coupling_inputs)})
     rows.update({name: f"Pb[{p}, i, l]" for p, name in enumerate(cfg.param_names)})
+    rows["tables"] = "tables"
     names = cfg.arguments(role)
     unknown = [name for name in names if name not in rows]
     if unknown:
@@ -232,6 +245,7 @@ COUPLING_ARGS = (
     "drow",
     "UH",
     "UTBLK",
+    "tables",
 )
 
 
@@ -278,14 +292,14 @@ def emit_coupling_helper(g: Gen, cfg, layout: Layout):
             _emit_edge(g, cfg, f"idx + {uconst(p)}")
             for ch in range(NCH):
                 for lane in lanes:
-                    g(f"{acc(p, ch, lane)} += w * E[{ch}, j, s, {lane}]")
+                    g(f"{acc(p, ch, lane)} += {weight(cfg, ch)} * E[{ch}, j, s, {lane}]")
         g.dedent()
         g("for idx in range(e4, e1):")
         g.indent()
         _emit_edge(g, cfg, "idx")
         for ch in range(NCH):
             for lane in lanes:
-                g(f"{acc(0, ch, lane)} += w * E[{ch}, j, s, {lane}]")
+                g(f"{acc(0, ch, lane)} += {weight(cfg, ch)} * E[{ch}, j, s, {lane}]")
         g.dedent()
         for lane in lanes:
             for k in range(K):
@@ -305,11 +319,23 @@ def emit_coupling_helper(g: Gen, cfg, layout: Layout):
     g()
 
 
-def _emit_edge(g: Gen, cfg, idx: str):
-    """Source node ``j``, weight ``w`` and history slot ``s`` of edge ``idx`` (unsigned
-    arithmetic: the slot is ``head + back`` wrapped into the ring)."""
-    g(f"j = indices[{idx}]")
+def weight(cfg, ch: int) -> str:
+    """The weight of channel ``ch``'s sums: ``w``, or ``ww = w * w`` for a coupled signal
+    summed with squared weights."""
+    return "ww" if ch // cfg.n_pre in cfg.squared else "w"
+
+
+def _emit_weight(g: Gen, cfg, idx: str):
     g(f"w = weights[{idx}]")
+    if cfg.squared:
+        g("ww = w * w")
+
+
+def _emit_edge(g: Gen, cfg, idx: str):
+    """Source node ``j``, weight ``w`` (and ``ww``) and history slot ``s`` of edge ``idx``
+    (unsigned arithmetic: the slot is ``head + back`` wrapped into the ring)."""
+    g(f"j = indices[{idx}]")
+    _emit_weight(g, cfg, idx)
     if cfg.delays:
         g(f"s = head + back[{idx}]")
         g("if s >= UH:")
@@ -370,7 +396,7 @@ def _emit_window_chunk(g: Gen, cfg, layout: Layout, count: int):
     g("for idx in range(indptr[i], split[i]):")
     g.indent()
     g("j = indices[idx]")
-    g("w = weights[idx]")
+    _emit_weight(g, cfg, "idx")
     g("s = h0 + back[idx]")
     g("if s >= UH:")
     g("    s -= UH")
@@ -383,7 +409,7 @@ def _emit_window_chunk(g: Gen, cfg, layout: Layout, count: int):
                 else:
                     offset = f"{uconst(tb)} * UW + np.uint64({lane})"
                 channel = f" + {uconst(ch)} * CHS" if ch else ""
-                g(f"{acc(tb, ch, lane)} += w * Ef[base{channel} + {offset}]")
+                g(f"{acc(tb, ch, lane)} += {weight(cfg, ch)} * Ef[base{channel} + {offset}]")
     g.dedent()
     for tb in range(count):
         for ch in range(NCH):

@@ -34,7 +34,8 @@ class KernelConfig:
     ``equations(ftype, jit) -> (drift, efferent, observe)`` is the model's factory
     and the coupling's ``pre``/``post``. The equations' arguments are bound by name:
     ``state_names``, ``coupling_inputs`` and ``param_names`` give the rows of the state,
-    coupling-input and parameter arrays. ``noisy`` lists the state indices with noise.
+    coupling-input and parameter arrays; the argument ``tables`` is bound to the input of
+    that name. ``noisy`` lists the state indices with noise.
     """
 
     equations: Callable
@@ -54,6 +55,7 @@ class KernelConfig:
     bold: bool
     dtype: str
     stimulus: int = -1  # index of the state receiving a stimulus (parameter row n_params + 1), -1: none
+    squared: tuple[int, ...] = ()  # coupled signals summed with squared weights w_ij^2
 
     @property
     def lanes(self) -> int:
@@ -86,7 +88,7 @@ def _argument_names(equations: Callable) -> dict[str, tuple[str, ...]]:
 @dataclass
 class KernelInputs:
     """One kernel call: the state, parameters, edges, noise, monitors' outputs (filled in
-    place) and the stimulus, by name. ``x0`` (state, node, sim) and ``P`` (param, node,
+    place), the stimulus and the model's tables, by name. ``x0`` (state, node, sim) and ``P`` (param, node,
     sim) hold every simulation of the batch; the outputs ``out_mon`` (time, obs, node,
     sim) and ``out_bold`` (time, node, sim) are written.
     """
@@ -115,6 +117,7 @@ class KernelInputs:
     bc: np.ndarray
     out_bold: np.ndarray
     stim: np.ndarray
+    tables: np.ndarray  # the model's data tables (global memory on CUDA), a placeholder if none
     H: int  # the delay history ring's length (see .edges.EdgePlan)
     T: int  # steps per block of the delay pass
 

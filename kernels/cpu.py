@@ -97,18 +97,29 @@ import numpy as np
 
 from vbi_dask.kernels import bold as _bold
 from vbi_dask.kernels import rng as _rng
+from vbi_dask.kernels._codegen import at_least as _at_least, at_most as _at_most
 from {eq_module} import {eq_name} as _equations
 from {pre_module} import {pre_name} as _pre
 from {post_module} import {post_name} as _post
 
 _inline = numba.njit(inline="always", error_model="numpy")
+_llvm_inline = numba.njit(error_model="numpy")
+
+
+def _equation(f):
+    # a call with more than 30 arguments compiles to f(*args) (CPython's stack guideline),
+    # which Numba's IR inliner refuses: such an equation is left to LLVM, which inlines it
+    return (_inline if f.__code__.co_argcount <= 30 else _llvm_inline)(f)
+
+
 DT = np.{dtype}
 ZERO, ONE, TWO, HALF, SIXTH = DT(0.0), DT(1.0), DT(2.0), DT(0.5), DT(1.0 / 6.0)
 L, S, K, O, NCH, DELAYS = {L}, {S}, {K}, {O}, {NCH}, {DELAYS}
-drift, efferent, observe = (_inline(f) for f in _equations(DT, _inline))
+drift, efferent, observe = (_equation(f) for f in _equations(DT, _inline))
 pre, post = _inline(_pre), _inline(_post)
 normal_pair, normals4 = _rng.normal_pair, _rng.normals4
 balloon, bold_signal = _inline(_bold.balloon_drift), _inline(_bold.bold_signal)
+at_least, at_most = _inline(_at_least), _inline(_at_most)
 CACHE = {CACHE}
 
 

@@ -51,8 +51,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import re
+import shutil
+from contextlib import contextmanager
 from functools import lru_cache
+from types import SimpleNamespace
 
+import numba
 import numpy as np
 from numba import cuda
 
@@ -130,6 +136,7 @@ from numba import cuda
 
 from vbi_dask.kernels import bold as _bold
 from vbi_dask.kernels import rng as _rng
+from vbi_dask.kernels._codegen import at_least as _at_least, at_most as _at_most
 from vbi_dask.kernels.cuda import device_jit as _device_jit
 from {eq_module} import {eq_name} as _equations
 from {pre_module} import {pre_name} as _pre
@@ -144,6 +151,7 @@ pre, post = _device(_pre), _device(_post)
 _generator = _rng.make_rng(_device)
 normal_pair, normals4 = _generator.normal_pair, _generator.normals4
 balloon, bold_signal = _device(_bold.balloon_drift), _device(_bold.bold_signal)
+at_least, at_most = _device(_at_least), _device(_at_most)
 CACHE = {CACHE}
 
 
@@ -214,6 +222,87 @@ def bytes_per_sim(cfg: KernelConfig, n_nodes: int, n_params: int, H: int, T: int
     return elements * np.dtype(cfg.dtype).itemsize
 
 
+def ptxas_path() -> str | None:
+    """CUDA's PTX assembler: ``$CUDA_HOME/bin/ptxas``, else on the ``PATH``, else
+    ``/usr/local/cuda/bin/ptxas``; None if there is none."""
+    for candidate in (
+        os.path.join(os.environ["CUDA_HOME"], "bin", "ptxas") if os.environ.get("CUDA_HOME") else None,
+        shutil.which("ptxas"),
+        "/usr/local/cuda/bin/ptxas",
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def assemble(ptx: str, cc: tuple[int, int] = (9, 0), timeout_s: float = 300.0) -> dict:
+    """Assemble ``ptx`` to machine code for ``sm_<cc>`` with ``ptxas -v``, as the driver
+    would before loading it: ``{"ok", "error", "registers", "spill_stores", "spill_loads",
+    "stack_bytes", "const_bytes"}`` (``const_bytes``: module-level constant data, which
+    must fit CUDA's 64 KB constant bank)."""
+    import subprocess
+    import tempfile
+
+    ptxas = ptxas_path()
+    if ptxas is None:
+        raise FileNotFoundError("ptxas not found: set CUDA_HOME or put CUDA's bin folder on the PATH")
+    const = sum(int(m) for m in re.findall(r"^\.const .*?\[(\d+)\]", ptx, flags=re.M))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "kernel.ptx")
+        with open(src, "w") as fh:
+            fh.write(ptx)
+        run = subprocess.run(
+            [ptxas, f"-arch=sm_{cc[0]}{cc[1]}", "-v", src, "-o", os.path.join(tmp, "kernel.cubin")],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    log = run.stdout + run.stderr
+
+    def number(pattern: str) -> int | None:
+        found = re.search(pattern, log)
+        return int(found.group(1)) if found else None
+
+    return {
+        "ok": run.returncode == 0,
+        "error": "" if run.returncode == 0 else " ".join(line for line in log.splitlines() if "error" in line)[:500],
+        "registers": number(r"Used (\d+) registers"),
+        "spill_stores": number(r"(\d+) bytes spill stores"),
+        "spill_loads": number(r"(\d+) bytes spill loads"),
+        "stack_bytes": number(r"(\d+) bytes stack frame"),
+        "const_bytes": const,
+    }
+
+
+def _launch_args(inputs: dict, buf: dict, flat, step0: int, step1: int) -> tuple:
+    """The shell's arguments: the inputs by :data:`INPUT_NAMES`, the buffers, the flat view
+    of the history and the launch's steps (the order of ``integrate``'s signature)."""
+    buffers = tuple(buf[name] for name in ("xt", "F", "Z", "cpl", "EF", "E"))
+    return (
+        *(inputs[name] for name in INPUT_NAMES),
+        *buffers,
+        flat,
+        *(buf[name] for name in ("D", "mon", "bst", "bacc")),
+        step0,
+        step1,
+    )
+
+
+@contextmanager
+def _compute_capability(cc: tuple[int, int]):
+    """Device functions are compiled for the current device's compute capability
+    (``numba.cuda.dispatcher`` asks the driver); here, for ``cc`` without a device."""
+    from numba.cuda import dispatcher
+
+    device = SimpleNamespace(compute_capability=cc)
+    previous = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: device
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = previous
+
+
 def _free_device_memory() -> int:
     try:
         free, _ = cuda.current_context().get_memory_info()
@@ -230,6 +319,25 @@ class CudaKernel:
         self.dispatcher = dispatcher
         self.source = source
         self.cfg = cfg
+
+    def ptx(self, inputs: KernelInputs, cc: tuple[int, int] = (9, 0)) -> str:
+        """The shell's PTX for ``inputs``' argument types and compute capability ``cc``,
+        compiled by NVVM with no GPU needed (CUDA's libnvvm must be found: ``CUDA_HOME``
+        or the ``nvidia-cuda-nvcc-cu12`` wheel). ``ptxas`` then shows whether it would
+        load: registers, spills, constant memory (see ``bench/cuda_compile.py``)."""
+        n_nodes, n_sims = inputs.x0.shape[1], inputs.x0.shape[2]
+        n_t, n_q = inputs.out_mon.shape[0], inputs.out_bold.shape[0]
+        shapes = _buffer_shapes(self.cfg, n_nodes, n_sims, inputs.H, inputs.T, n_t, n_q)
+        dtype = np.dtype(self.cfg.dtype)
+        buf = {name: np.empty(shape if used else (1,) * len(shape), dtype) for name, (shape, used) in shapes.items()}
+        host = {name: getattr(inputs, name) for name in INPUT_NAMES}
+        host.update(
+            {name: np.ascontiguousarray(value) for name, value in host.items() if isinstance(value, np.ndarray)}
+        )
+        args = _launch_args(host, buf, buf["E"].reshape(-1), 0, 0)
+        with _compute_capability(cc):
+            text, _ = cuda.compile_ptx(self.dispatcher.py_func, tuple(numba.typeof(a) for a in args), cc=cc)
+        return text
 
     def __call__(
         self,
@@ -274,6 +382,7 @@ class CudaKernel:
             "sigma",
             "bc",
             "stim",
+            "tables",
         )  # every simulation's
         device = {name: cuda.to_device(np.ascontiguousarray(getattr(inputs, name))) for name in shared}
         for c0 in range(0, n_sims, max_sims):
@@ -299,22 +408,7 @@ class CudaKernel:
                     "out_mon": buf["out_mon"],
                     "out_bold": buf["out_bold"],
                 }
-                launch(
-                    *(chunk[name] for name in INPUT_NAMES),
-                    buf["xt"],
-                    buf["F"],
-                    buf["Z"],
-                    buf["cpl"],
-                    buf["EF"],
-                    buf["E"],
-                    flat,
-                    buf["D"],
-                    buf["mon"],
-                    buf["bst"],
-                    buf["bacc"],
-                    step0,
-                    step1,
-                )
+                launch(*_launch_args(chunk, buf, flat, step0, step1))
             if cfg.monitor != MONITOR_NONE:
                 out_mon[..., c0:c1] = buf["out_mon"].copy_to_host()
             if cfg.bold:

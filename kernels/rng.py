@@ -16,6 +16,7 @@ Box & Muller (1958). A note on the generation of random normal deviates.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -153,7 +154,7 @@ def make_rng(jit: Callable) -> Rng:
 
     @jit
     def _box_muller(x_radius, x_angle):
-        rho = np.float32(np.sqrt(_minus_two_log(x_radius)))
+        rho = np.float32(math.sqrt(_minus_two_log(x_radius)))  # float32 sqrt (np.sqrt: not on CUDA)
         c, s = _cos_sin_2pi(x_angle)
         return rho * c, rho * s
 

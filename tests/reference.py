@@ -55,6 +55,8 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
     n_model = len(model.params)
     W = np.asarray(c.weights, dtype=np.float64)
     rowsum = W.sum(axis=1)
+    Wk = np.stack([W * W if name in model.weights_squared else W for name in model.coupled])  # (K, N, N)
+    tables = model.table_values(np.float64)
     D = c.delay_steps(sim.speed_mm_per_ms, sim.dt_ms) if sim.speed_mm_per_ms else np.zeros((N, N), int)
     dt = sim.dt_ms / model.ms_per_time_unit
     sigma = np.array([sim.noise[s] for s in model.state_names])
@@ -64,6 +66,7 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
         """Every value an equation may take at node i, simulation b, by name."""
         values = dict(zip(model.state_names, state[:, i, b]))
         values.update(zip(model.param_names, P[:n_model, i, b]))
+        values["tables"] = tables
         if cpl is not None:
             values.update(zip(model.coupling_inputs, cpl[:, i, b]))
         return values
@@ -93,7 +96,7 @@ def reference_run(sim: Simulation, params: dict, n_sims: int, seed: int, first_s
                     continue
                 src = step - D[i, j]
                 value = current_pre if src == step else history[max(src, 0)]
-                sums += W[i, j] * value[:, :, j, :]
+                sums += Wk[:, i, j, None, None] * value[:, :, j, :]
             for k in range(K):
                 for b in range(n_sims):
                     cpl[k, i, b] = kind.post(P[n_model, i, b], rowsum[i], eff[k, i, b], *sums[k, :, b])

@@ -99,6 +99,7 @@ def test_mpr_heun_with_noise_equals_kernel(delays):
         ("hopf", "heun", 10.0),  # time in seconds, difference coupling of two signals
         ("wilson_cowan", "euler", 0.1),  # a helper (sigmoid) closure calling math.exp, bounds
         ("epileptor", "heun", None),  # branches on values: evaluated node by node
+        ("aln", "heun", None),  # data tables, a signal summed with squared weights, 44-argument drift
     ],
 )
 def test_other_models_equal_kernel(model, integrator, dt_ms):

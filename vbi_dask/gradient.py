@@ -44,7 +44,7 @@ import numpy as np
 from .kernels import bold as _bold
 from .kernels import rng as _rng
 from .kernels.coupling import COUPLINGS
-from .models import no_jit
+from .models import TABLES, no_jit
 from .monitors import Raw, TemporalAverage
 from .simulation import Simulation, _steps
 from .stimulus import STIMULUS_AMPLITUDE
@@ -239,7 +239,12 @@ class TorchSimulator:
         self._args = {role: tuple(_argnames(fn)) for role, fn in zip(("drift", "efferent", "observe"), self._eq)}
         c = sim.connectome
         weights = np.array(c.weights, dtype=np.float64)
-        self._weights = torch.as_tensor(weights, dtype=self.dtype)
+        squared = [name in model.weights_squared for name in model.coupled]
+        # (coupled, node, node): w_ij, or w_ij^2 for a signal summed with squared weights
+        self._weights = torch.as_tensor(
+            np.stack([weights * weights if sq else weights for sq in squared]), dtype=self.dtype
+        )
+        self._tables = torch.as_tensor(model.table_values(np.float64), dtype=self.dtype)
         self._rowsum = torch.as_tensor(weights.sum(axis=1), dtype=self.dtype)
         if sim.speed_mm_per_ms is not None:  # edges grouped by lag: a gather per coupling evaluation
             lags = c.delay_steps(sim.speed_mm_per_ms, sim.dt_ms)
@@ -249,7 +254,7 @@ class TorchSimulator:
                 torch.as_tensor(rows),
                 torch.as_tensor(cols),
                 torch.as_tensor(np.searchsorted(self._lags, lags[rows, cols])),
-                torch.as_tensor(weights[rows, cols], dtype=self.dtype),
+                self._weights[:, rows, cols].T,  # (edge, coupled)
             )
         else:
             self._lags = None
@@ -264,6 +269,7 @@ class TorchSimulator:
         values = {s.name: torch.full((n,), float(np.mean(s.initial)), dtype=self.dtype) for s in model.states}
         values.update({p.name: torch.full((n,), p.default, dtype=self.dtype) for p in model.params})
         values.update({name: torch.zeros(n, dtype=self.dtype) for name in model.coupling_inputs})
+        values[TABLES] = self._tables
         try:
             for role, fn in zip(("drift", "efferent", "observe"), self._eq):
                 fn(*(values[a] for a in self._args[role]))
@@ -286,7 +292,8 @@ class TorchSimulator:
                 else torch.broadcast_to(torch.as_tensor(v, dtype=self.dtype), (n,))
                 for v in fn(*args)
             ]
-        rows = [fn(*(a if a.ndim == 0 else a[i] for a in args)) for i in range(n)]
+        per_node = [a.ndim > 0 and name != TABLES for a, name in zip(args, self._args[role])]
+        rows = [fn(*(a[i] if split else a for a, split in zip(args, per_node))) for i in range(n)]
         return [torch.stack([torch.as_tensor(r[k], dtype=self.dtype) for r in rows]) for k in range(len(rows[0]))]
 
     # ------------------------------------------------------------------ inputs
@@ -307,6 +314,7 @@ class TorchSimulator:
                     f"got shape {tuple(value.shape)}"
                 )
             out[p.name] = value
+        out[TABLES] = self._tables
         stimulus = self.simulation.stimulus
         if stimulus is None:
             if amplitude is not None:
@@ -394,11 +402,11 @@ class TorchSimulator:
 
         def coupling(step, pre, eff):
             if self._lags is None:
-                sums = pre @ self._weights.T  # (coupled, n_pre, node)
+                sums = pre @ self._weights.transpose(1, 2)  # (coupled, n_pre, node)
             else:
                 rows, cols, lag, w = self._edges
                 past = torch.stack([pre if step - d == step else history[max(step - d, 0)] for d in self._lags])
-                contrib = past[lag, :, :, cols] * w[:, None, None]  # (edge, coupled, n_pre)
+                contrib = past[lag, :, :, cols] * w[:, :, None]  # (edge, coupled, n_pre)
                 sums = torch.zeros((len(eff),) + tuple(pre.shape[1:]), dtype=self.dtype).index_add(
                     2, rows, contrib.permute(1, 2, 0)
                 )

@@ -103,6 +103,11 @@ class Simulation:
         coupling = self.coupling or model.coupling
         if coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {coupling!r}; valid: {list(COUPLINGS)}")
+        if model.weights_squared and coupling != "linear":
+            raise ValueError(
+                f"model {model.name} sums {', '.join(model.weights_squared)} with squared weights: "
+                f"its coupling must be 'linear', not {coupling!r}"
+            )
         object.__setattr__(self, "coupling", coupling)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
@@ -349,6 +354,7 @@ class Simulation:
             bold=bold is not None,
             dtype=self.dtype,
             stimulus=-1 if self.stimulus is None else model.state_names.index(self.stimulus.state),
+            squared=tuple(k for k, name in enumerate(model.coupled) if name in model.weights_squared),
         )
 
     # ------------------------------------------------------------------ running
@@ -387,6 +393,24 @@ class Simulation:
         :func:`vbi_dask.backend.resolve_backend`); ``threads`` applies to the CPU.
         """
         backend = resolve_backend(backend)
+        params = dict(params or {})
+        n_sims = resolve_n_sims(params, n_sims, self.connectome.n_nodes)
+        inputs = self.kernel_inputs(params, n_sims=n_sims, seed=seed, first_sim=first_sim)
+        if backend == "cuda":
+            from .kernels import cuda as _cuda  # numba.cuda only where it is used
+
+            _cuda.build_kernel(self.kernel_config())(inputs)
+        else:
+            _cpu.build_kernel(self.kernel_config())(inputs, threads=_default_threads() if threads is None else threads)
+        n_t = self.sample_times_ms().size
+        n_q = self.bold_times_ms().size if self.bold_monitor else 0
+        return {"sampled": inputs.out_mon[:n_t, :, :, :n_sims], "bold": inputs.out_bold[:n_q, :, :n_sims]}
+
+    def kernel_inputs(
+        self, params: Mapping | None = None, *, n_sims: int | None = None, seed: int = 0, first_sim: int = 0
+    ) -> KernelInputs:
+        """The kernels' inputs for a batch: states, parameters, edges, noise keys, the
+        monitors' output arrays (NaN until run; padded to whole SIMD blocks) and the tables."""
         params = dict(params or {})
         n_sims = resolve_n_sims(params, n_sims, self.connectome.n_nodes)
         if first_sim < 0:
@@ -446,16 +470,11 @@ class Simulation:
             bc=bc,
             out_bold=out_bold,
             stim=stim,
+            tables=self.model.table_values(dtype.type),
             H=plan.ring,
             T=plan.block,
         )
-        if backend == "cuda":
-            from .kernels import cuda as _cuda  # numba.cuda only where it is used
-
-            _cuda.build_kernel(self.kernel_config())(inputs)
-        else:
-            _cpu.build_kernel(self.kernel_config())(inputs, threads=_default_threads() if threads is None else threads)
-        return {"sampled": out_mon[:n_t, :, :, :n_sims], "bold": out_bold[:n_q, :, :n_sims]}
+        return inputs
 
     def _parameters(self, params: dict, n_sims: int, n_padded: int, dtype) -> np.ndarray:
         """The kernel's (param, node, padded sim) array: the model's parameters, G, and with

@@ -580,10 +580,13 @@ def _aln_neurolib_single_node(mue_ext, mui_ext, duration_ms, dt=0.1):
     return 1e3 * re[nde + 1 :]
 
 
-def _aln_fixed_point(mue_ext, mui_ext, guess_Hz):
+def _aln_fixed_point(mue_ext, mui_ext, guess_Hz, network=(0.0, 0.0), c_gl=0.3, sigmae_ext=1.5):
     """Equilibrium rates (Hz) of one ALN node at neurolib's defaults (a = b = 0, so IA = 0):
     each synaptic mean is z1 / (1 + z1) and each variance (1 - s)^2 z2 / (2 tau (1 + z1) - z2),
-    and the rates solve r = Phi(mu, sigma) with SciPy's bilinear interpolation of the table."""
+    and the rates solve r = Phi(mu, sigma) with SciPy's bilinear interpolation of the table.
+    ``network = (sum_j w_ij, sum_j w_ij^2)`` for a node of a network whose nodes all rest
+    at the same rates: neurolib adds c_gl' Ke_gl sum_j w_ij r_j to z1_ee and
+    c_gl'^2 Ke_gl sum_j w_ij^2 r_j to z2_ee (c_gl' = c_gl tau_se / Jee, Ke_gl = 250)."""
     from scipy.interpolate import RegularGridInterpolator
 
     mu_vals, sigma_vals, r_tab, _ = _aln_tables()
@@ -591,20 +594,24 @@ def _aln_fixed_point(mue_ext, mui_ext, guess_Hz):
     Jee, Jei, Jie, Jii, tse, tsi, taum, Ke, Ki = 2.43, -3.3, 2.6, -1.64, 2.0, 5.0, 20.0, 800.0, 200.0
     c = {"ee": 0.3 * tse / Jee, "ie": 0.3 * tse / Jie, "ei": 0.5 * tsi / 3.3, "ii": 0.5 * tsi / 1.64}
 
-    def synapse(cxy, K, rate_kHz, tau):
-        z1, z2 = cxy * K * rate_kHz, cxy**2 * K * rate_kHz
+    cgl, Ke_gl = c_gl * tse / Jee, 250.0
+
+    def synapse(cxy, K, rate_kHz, tau, extra1=0.0, extra2=0.0):
+        z1, z2 = cxy * K * rate_kHz + extra1, cxy**2 * K * rate_kHz + extra2
         s = z1 / (1 + z1)
         v = (1 - s) ** 2 * z2 / (2 * tau * (1 + z1) - z2)
         return s, v, z1
 
     def residual(rates_Hz):
         r_e, r_i = np.asarray(rates_Hz) / 1e3
-        (s_ee, v_ee, z_ee), (s_ei, v_ei, z_ei) = synapse(c["ee"], Ke, r_e, tse), synapse(c["ei"], Ki, r_i, tsi)
+        net1, net2 = cgl * Ke_gl * network[0] * r_e, cgl**2 * Ke_gl * network[1] * r_e
+        (s_ee, v_ee, z_ee) = synapse(c["ee"], Ke, r_e, tse, net1, net2)
+        (s_ei, v_ei, z_ei) = synapse(c["ei"], Ki, r_i, tsi)
         (s_ie, v_ie, z_ie), (s_ii, v_ii, z_ii) = synapse(c["ie"], Ke, r_e, tse), synapse(c["ii"], Ki, r_i, tsi)
         sig_e = np.sqrt(
             2 * Jee**2 * v_ee * tse * taum / ((1 + z_ee) * taum + tse)
             + 2 * Jei**2 * v_ei * tsi * taum / ((1 + z_ei) * taum + tsi)
-            + 1.5**2
+            + sigmae_ext**2
         )
         sig_i = np.sqrt(
             2 * Jie**2 * v_ie * tse * taum / ((1 + z_ie) * taum + tse)
@@ -638,6 +645,38 @@ def test_aln_down_and_up_fixed_points(mue, mui, guess_Hz):
     got = [ds["rates_exc"].values[0, -1, 0], ds["rates_inh"].values[0, -1, 0]]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert (want[0] < 0.1) if mue < 1 else (want[0] > 50.0)
+
+
+@checks("aln")
+def test_aln_network_input_mean_and_variance():
+    """Two areas joined by weight 0.5 (neurolib's network input, Cakan & Obermayer 2020,
+    Methods): the mean of the input to E grows with sum_j w_ij r_j and its variance with
+    sum_j w_ij^2 r_j (Poisson input through synapses of strength w). With both areas at
+    the same state they stay equal, and their steady rates are the fixed point of the typed
+    equations with (sum w, sum w^2) = (0.5, 0.25) to 1e-6. The check tells w^2 from w:
+    the fixed point with (0.5, 0.5) differs by 1.3e-5 (at c_gl = 0.6 and sigmae_ext = 1,
+    where the network's share of the input variance is largest within the prior ranges
+    tried; its effect on the rates stays small, the external variance dominating)."""
+    w = np.array([[0.0, 0.5], [0.5, 0.0]])
+    sim = Simulation(
+        "aln",
+        connectome=Connectome(weights=w, name="pair"),
+        duration_ms=3000.0,
+        noise={s: 0.0 for s in MODELS["aln"].state_names},
+        monitors=(Raw(3000.0),),
+        dtype="float64",
+        initial_state={"mufe": 1.0, "mufi": 1.0, "IA": 0.0, "rd_e": 0.005, "rd_i": 0.005},
+    )
+    params = {"mue_ext_mean": 2.0, "mui_ext_mean": 2.0, "c_gl": 0.6, "sigmae_ext": 1.0}
+    ds = sim.run(params, n_sims=1, threads=1)  # G = Ke_gl = 250
+    got = np.array([ds["rates_exc"].values[0, -1], ds["rates_inh"].values[0, -1]])  # (rate, node)
+    point = dict(mue_ext=2.0, mui_ext=2.0, guess_Hz=(30.0, 60.0), c_gl=0.6, sigmae_ext=1.0)
+    want = _aln_fixed_point(**point, network=(0.5, 0.25))
+    np.testing.assert_allclose(got, np.repeat(want[:, None], 2, axis=1), rtol=1e-6)
+    linear = _aln_fixed_point(**point, network=(0.5, 0.5))
+    assert np.max(np.abs(linear - want) / want) > 10e-6
+    isolated = _aln_fixed_point(**point)
+    assert want[0] > 1.3 * isolated[0]  # the network input matters at this point
 
 
 @checks("aln")

@@ -1,6 +1,6 @@
 """The model registry: one file per model, one line here."""
 
-from ._spec import Equations, ModelSpec, Param, State, no_jit
+from ._spec import TABLES, Equations, ModelSpec, Param, State, no_jit
 from .aln import ALN
 from .coombes_byrne import COOMBES_BYRNE
 from .epileptor import EPILEPTOR
@@ -49,4 +49,4 @@ def get_model(model: "str | ModelSpec") -> ModelSpec:
         raise KeyError(f"unknown model {model!r}; registered models: {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "get_model", "ModelSpec", "State", "Param", "Equations", "no_jit"]
+__all__ = ["MODELS", "get_model", "ModelSpec", "State", "Param", "Equations", "no_jit", "TABLES"]

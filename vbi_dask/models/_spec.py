@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["State", "Param", "Equations", "ModelSpec", "no_jit", "argument_names"]
+__all__ = ["State", "Param", "Equations", "ModelSpec", "no_jit", "argument_names", "TABLES"]
 
 
 @lru_cache(maxsize=None)
@@ -63,7 +63,8 @@ class Equations(NamedTuple):
     ``observe(<any states and parameters>) -> tuple`` (signals seen by monitors)
 
     The coupling input of the coupled signal ``k`` is named ``c_<k>`` (``c_r`` for
-    ``coupled=("r",)``).
+    ``coupled=("r",)``). A model with data tables (``ModelSpec.tables``) receives them as
+    the argument ``tables`` of any of the three.
     """
 
     drift: Callable
@@ -77,6 +78,7 @@ def argument_names(fn: Callable) -> tuple[str, ...]:
 
 
 MS_PER_TIME_UNIT = {"ms": 1.0, "s": 1000.0}  # the time units a model's equations may use
+TABLES = "tables"  # the equations' argument bound to the model's data tables
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,14 @@ class ModelSpec:
     with ``jit`` (``numba.njit(inline="always")``, ``cuda.jit(device=True)``, or the
     identity for plain Python): the same source serves every precision, the CPU shell,
     the CUDA shell and the NumPy reference.
+
+    ``tables(ftype) -> ndarray``: the model's data (e.g. ALN's transfer functions), passed
+    to the kernels as an input (CUDA global memory: constant memory holds 64 KB) and to
+    the equations as their argument ``tables``; None for a model without. Only the
+    tables' grid geometry may be frozen into the equations.
+
+    ``weights_squared``: coupled signals whose network sum uses the squared weights,
+    ``G sum_j w_ij^2 e_j(t - d_ij)`` (ALN's input variance); linear coupling only.
     """
 
     name: str
@@ -102,9 +112,11 @@ class ModelSpec:
     time_unit: str = "ms"
     reference: str = ""
     doc: str = field(default="", repr=False)
+    tables: Callable[[type], np.ndarray] | None = None
+    weights_squared: tuple[str, ...] = ()
 
     def __post_init__(self):
-        names = self.state_names + self.coupling_inputs + self.param_names + ("G",)
+        names = self.state_names + self.coupling_inputs + self.param_names + ("G", TABLES)
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"model {self.name}: duplicated names {sorted(dupes)}")
@@ -114,13 +126,19 @@ class ModelSpec:
             raise ValueError(
                 f"model {self.name}: time_unit {self.time_unit!r} is not one of {sorted(MS_PER_TIME_UNIT)}"
             )
+        unknown = [name for name in self.weights_squared if name not in self.coupled]
+        if unknown:
+            raise ValueError(f"model {self.name}: weights_squared names {unknown}, not coupled signals {self.coupled}")
+        if self.weights_squared and self.coupling != "linear":
+            raise ValueError(f"model {self.name}: weights_squared needs linear coupling, not {self.coupling!r}")
         self._check_signatures()
 
     def _check_signatures(self) -> None:
         """Each equation names only states, coupling inputs (drift) and parameters;
         drift names every state and every coupling input; every parameter is used."""
         eq = self.equations(np.float64, no_jit)
-        states, inputs, params = self.state_names, self.coupling_inputs, self.param_names
+        states, inputs = self.state_names, self.coupling_inputs
+        params = self.param_names + ((TABLES,) if self.tables is not None else ())
         used: set[str] = set()
         for role, fn in zip(Equations._fields, eq):
             kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
@@ -138,6 +156,7 @@ class ModelSpec:
                     f"({', '.join(states)})"
                     + (f", the coupling inputs ({', '.join(inputs)})" if role == "drift" else "")
                     + f" and the parameters ({', '.join(params)})"
+                    + (f" ('{TABLES}': the model's tables)" if self.tables is not None else "")
                 )
             if role == "drift":
                 missing = [a for a in states + inputs if a not in args]
@@ -147,9 +166,16 @@ class ModelSpec:
                         f"missing {missing} (it takes {', '.join(args)})"
                     )
             used.update(args)
-        unused = [p for p in params if p not in used]
+        unused = [p for p in self.param_names if p not in used]
         if unused:
             raise ValueError(f"model {self.name}: parameter(s) {unused} are taken by none of drift, efferent, observe")
+
+    def table_values(self, ftype=np.float64) -> np.ndarray:
+        """The tables as ``ftype`` (C-contiguous); a one-element placeholder for a model
+        without (the kernels take an array either way)."""
+        if self.tables is None:
+            return np.zeros(1, dtype=ftype)
+        return np.ascontiguousarray(self.tables(ftype), dtype=ftype)
 
     @property
     def ms_per_time_unit(self) -> float:
@@ -210,6 +236,7 @@ class ModelSpec:
         values = {**{s.name: float(np.mean(s.initial)) for s in self.states}, **self.defaults, **(values or {})}
         coupling = (0.0,) * len(self.coupled) if coupling is None else tuple(coupling)
         values.update(zip(self.coupling_inputs, coupling))
+        values[TABLES] = self.table_values(ftype)
         drift = _compiled_drift(self.equations, ftype)
         names = argument_names(self.equations(ftype, no_jit).drift)
-        return drift(*(ftype(values[n]) for n in names))
+        return drift(*(values[n] if n == TABLES else ftype(values[n]) for n in names))

@@ -32,9 +32,8 @@ linearly and V runs away with it. TVB's initial ranges ([-1.5, 1.5] for each sta
 about half of the nodes there, so the initial ranges here are the extents of the default
 attractor. G, its range and the noise amplitude on V are vbi-dask's choices.
 
-TVB's six further parameters are fixed at TVB's defaults, because the kernels' drift takes
-at most 26 parameters (a call of more than 30 arguments is compiled as ``f(*args)``,
-which Numba cannot inline). Three are redundant: ``ane`` enters only as ``ane Iext`` and
+TVB's six further parameters are fixed at TVB's defaults. Three are redundant (no data
+can tell them from the others, so a posterior over them would be a ridge): ``ane`` enters only as ``ane Iext`` and
 ``ani Iext``, ``QZ_max`` only as ``aie QZ_max`` and ``QV_max`` (with TVB's coupling
 amplitude a = QV_max / 2) only as ``aee QV_max`` and ``aei QV_max``; TVB's values are
 reproduced with Iext = ane Iext_TVB, ani = ani_TVB / ane, aie = aie_TVB QZ_max,
