@@ -45,6 +45,7 @@ class Layout:
     width: str
     helper: str  # decorator of the generated helper functions (coupling, block pass)
     thread: tuple[str, ...] = ()  # extra helper arguments (CUDA: the thread's column)
+    tables: str = "tables"  # the model's tables: the kernel input, or (CPU) the header's constant
 
 
 def cpu_layout(lanes: int) -> Layout:
@@ -54,6 +55,7 @@ def cpu_layout(lanes: int) -> Layout:
         lanes=tuple(str(l) for l in range(lanes)),
         width="L",
         helper="@numba.njit(error_model='numpy', nogil=True, cache=CACHE)",
+        tables="TABLES",  # frozen into the code: constant addresses (the input is 29% slower for ALN)
     )
 
 
@@ -172,14 +174,14 @@ def emit_time_loop(g: Gen, cfg, layout: Layout, first: str, last: str):
     g.dedent(2 if cfg.delays else 1)
 
 
-def call_args(cfg, role: str, X: str) -> str:
+def call_args(cfg, layout: Layout, role: str, X: str) -> str:
     """The arguments of the equation ``role`` for node i, simulation l, bound by name and
     listed in the function's own order (device functions take no keyword arguments)."""
     rows = {name: f"{X}[{s}, i, l]" for s, name in enumerate(cfg.state_names)}
     if role == "drift":
         rows.update({name: f"cpl[{k}, i, l]" for k, name in enumerate(cfg.coupling_inputs)})
     rows.update({name: f"Pb[{p}, i, l]" for p, name in enumerate(cfg.param_names)})
-    rows["tables"] = "tables"
+    rows["tables"] = layout.tables
     names = cfg.arguments(role)
     unknown = [name for name in names if name not in rows]
     if unknown:
@@ -187,11 +189,11 @@ def call_args(cfg, role: str, X: str) -> str:
     return csv(rows[name] for name in names)
 
 
-def emit_pre(g: Gen, cfg, X: str, target: str, keep_efferent: bool = False):
+def emit_pre(g: Gen, cfg, layout: Layout, X: str, target: str, keep_efferent: bool = False):
     """Efferent signals of node i, simulation l, and their pre channels into ``target``."""
     K, C = cfg.n_coupled, cfg.n_pre
     e_names = [f"e{k}" for k in range(K)]
-    g(f"{tuple_lhs(e_names)} = efferent({call_args(cfg, 'efferent', X)})")
+    g(f"{tuple_lhs(e_names)} = efferent({call_args(cfg, layout, 'efferent', X)})")
     for k in range(K):
         q_names = [f"q{k}_{c}" for c in range(C)]
         g(f"{tuple_lhs(q_names)} = pre(e{k})")
@@ -219,7 +221,7 @@ def emit_history_write(g: Gen, cfg, layout: Layout, X: str, keep_efferent: bool)
     first ``TBLK`` slots (so a block's window of slots never wraps)."""
     slot = "head" if cfg.delays else "0"
     with loops(g, layout):
-        emit_pre(g, cfg, X, f"E[{{ch}}, i, {slot}, l]", keep_efferent=keep_efferent)
+        emit_pre(g, cfg, layout, X, f"E[{{ch}}, i, {slot}, l]", keep_efferent=keep_efferent)
     if cfg.delays:
         g("if head < UTBLK:")
         g.indent()
@@ -449,7 +451,7 @@ def emit_drift_update(g: Gen, cfg, layout: Layout, X: str, first: bool, final: s
     with loops(g, layout):
         if first and cfg.noisy and final in ("euler", "predict"):
             emit_noise(g, cfg, layout)
-        g(f"{tuple_lhs(d)} = drift({call_args(cfg, 'drift', X)})")
+        g(f"{tuple_lhs(d)} = drift({call_args(cfg, layout, 'drift', X)})")
         if cfg.stimulus >= 0:  # input to one state: amplitude x weight (a parameter row) x pattern(t)
             at = {
                 "euler": "stim[n]",
@@ -486,7 +488,7 @@ def emit_monitors(g: Gen, cfg, layout: Layout):
     O = cfg.n_obs
     col = layout.column
     o_names = [f"o{k}" for k in range(O)]
-    observe_call = f"{tuple_lhs(o_names)} = observe({call_args(cfg, 'observe', 'x')})"
+    observe_call = f"{tuple_lhs(o_names)} = observe({call_args(cfg, layout, 'observe', 'x')})"
     if cfg.monitor != MONITOR_NONE:
         g("if n >= n_cut:")
         g.indent()
@@ -614,12 +616,18 @@ def build_shell(
     modules whose sources key the cache file. Returns (source, namespace).
     """
     from . import bold as _bold
+    from .config import no_tables
 
-    fns = (cfg.equations, cfg.pre, cfg.post)
+    tables = cfg.tables or no_tables
+    fns = (cfg.equations, cfg.pre, cfg.post, tables)
     cacheable = all(importable(fn) for fn in fns)
     header = template.format(
         eq_module=cfg.equations.__module__,
         eq_name=cfg.equations.__qualname__,
+        tables_module=tables.__module__,
+        tables_name=tables.__qualname__,
+        # the tables' data keys the source (hence the disk cache) of a shell that freezes them
+        tables_digest=hashlib.sha256(tables(np.dtype(cfg.dtype).type).tobytes()).hexdigest()[:24],
         pre_module=cfg.pre.__module__,
         pre_name=cfg.pre.__qualname__,
         post_module=cfg.post.__module__,

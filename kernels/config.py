@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["KernelConfig", "KernelInputs", "INPUT_NAMES", "INTEGRATORS", "LANES", "lanes_for"]
+__all__ = ["KernelConfig", "KernelInputs", "INPUT_NAMES", "INTEGRATORS", "LANES", "lanes_for", "no_tables"]
 
 INTEGRATORS = ("euler", "heun", "rk4")
 LANES = 16  # simulations per SIMD block of the CPU shell (one 512-bit register of float32, two of float64)
@@ -56,6 +56,7 @@ class KernelConfig:
     dtype: str
     stimulus: int = -1  # index of the state receiving a stimulus (parameter row n_params + 1), -1: none
     squared: tuple[int, ...] = ()  # coupled signals summed with squared weights w_ij^2
+    tables: Callable | None = None  # the model's tables(ftype) (importable by name), None: none
 
     @property
     def lanes(self) -> int:
@@ -77,6 +78,11 @@ class KernelConfig:
         """The argument names of ``role`` (``"drift"``, ``"efferent"`` or ``"observe"``) in
         the function's own order: the generated call passes them positionally in this order."""
         return _argument_names(self.equations)[role]
+
+
+def no_tables(ftype) -> np.ndarray:
+    """The tables of a model without: a one-element placeholder (kernels take an array)."""
+    return np.zeros(1, dtype=ftype)
 
 
 @lru_cache(maxsize=None)

@@ -79,7 +79,7 @@ def _shell_source(cfg: KernelConfig, lanes: int) -> str:
     g("        bst[0, i, l], bst[1, i, l], bst[2, i, l], bst[3, i, l] = ZERO, ONE, ONE, ONE")
     if cfg.delays:  # constant initial history: the initial state's efferent signals
         with _codegen.loops(g, layout):
-            _codegen.emit_pre(g, cfg, "x", "E[{ch}, i, 0, l]")
+            _codegen.emit_pre(g, cfg, layout, "x", "E[{ch}, i, 0, l]")
         g("for h in range(1, HP):")
         g("    E[:, :, h, :] = E[:, :, 0, :]")
     _codegen.emit_time_loop(g, cfg, layout, "0", "nsteps")
@@ -99,6 +99,7 @@ from vbi_dask.kernels import bold as _bold
 from vbi_dask.kernels import rng as _rng
 from vbi_dask.kernels._codegen import at_least as _at_least, at_most as _at_most
 from {eq_module} import {eq_name} as _equations
+from {tables_module} import {tables_name} as _tables
 from {pre_module} import {pre_name} as _pre
 from {post_module} import {post_name} as _post
 
@@ -120,6 +121,7 @@ pre, post = _inline(_pre), _inline(_post)
 normal_pair, normals4 = _rng.normal_pair, _rng.normals4
 balloon, bold_signal = _inline(_bold.balloon_drift), _inline(_bold.bold_signal)
 at_least, at_most = _inline(_at_least), _inline(_at_most)
+TABLES = _tables(DT)  # the model's tables as constants ({tables_digest})
 CACHE = {CACHE}
 
 

@@ -118,7 +118,7 @@ def _shell_source(cfg: KernelConfig) -> str:
                 g("for c in range(O):")
                 g("    mon[c, i, l] = ZERO")
             if cfg.delays:  # constant initial history: the initial state's efferent signals
-                _codegen.emit_pre(g, cfg, "x", "E[{ch}, i, 0, l]")
+                _codegen.emit_pre(g, cfg, CUDA_LAYOUT, "x", "E[{ch}, i, 0, l]")
         if cfg.delays:
             with loops(g, CUDA_LAYOUT, "ch in range(NCH)", "h in range(1, HP)"):
                 g("E[ch, i, h, l] = E[ch, i, 0, l]")

@@ -355,6 +355,7 @@ class Simulation:
             dtype=self.dtype,
             stimulus=-1 if self.stimulus is None else model.state_names.index(self.stimulus.state),
             squared=tuple(k for k, name in enumerate(model.coupled) if name in model.weights_squared),
+            tables=model.tables,
         )
 
     # ------------------------------------------------------------------ running
