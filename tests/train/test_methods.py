@@ -174,6 +174,13 @@ def test_save_load_round_trip_and_seeded_sampling(trained, method, tmp_path):
     np.testing.assert_array_equal(sample_posterior(loaded, X_O, 40, seed=3).values, one)
     np.testing.assert_array_equal(sample_posterior(posterior, X_O, 40, seed=3).values, one)
     assert not np.array_equal(sample_posterior(posterior, X_O, 40, seed=4).values, one)
+    # torch threads while sampling: set for the call, restored after, the samples unchanged
+    before = torch.get_num_threads()
+    np.testing.assert_array_equal(sample_posterior(posterior, X_O, 40, seed=3, threads=2).values, one)
+    np.testing.assert_array_equal(sample_posterior(posterior, X_O, 40, seed=3, threads=1).values, one)
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        sample_posterior(posterior, X_O, 40, threads=0)
     # a batch of observations: (sample, obs, param), each observation as if alone for MCMC
     batch = sample_posterior(posterior, np.stack([X_O, -X_O]), 40, seed=3)
     assert batch.dims == ("sample", "obs", "param") and batch.shape == (40, 2, DIM)

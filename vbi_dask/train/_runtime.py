@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["cpu_share", "training_threads", "seeded", "epoch_seed"]
+__all__ = ["cpu_share", "training_threads", "torch_threads", "seeded", "epoch_seed"]
 
 _SEED_ENV = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
 
@@ -64,6 +64,20 @@ def training_threads(threads: int | None = None, processes: int = 1) -> int:
         return int(threads)
     share = max(1, cpu_share() // max(1, int(processes)))
     return max(1, share - 1)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None) -> Iterator[int]:
+    """``torch.set_num_threads(training_threads(threads))`` for the block (sampling a
+    posterior is as sensitive to oversubscription as training); the previous value is
+    restored afterwards. Yields the number used."""
+    used = training_threads(threads)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(used)
+    try:
+        yield used
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _dask_worker_threads() -> int | None:
