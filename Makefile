@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BASE_VENV ?= .venv-base
 
-.PHONY: install demo test test-base notebooks bench bench-gpu clean
+.PHONY: install demo test test-base notebooks bench bench-gpu cuda-compile clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: install
 
 bench-gpu: install
 	$(PY) bench/bench_gpu.py
+
+# every model's CUDA shell compiled to sm_90 machine code (NVVM, ptxas; a CUDA toolkit, no GPU)
+cuda-compile: install
+	$(PY) bench/cuda_compile.py
 
 clean:
 	rm -rf $(VENV) $(BASE_VENV) demo_output bench.jsonl .pytest_cache

@@ -173,9 +173,9 @@ class ModelSpec:
     def table_values(self, ftype=np.float64) -> np.ndarray:
         """The tables as ``ftype`` (C-contiguous); a one-element placeholder for a model
         without (the kernels take an array either way)."""
-        if self.tables is None:
-            return np.zeros(1, dtype=ftype)
-        return np.ascontiguousarray(self.tables(ftype), dtype=ftype)
+        from ..kernels.config import no_tables
+
+        return np.ascontiguousarray((self.tables or no_tables)(ftype), dtype=ftype)
 
     @property
     def ms_per_time_unit(self) -> float:
