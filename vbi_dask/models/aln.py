@@ -16,7 +16,8 @@ the (mu, sigma) grid, clamped at its edges, as neurolib's ``fast_interp2_opt``):
     drd_e/dt = (r_e - rd_e) / de,  drd_i/dt = (r_i - rd_i) / di
     dsigmae_f/dt = (sigma_e - sigmae_f) / tau_sigma_f
 
-with the synaptic drives (rates in kHz; c_xy = c_xy^PSP tau_sy / |J_xy|, c'_gl = c_gl tau_se / Jee)
+with the synaptic drives (rates in kHz; c_xy = cxy tau_sy / |J_xy| from the PSC amplitudes
+cee, cei, cie, cii, and c'_gl = c_gl tau_se / Jee)
 
     z1_ee = c_ee Ke rd_e + c'_gl c_r_e,      z2_ee = c_ee^2 Ke rd_e + c'_gl^2 c_r_e_sq
     z1_ie = c_ie Ke rd_e,                    z1_ei = c_ei Ki rd_i,   z1_ii = c_ii Ki rd_i  (z2: c^2)
