@@ -616,9 +616,8 @@ def build_shell(
     modules whose sources key the cache file. Returns (source, namespace).
     """
     from . import bold as _bold
-    from .config import no_tables
 
-    tables = cfg.tables or no_tables
+    tables = cfg.tables_fn
     fns = (cfg.equations, cfg.pre, cfg.post, tables)
     cacheable = all(importable(fn) for fn in fns)
     header = template.format(
@@ -626,8 +625,6 @@ def build_shell(
         eq_name=cfg.equations.__qualname__,
         tables_module=tables.__module__,
         tables_name=tables.__qualname__,
-        # the tables' data keys the source (hence the disk cache) of a shell that freezes them
-        tables_digest=hashlib.sha256(tables(np.dtype(cfg.dtype).type).tobytes()).hexdigest()[:24],
         pre_module=cfg.pre.__module__,
         pre_name=cfg.pre.__qualname__,
         post_module=cfg.post.__module__,

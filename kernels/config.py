@@ -59,6 +59,11 @@ class KernelConfig:
     tables: Callable | None = None  # the model's tables(ftype) (importable by name), None: none
 
     @property
+    def tables_fn(self) -> Callable:
+        """``tables(ftype)``: the model's, or :func:`no_tables`."""
+        return self.tables or no_tables
+
+    @property
     def lanes(self) -> int:
         return lanes_for(np.dtype(self.dtype))
 

@@ -18,6 +18,7 @@ of steps (see :mod:`.edges`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -144,6 +145,11 @@ def build_kernel(cfg: KernelConfig) -> "Kernel":
     return Kernel(cfg)
 
 
+def _tables_digest(cfg: KernelConfig) -> str:
+    """The frozen tables' data, in the shell's source: it keys the disk cache."""
+    return hashlib.sha256(cfg.tables_fn(np.dtype(cfg.dtype).type).tobytes()).hexdigest()[:24]
+
+
 TAIL_LANES = 1  # the tail shell runs one simulation per block
 MAX_TAIL = 3  # at most this many tail simulations run one by one; more fill a padded block
 
@@ -188,6 +194,7 @@ class Kernel:
                 __name__,
                 f"<vbi_dask shell {cfg.integrator} L={lanes}>",
                 L=lanes,
+                tables_digest=_tables_digest(cfg),
             )
             dispatcher = self._shells.setdefault(lanes, namespace["integrate"])
         if not dispatcher.signatures:

@@ -322,8 +322,8 @@ class CudaKernel:
 
     def ptx(self, inputs: KernelInputs, cc: tuple[int, int] = (9, 0)) -> str:
         """The shell's PTX for ``inputs``' argument types and compute capability ``cc``,
-        compiled by NVVM with no GPU needed (CUDA's libnvvm must be found: ``CUDA_HOME``
-        or the ``nvidia-cuda-nvcc-cu12`` wheel). ``ptxas`` then shows whether it would
+        compiled by NVVM with no GPU needed (Numba must find CUDA's libnvvm: a toolkit under
+        ``CUDA_HOME`` or a system location such as ``/usr/local/cuda``). ``ptxas`` then shows whether it would
         load: registers, spills, constant memory (see ``bench/cuda_compile.py``)."""
         n_nodes, n_sims = inputs.x0.shape[1], inputs.x0.shape[2]
         n_t, n_q = inputs.out_mon.shape[0], inputs.out_bold.shape[0]

@@ -147,11 +147,12 @@ def signal_layout(sim: Simulation, features: FeatureSet) -> SignalLayout:
             )
         signals.append(Signal(key, name, n_time, dt_ms, n_channels, dim))
     shapes = {s.name: (s.n_channels, s.n_time, s.dt_ms) for s in signals}
-    names = tuple(features.names_of(shapes))
     keys = {s.name: s.key for s in signals}
-    columns = tuple(keys[spec.signal] for spec in features.specs for _ in spec.names(*shapes[spec.signal]))
+    columns = features.columns_of(shapes)
+    names = tuple(name for _, name in columns)
+    column_keys = tuple(keys[signal] for signal, _ in columns)
     time_bold = sim.bold_times_ms() if sim.bold_monitor is not None else None
-    return SignalLayout(tuple(signals), names, time_bold, columns)
+    return SignalLayout(tuple(signals), names, time_bold, column_keys)
 
 
 def feature_signals(

@@ -394,8 +394,7 @@ class Simulation:
         :func:`vbi_dask.backend.resolve_backend`); ``threads`` applies to the CPU.
         """
         backend = resolve_backend(backend)
-        params = dict(params or {})
-        n_sims = resolve_n_sims(params, n_sims, self.connectome.n_nodes)
+        n_sims = resolve_n_sims(params or {}, n_sims, self.connectome.n_nodes)
         inputs = self.kernel_inputs(params, n_sims=n_sims, seed=seed, first_sim=first_sim)
         if backend == "cuda":
             from .kernels import cuda as _cuda  # numba.cuda only where it is used

@@ -311,7 +311,13 @@ class FeatureSet:
     def names_of(self, shapes: Mapping[str | None, tuple[int, int, float | None]]) -> list[str]:
         """Column names when each signal ``s`` of :attr:`signals` has
         ``shapes[s] = (n_channels, n_time, dt_ms)``."""
-        return _check_unique([n for spec in self.specs for n in spec.names(*shapes[spec.signal])])
+        return [name for _, name in self.columns_of(shapes)]
+
+    def columns_of(self, shapes: Mapping[str | None, tuple[int, int, float | None]]) -> list[tuple[str | None, str]]:
+        """(signal, name) of each column, in order (see :meth:`names_of`)."""
+        columns = [(spec.signal, n) for spec in self.specs for n in spec.names(*shapes[spec.signal])]
+        _check_unique([name for _, name in columns])
+        return columns
 
     def compute_signals(
         self, signals: Mapping[str | None, Any], dt_ms: Mapping[str | None, float | None] | None = None

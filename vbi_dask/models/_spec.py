@@ -97,7 +97,8 @@ class ModelSpec:
     tables' grid geometry may be frozen into the equations.
 
     ``weights_squared``: coupled signals whose network sum uses the squared weights,
-    ``G sum_j w_ij^2 e_j(t - d_ij)`` (ALN's input variance); linear coupling only.
+    ``G sum_j w_ij^2 e_j(t - d_ij)`` (ALN's input variance); linear coupling only (checked
+    by :class:`~vbi_dask.simulation.Simulation`, which may choose another coupling).
     """
 
     name: str
@@ -129,8 +130,6 @@ class ModelSpec:
         unknown = [name for name in self.weights_squared if name not in self.coupled]
         if unknown:
             raise ValueError(f"model {self.name}: weights_squared names {unknown}, not coupled signals {self.coupled}")
-        if self.weights_squared and self.coupling != "linear":
-            raise ValueError(f"model {self.name}: weights_squared needs linear coupling, not {self.coupling!r}")
         self._check_signatures()
 
     def _check_signatures(self) -> None:

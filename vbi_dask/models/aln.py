@@ -98,9 +98,11 @@ def transfer_tables(ftype: type = np.float64) -> dict:
 TABLE_ROWS = ("r_ss", "V_mean_ss", "tau_mu_exp")  # the rows of the kernels' input ``tables``
 
 
+@lru_cache(maxsize=None)
 def tables(ftype: type = np.float64) -> np.ndarray:
     """The kernels' input: r (kHz), V (mV) and tau_mu (ms), stacked as (3, n_mu, n_sigma)
-    (269 KB in float32: global memory on CUDA, whose constant memory holds 64 KB)."""
+    (269 KB in float32: global memory on CUDA, whose constant memory holds 64 KB); built
+    once per float type and shared: read it, do not write it."""
     found = transfer_tables(ftype)
     return np.stack([found[name] for name in TABLE_ROWS])
 
